@@ -1,0 +1,1 @@
+"""Development helpers: the local test broker used by tests, benchmarks and the demo."""

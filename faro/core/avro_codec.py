@@ -1,0 +1,96 @@
+"""Avro encodings of CaptureEvents, driven by the shipped ``capture_event.avsc``.
+
+Two framings, both standard so any Avro implementation can read them:
+
+* single-object encoding (Kafka messages): ``C3 01`` marker, the schema's
+  8-byte little-endian CRC-64-AVRO fingerprint, then the binary payload;
+* object container files (HTTP batches, ``application/avro``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import fastavro
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+
+from faro.core.events import CaptureEvent
+
+SINGLE_OBJECT_MARKER = b"\xc3\x01"
+
+
+class CaptureEventDecodeError(ValueError):
+    """Bytes that are not a CaptureEvent this version of faro can read."""
+
+
+@lru_cache(maxsize=1)
+def schema_json() -> dict[str, Any]:
+    """The CaptureEvent schema as shipped in the package."""
+    text = resources.files("faro.core").joinpath("schema/capture_event.avsc").read_text()
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+@lru_cache(maxsize=1)
+def parsed_schema() -> Any:
+    return fastavro.parse_schema(schema_json())
+
+
+@lru_cache(maxsize=1)
+def schema_fingerprint() -> bytes:
+    """CRC-64-AVRO of the parsing canonical form, in header (little-endian) byte order."""
+    return bytes.fromhex(fingerprint(to_parsing_canonical_form(schema_json()), "CRC-64-AVRO"))
+
+
+def encode_single_object(event: CaptureEvent) -> bytes:
+    buf = io.BytesIO()
+    buf.write(SINGLE_OBJECT_MARKER)
+    buf.write(schema_fingerprint())
+    fastavro.schemaless_writer(buf, parsed_schema(), event.to_dict())
+    return buf.getvalue()
+
+
+def decode_single_object(data: bytes) -> CaptureEvent:
+    """Raises :class:`CaptureEventDecodeError` saying which part of the frame is wrong."""
+    if len(data) < 10 or data[:2] != SINGLE_OBJECT_MARKER:
+        raise CaptureEventDecodeError(
+            "not Avro single-object encoded: expected marker C3 01 followed by an 8-byte "
+            f"fingerprint, got {data[:10].hex() or 'empty message'}"
+        )
+    if data[2:10] != schema_fingerprint():
+        raise CaptureEventDecodeError(
+            f"unknown schema fingerprint {data[2:10].hex()}; this faro reads "
+            f"{schema_fingerprint().hex()} (capture_event.avsc); upgrade the reader or the writer"
+        )
+    try:
+        record = fastavro.schemaless_reader(io.BytesIO(data[10:]), parsed_schema(), None)
+    except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError...
+        raise CaptureEventDecodeError(f"corrupt Avro payload: {type(exc).__name__}: {exc}") from None
+    return _event(record)
+
+
+def encode_container(events: list[CaptureEvent]) -> bytes:
+    buf = io.BytesIO()
+    fastavro.writer(buf, parsed_schema(), [e.to_dict() for e in events])
+    return buf.getvalue()
+
+
+def decode_container(data: bytes) -> list[CaptureEvent]:
+    """Reads any Avro container whose writer schema resolves to CaptureEvent."""
+    try:
+        records = list(fastavro.reader(io.BytesIO(data), parsed_schema()))
+    except Exception as exc:
+        raise CaptureEventDecodeError(
+            f"not a readable Avro object container of CaptureEvents: {type(exc).__name__}: {exc}"
+        ) from None
+    return [_event(r) for r in records]
+
+
+def _event(record: Any) -> CaptureEvent:
+    try:
+        return CaptureEvent.from_dict(record)
+    except ValueError as exc:
+        raise CaptureEventDecodeError(str(exc)) from None

@@ -1,0 +1,40 @@
+"""Counting failures at faro's boundary without flooding the user's logs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from faro.core.settings import settings
+
+
+class FailureLog:
+    """Counts failures of one component and logs at most once per interval.
+
+    Thread-safe. The first failure is always logged, with the exception;
+    later ones within the interval are only counted and summarized in the
+    next log line, so a destination that is down costs one line a minute.
+    """
+
+    def __init__(self, component: str, logger: logging.Logger, interval_s: float | None = None):
+        self.component = component
+        self.count = 0
+        self._logger = logger
+        self._interval = settings().error_log_interval_s if interval_s is None else interval_s
+        self._last_log = float("-inf")
+        self._unlogged = 0
+        self._lock = threading.Lock()
+
+    def record(self, what: str, exc: BaseException | None = None, n: int = 1) -> None:
+        with self._lock:
+            self.count += n
+            now = time.monotonic()
+            if now - self._last_log < self._interval:
+                self._unlogged += n
+                return
+            suppressed, self._unlogged, self._last_log = self._unlogged, 0, now
+        more = f" ({suppressed} similar failures since the last report)" if suppressed else ""
+        self._logger.warning(
+            "%s: %s%s; the pipeline is unaffected", self.component, what, more, exc_info=exc
+        )

@@ -1,0 +1,309 @@
+"""The engine-agnostic recorder: all counting, statistics, sampling and suppression.
+
+Engine adapters translate their hooks into four calls on an
+:class:`OperatorRecorder` (``record_in``, ``record_out``, ``on_watermark``,
+``flush``) and contain no counting logic of their own, so a fix to counting
+happens here once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from faro.core.config import Extractor, FaroConfig, FaroFeatureConfig
+from faro.core.events import (
+    CaptureEvent,
+    EventType,
+    FeatureStats,
+    FeatureValueType,
+    OperatorType,
+    coerce_value,
+)
+from faro.core.failures import FailureLog
+from faro.core.sampling import is_sampled, trace_id
+from faro.core.sink import CaptureEventSink
+
+log = logging.getLogger("faro.recorder")
+
+_MISSING = object()
+_NO_WATERMARK_BELOW = -(2**62)
+"""Engines start with Long.MIN_VALUE as 'no watermark yet'; anything this low means none."""
+
+_NUMERIC = (FeatureValueType.SCALAR_DOUBLE, FeatureValueType.SCALAR_LONG, FeatureValueType.BOOLEAN)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def field_getter(extractor: Extractor) -> Callable[[Any], Any]:
+    """A function reading the feature from a record; a missing field yields ``_MISSING``."""
+    if callable(extractor):
+        return extractor
+    name = extractor
+
+    def get(record: Any) -> Any:
+        if isinstance(record, Mapping):
+            return record.get(name, _MISSING)
+        try:
+            return getattr(record, name)
+        except AttributeError:
+            pass
+        try:
+            return record[name]
+        except (KeyError, IndexError, TypeError, ValueError):
+            return _MISSING
+
+    return get
+
+
+class _StatsAccumulator:
+    __slots__ = ("count", "max", "min", "name", "null_count", "numeric", "sum", "sum_sq")
+
+    def __init__(self, name: str, numeric: bool):
+        self.name = name
+        self.numeric = numeric
+        self.reset()
+
+    def reset(self) -> None:
+        self.count = 0
+        self.null_count = 0
+        self.sum = 0.0
+        self.sum_sq = 0.0
+        self.min = math.inf
+        self.max = -math.inf
+
+    def add(self, value: Any) -> None:
+        self.count += 1
+        if value is None:
+            self.null_count += 1
+            return
+        if not self.numeric:
+            return
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            self.null_count += 1  # an unreadable value is as unusable to a model as a null
+            return
+        if v != v:  # NaN
+            self.null_count += 1
+            return
+        self.sum += v
+        self.sum_sq += v * v
+        if v < self.min:
+            self.min = v
+        if v > self.max:
+            self.max = v
+
+    def snapshot(self) -> FeatureStats:
+        valued = self.count - self.null_count > 0 and self.numeric
+        return FeatureStats(
+            name=self.name,
+            count=self.count,
+            null_count=self.null_count,
+            sum=self.sum if valued else None,
+            sum_sq=self.sum_sq if valued else None,
+            min=self.min if valued else None,
+            max=self.max if valued else None,
+        )
+
+
+class _Probe:
+    """One feature's extractors and accumulator, resolved once at start-up."""
+
+    __slots__ = ("entity", "key", "name", "names", "rate", "stats", "value", "value_type")
+
+    def __init__(self, name: str, spec: FaroFeatureConfig):
+        assert spec.feature_value is not None
+        self.name = name
+        self.names = [name]
+        self.value = field_getter(spec.feature_value)
+        self.key = None if spec.entity_key is None else field_getter(spec.entity_key)
+        self.entity = spec.emits_entities
+        self.rate = spec.sample_rate
+        self.value_type = spec.value_type
+        self.stats = _StatsAccumulator(name, spec.value_type in _NUMERIC)
+
+
+class OperatorRecorder:
+    """Turns one operator instance's traffic into CaptureEvents.
+
+    One recorder per operator instance (Flink subtask, Spark traced
+    transform), called from the thread that runs the operator; it is not
+    thread-safe. No method raises into the caller: extractor and sink errors
+    are counted in :attr:`failures` and logged at most once per interval.
+    When a feature has no extractor on a side, that side costs one counter
+    increment per record.
+    """
+
+    def __init__(
+        self,
+        pipeline_id: str,
+        operator_id: str,
+        operator_type: OperatorType,
+        config: FaroConfig,
+        sink: CaptureEventSink,
+        *,
+        subtask_index: int = 0,
+        clock: Callable[[], int] = now_ms,
+    ):
+        self.pipeline_id = pipeline_id
+        self.operator_id = operator_id
+        self.operator_type = OperatorType(operator_type)
+        self.subtask_index = subtask_index
+        self.sink = sink
+        self.failures = FailureLog(f"faro operator {operator_id!r}", log)
+        self._clock = clock
+        self._features = config.feature_names
+        probes = [_Probe(n, s) for n, s in config.feature_specs.items() if s.feature_value]
+        self._probes = probes
+        self._in_probes = [p for p in probes if config.feature_specs[p.name].on == "input"]
+        self._out_probes = [p for p in probes if config.feature_specs[p.name].on == "output"]
+        self._id_prefix = os.urandom(8).hex()
+        self._seq = 0
+        self.watermark: int | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._in = 0
+        self._out = 0
+        self._late = 0
+        self._et_min = math.inf
+        self._et_max = -math.inf
+        for p in self._probes:
+            p.stats.reset()
+
+    def record_in(self, record: Any, event_time: int | None = None) -> None:
+        """One record entered the operator; ``event_time`` in epoch ms if known.
+
+        A record whose event time is below the current watermark counts as late.
+        """
+        self._in += 1
+        if event_time is not None:
+            if event_time < self._et_min:
+                self._et_min = event_time
+            if event_time > self._et_max:
+                self._et_max = event_time
+            if self.watermark is not None and event_time < self.watermark:
+                self._late += 1
+        if self._in_probes:
+            self._observe(self._in_probes, record, event_time)
+
+    def record_in_many(self, records: Iterable[Any], event_times: Iterable[int | None]) -> None:
+        for record, event_time in zip(records, event_times):
+            self.record_in(record, event_time)
+
+    def record_out(self, record: Any, event_time: int | None = None) -> None:
+        """One record left the operator."""
+        self._out += 1
+        if self._out_probes:
+            self._observe(self._out_probes, record, event_time)
+
+    def record_late(self, count: int = 1) -> None:
+        """Late records the engine observed itself (for example dropped by a window)."""
+        self._late += count
+
+    def on_watermark(self, watermark: int | None) -> None:
+        if watermark is not None and watermark > _NO_WATERMARK_BELOW:
+            self.watermark = watermark
+
+    def flush(
+        self,
+        *,
+        window_start: int | None = None,
+        window_end: int | None = None,
+        watermark: int | None = None,
+        batch_id: int | None = None,
+    ) -> CaptureEvent:
+        """Emit one AGGREGATE event covering everything since the previous flush."""
+        self.on_watermark(watermark)
+        event = CaptureEvent(
+            event_id=self._next_id(),
+            event_type=EventType.AGGREGATE,
+            pipeline_id=self.pipeline_id,
+            operator_id=self.operator_id,
+            operator_type=self.operator_type,
+            processing_time=self._clock(),
+            subtask_index=self.subtask_index,
+            features=self._features,
+            input_count=self._in,
+            output_count=self._out,
+            late_count=self._late,
+            watermark=self.watermark,
+            event_time_min=None if self._et_min == math.inf else int(self._et_min),
+            event_time_max=None if self._et_max == -math.inf else int(self._et_max),
+            window_start=window_start,
+            window_end=window_end,
+            batch_id=batch_id,
+            feature_stats=[p.stats.snapshot() for p in self._probes],
+        )
+        self._reset()
+        self._emit(event)
+        return event
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Final flush, then flush and close the sink, waiting at most ``timeout`` seconds."""
+        self.flush()
+        try:
+            self.sink.flush(timeout)
+            self.sink.close()
+        except Exception as exc:
+            self.failures.record("closing the sink failed", exc)
+
+    def _observe(self, probes: list[_Probe], record: Any, event_time: int | None) -> None:
+        for p in probes:
+            try:
+                value = p.value(record)
+                if value is _MISSING:
+                    continue
+                p.stats.add(value)
+                if p.entity:
+                    self._entity(p, record, value, event_time)
+            except Exception as exc:
+                self.failures.record(f"reading feature {p.name!r} from a record raised", exc)
+
+    def _entity(self, p: _Probe, record: Any, value: Any, event_time: int | None) -> None:
+        key = p.key(record)  # type: ignore[misc]
+        if key is None or key is _MISSING:
+            return
+        entity_id = str(key)
+        if not is_sampled(entity_id, p.rate):
+            return
+        try:
+            value = coerce_value(value, p.value_type)
+        except (TypeError, ValueError):
+            value = None
+        self._emit(
+            CaptureEvent(
+                event_id=self._next_id(),
+                event_type=EventType.ENTITY,
+                pipeline_id=self.pipeline_id,
+                operator_id=self.operator_id,
+                operator_type=self.operator_type,
+                processing_time=self._clock(),
+                subtask_index=self.subtask_index,
+                features=p.names,
+                entity_id=entity_id,
+                feature_name=p.name,
+                feature_value=value,
+                value_type=p.value_type,
+                event_time=event_time,
+                sample_rate=p.rate,
+                trace_id=trace_id(self.pipeline_id, entity_id, event_time),
+            )
+        )
+
+    def _next_id(self) -> str:
+        self._seq += 1
+        return f"{self._id_prefix}{self._seq:x}"
+
+    def _emit(self, event: CaptureEvent) -> None:
+        try:
+            self.sink.emit(event)
+        except Exception as exc:
+            self.failures.record("the sink raised on emit; the event is lost", exc)
