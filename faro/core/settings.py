@@ -13,24 +13,36 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class FaroSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FARO_", extra="ignore")
 
-    async_capacity: int = Field(10_000, ge=1, description="events the async ring buffer holds")
-    async_batch_size: int = Field(512, ge=1, description="events handed to the wrapped sink at once")
+    async_capacity: int = Field(
+        default=10_000, ge=1, description="events the async ring buffer holds"
+    )
+    async_batch_size: int = Field(
+        default=512, ge=1, description="events handed to the wrapped sink at once"
+    )
     async_interval_ms: int = Field(
-        200, ge=1, description="longest an event waits in the ring buffer before delivery"
+        default=200, ge=1, description="longest an event waits in the ring buffer before delivery"
     )
     async_close_timeout_s: float = Field(
-        5.0, ge=0, description="how long close() waits for buffered events to drain"
+        default=5.0, ge=0, description="how long close() waits for buffered events to drain"
     )
-    kafka_topic: str = Field("faro.capture-events", min_length=1)
+    kafka_topic: str = Field(default="faro.capture-events", min_length=1)
     kafka_message_timeout_ms: int = Field(
-        30_000, ge=1, description="how long the producer retries one message before counting it failed"
+        default=30_000,
+        ge=1,
+        description="how long the producer retries one message before counting it failed",
     )
-    http_batch_size: int = Field(500, ge=1, description="events per POST")
-    http_timeout_s: float = Field(5.0, gt=0, description="connect and read timeout of one POST")
-    http_max_retries: int = Field(3, ge=0, description="retries of a POST on 5xx, 429 or network error")
-    http_backoff_s: float = Field(0.2, ge=0, description="first retry delay; doubles per retry")
+    http_batch_size: int = Field(default=500, ge=1, description="events per POST")
+    http_timeout_s: float = Field(
+        default=5.0, gt=0, description="connect and read timeout of one POST"
+    )
+    http_max_retries: int = Field(
+        default=3, ge=0, description="retries of a POST on 5xx, 429 or network error"
+    )
+    http_backoff_s: float = Field(
+        default=0.2, ge=0, description="first retry delay; doubles per retry"
+    )
     error_log_interval_s: float = Field(
-        60.0, ge=0, description="a failing sink logs at most once per interval"
+        default=60.0, ge=0, description="a failing sink logs at most once per interval"
     )
 
 

@@ -82,7 +82,8 @@ class AsyncCaptureEventSink:
         queue = self._queue
         n = len(queue)
         if self._closed or (
-            n >= self.capacity and (event.event_type is not _AGGREGATE or n >= self._limit_aggregate)
+            n >= self.capacity
+            and (event.event_type is not _AGGREGATE or n >= self._limit_aggregate)
         ):
             self.dropped += 1
             return
@@ -110,13 +111,17 @@ class AsyncCaptureEventSink:
         self._wake.set()
         self._worker.join(max(0.0, timeout - (time.monotonic() - start)))
         if self._worker.is_alive():
-            self.failures.record(f"worker did not stop within {timeout}s; {len(self._queue)} events lost")
+            self.failures.record(
+                f"worker did not stop within {timeout}s; {len(self._queue)} events lost"
+            )
 
     def _run(self) -> None:
         try:
             self._inner = self._factory()
         except Exception as exc:
-            self.failures.record("building the wrapped sink failed; every event will be dropped", exc)
+            self.failures.record(
+                "building the wrapped sink failed; every event will be dropped", exc
+            )
         while True:
             self._wake.wait(self._interval)
             self._wake.clear()

@@ -76,7 +76,7 @@ def test_apache_avro_writes_what_faro_reads() -> None:
     ("data", "reason"),
     [
         (b"", "not Avro single-object encoded"),
-        (b"{\"event_id\": 1}", "not Avro single-object encoded"),
+        (b'{"event_id": 1}', "not Avro single-object encoded"),
         (b"\xc3\x01" + b"\x00" * 8 + b"\x02", "unknown schema fingerprint"),
     ],
 )

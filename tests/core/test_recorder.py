@@ -1,0 +1,212 @@
+import math
+import random
+import statistics
+from dataclasses import dataclass
+
+import pytest
+
+from faro import (
+    DataClassification,
+    EventType,
+    FaroConfig,
+    FaroFeatureConfig,
+    FeatureValueType,
+    OperatorRecorder,
+    OperatorType,
+)
+from tests.support import ListSink
+
+
+@dataclass
+class Purchase:
+    user_id: str
+    amount: float | None
+    ts: int
+
+
+def _purchases(n: int, seed: int = 7) -> list[Purchase]:
+    rng = random.Random(seed)
+    out = []
+    for _i in range(n):
+        amount = None if rng.random() < 0.1 else round(rng.uniform(-50, 500), 2)
+        out.append(Purchase(f"user-{rng.randrange(40)}", amount, 1_000_000 + rng.randrange(60_000)))
+    return out
+
+
+def test_aggregate_counts_and_stats_match_ground_truth() -> None:
+    sink = ListSink()
+    config = FaroConfig(features={"amount": FaroFeatureConfig(feature_value=lambda p: p.amount)})
+    rec = OperatorRecorder("pipe", "filter-big", OperatorType.FILTER, config, sink, subtask_index=3)
+    purchases = _purchases(5000)
+    rec.on_watermark(1_030_000)
+    kept = 0
+    for p in purchases:
+        rec.record_in(p, p.ts)
+        if p.amount is not None and p.amount > 100:
+            rec.record_out(p)
+            kept += 1
+    event = rec.flush(window_start=1_000_000, window_end=1_060_000)
+
+    values = [p.amount for p in purchases if p.amount is not None]
+    assert sink.events == [event]
+    assert event.event_type is EventType.AGGREGATE
+    assert (event.input_count, event.output_count) == (len(purchases), kept)
+    assert event.late_count == sum(1 for p in purchases if p.ts < 1_030_000)
+    assert event.event_time_min == min(p.ts for p in purchases)
+    assert event.event_time_max == max(p.ts for p in purchases)
+    assert (event.window_start, event.window_end, event.watermark) == (
+        1_000_000,
+        1_060_000,
+        1_030_000,
+    )
+    assert event.subtask_index == 3
+    [stats] = event.feature_stats
+    assert (stats.name, stats.count, stats.null_count) == (
+        "amount",
+        len(purchases),
+        len(purchases) - len(values),
+    )
+    assert stats.sum == pytest.approx(math.fsum(values))
+    assert stats.sum_sq == pytest.approx(math.fsum(v * v for v in values))
+    assert (stats.min, stats.max) == (min(values), max(values))
+
+
+def test_flush_resets_counts_but_keeps_the_watermark() -> None:
+    sink = ListSink()
+    rec = OperatorRecorder("p", "m", OperatorType.MAP, FaroConfig(), sink)
+    rec.on_watermark(500)
+    rec.record_in("a", 400)
+    rec.record_out("a")
+    first = rec.flush()
+    rec.on_watermark(-(2**63))  # an engine's "no watermark yet" never moves it back
+    second = rec.flush()
+    assert (first.input_count, first.output_count, first.late_count) == (1, 1, 1)
+    assert (second.input_count, second.output_count, second.late_count) == (0, 0, 0)
+    assert second.watermark == 500 and second.event_time_min is None
+    assert first.event_id != second.event_id
+
+
+def test_named_features_take_statistics_from_output_fields() -> None:
+    sink = ListSink()
+    rec = OperatorRecorder(
+        "p", "agg", OperatorType.WINDOW, FaroConfig(features=["order_count", "revenue_7d"]), sink
+    )
+    outputs = [{"order_count": c, "revenue_7d": r} for c, r in [(3, 10.5), (1, None), (7, 2.0)]]
+    for o in outputs:
+        rec.record_out(o)
+    rec.record_out({"unrelated": 1})  # no such field: not counted at all
+    stats = {s.name: s for s in rec.flush().feature_stats}
+    assert (stats["order_count"].count, stats["order_count"].sum, stats["order_count"].max) == (
+        3,
+        11.0,
+        7.0,
+    )
+    assert (stats["revenue_7d"].count, stats["revenue_7d"].null_count, stats["revenue_7d"].sum) == (
+        3,
+        1,
+        12.5,
+    )
+
+
+def test_entity_events_one_per_record_with_values_and_trace_ids() -> None:
+    sink = ListSink()
+    spec = FaroFeatureConfig(entity_key="user_id", feature_value="amount", sample_rate=1.0)
+    rec = OperatorRecorder(
+        "user-feature-pipeline",
+        "rolling",
+        OperatorType.WINDOW,
+        FaroConfig(features={"purchase_amount_7d": spec}),
+        sink,
+    )
+    purchases = _purchases(300)
+    for p in purchases:
+        rec.record_in(p, p.ts)
+    entities = sink.of_type(EventType.ENTITY)
+    assert [(e.entity_id, e.feature_value, e.event_time) for e in entities] == [
+        (p.user_id, p.amount, p.ts) for p in purchases
+    ]
+    assert {e.feature_name for e in entities} == {"purchase_amount_7d"}
+    assert all(e.value_type is FeatureValueType.SCALAR_DOUBLE for e in entities)
+    assert len({e.trace_id for e in entities}) == len({(p.user_id, p.ts) for p in purchases})
+
+
+@pytest.mark.parametrize(
+    "classification", [DataClassification.PERSONAL, DataClassification.SENSITIVE]
+)
+def test_personal_features_degrade_to_aggregate(classification: DataClassification) -> None:
+    sink = ListSink()
+    spec = FaroFeatureConfig(
+        entity_key="user_id", feature_value="amount", classification=classification
+    )
+    rec = OperatorRecorder(
+        "p", "w", OperatorType.WINDOW, FaroConfig(features={"amount": spec}), sink
+    )
+    purchases = _purchases(500)
+    for p in purchases:
+        rec.record_in(p, p.ts)
+    event = rec.flush()
+    assert sink.of_type(EventType.ENTITY) == []
+    assert sink.events == [event]
+    assert event.feature_stats[0].count == len(purchases)
+
+
+def test_long_values_and_output_side_entities() -> None:
+    sink = ListSink()
+    spec = FaroFeatureConfig(
+        entity_key=lambda r: r[0],
+        feature_value=lambda r: r[1],
+        value_type=FeatureValueType.SCALAR_LONG,
+        on="output",
+    )
+    rec = OperatorRecorder("p", "m", OperatorType.MAP, FaroConfig(features={"n": spec}), sink)
+    rec.record_in(("ignored-input", 1.5))
+    rec.record_out(("u1", 4.0), 77)
+    [entity] = sink.of_type(EventType.ENTITY)
+    assert (entity.entity_id, entity.feature_value, entity.event_time) == ("u1", 4, 77)
+    assert type(entity.feature_value) is int
+
+
+def test_failing_extractors_and_sinks_never_raise_into_the_pipeline() -> None:
+    class Exploding:
+        def emit(self, event):
+            raise RuntimeError("destination down")
+
+        def flush(self, timeout=None):
+            raise RuntimeError("still down")
+
+        def close(self) -> None:
+            raise RuntimeError("still down")
+
+    spec = FaroFeatureConfig(entity_key="u", feature_value=lambda r: r["missing"])
+    rec = OperatorRecorder(
+        "p", "m", OperatorType.MAP, FaroConfig(features={"f": spec}), Exploding()
+    )
+    for i in range(10):
+        rec.record_in({"u": i}, i)
+    event = rec.flush()
+    rec.close(timeout=0.1)
+    assert event.input_count == 10
+    assert rec.failures.count == 10 + 2 + 1  # 10 extractor errors, 2 flush emits, 1 close
+
+
+def test_stats_mean_and_variance_derivable_without_entity_data() -> None:
+    sink = ListSink()
+    rng = random.Random(1)
+    values = [rng.gauss(100, 15) for _ in range(2000)] + [float("nan")] * 5
+    rec = OperatorRecorder(
+        "p",
+        "m",
+        OperatorType.MAP,
+        FaroConfig(features={"x": FaroFeatureConfig(feature_value=lambda v: v)}),
+        sink,
+    )
+    for v in values:
+        rec.record_in(v)
+    [s] = rec.flush().feature_stats
+    n = s.count - s.null_count
+    mean = s.sum / n
+    var = s.sum_sq / n - mean * mean
+    clean = values[:-5]
+    assert s.null_count == 5
+    assert mean == pytest.approx(statistics.fmean(clean))
+    assert var == pytest.approx(statistics.pvariance(clean), rel=1e-6)

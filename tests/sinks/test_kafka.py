@@ -1,0 +1,104 @@
+import time
+import uuid
+from collections import defaultdict
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from faro import AsyncCaptureEventSink, CaptureEvent, EventType, KafkaCaptureEventSink
+from faro._dev.broker import free_port
+from faro.core.avro_codec import decode_single_object
+from tests.sinks.events import mixed_events
+
+pytestmark = pytest.mark.kafka
+
+
+def _new_topic(bootstrap: str, partitions: int = 3) -> str:
+    topic = f"faro-test-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics(
+        [NewTopic(topic, num_partitions=partitions, replication_factor=1)]
+    )
+    futures[topic].result(10)
+    return topic
+
+
+def _consume_all(
+    bootstrap: str, topic: str, expected: int, partitions: int = 3
+) -> list[tuple[int, bytes]]:
+    """Reads every partition from the start without a consumer group (no rebalance wait)."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False}
+    )
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    out: list[tuple[int, bytes]] = []
+    deadline = time.monotonic() + 30
+    try:
+        while len(out) < expected and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, 0.5):
+                assert msg.error() is None, msg.error()
+                out.append((msg.partition(), msg.value()))
+    finally:
+        consumer.close()
+    return out
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["direct", "async"])
+def test_every_event_arrives_decoded_and_each_entity_stays_ordered(broker, wrapped: bool) -> None:
+    topic = _new_topic(broker.bootstrap_servers)
+    factory = KafkaCaptureEventSink.factory(broker.bootstrap_servers, topic)
+    sink = AsyncCaptureEventSink.wrap(factory, 10_000)() if wrapped else factory()
+    events = mixed_events(4000)
+    for e in events:
+        sink.emit(e)
+    assert sink.flush(20)
+    sink.close()
+
+    received = _consume_all(broker.bootstrap_servers, topic, len(events))
+    decoded = [(p, decode_single_object(v)) for p, v in received]
+    assert sorted((e for _, e in decoded), key=lambda e: e.event_id) == sorted(
+        events, key=lambda e: e.event_id
+    )
+    partitions_of_entity: dict[str, set[int]] = defaultdict(set)
+    order_in_partition: dict[str, list[str]] = defaultdict(list)
+    for p, e in decoded:
+        if e.event_type is EventType.ENTITY:
+            partitions_of_entity[e.entity_id].add(p)
+            order_in_partition[e.entity_id].append(e.event_id)
+    assert all(len(ps) == 1 for ps in partitions_of_entity.values())
+    emitted_order: dict[str, list[str]] = defaultdict(list)
+    for e in events:
+        if e.event_type is EventType.ENTITY:
+            emitted_order[e.entity_id].append(e.event_id)
+    assert order_in_partition == emitted_order
+
+
+def test_broker_down_never_raises_and_enqueue_stays_under_a_millisecond() -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    factory = KafkaCaptureEventSink.factory(
+        dead,
+        producer_config={"message.timeout.ms": 500, "socket.connection.setup.timeout.ms": 1000},
+    )
+    sink = AsyncCaptureEventSink.wrap(factory, 2000)()
+    timings = []
+    for e in mixed_events(20_000):
+        start = time.perf_counter()
+        sink.emit(e)
+        timings.append(time.perf_counter() - start)
+    timings.sort()
+    start = time.monotonic()
+    sink.close(timeout=2)
+    assert time.monotonic() - start < 4
+    assert timings[int(len(timings) * 0.99)] < 0.001
+
+
+def test_direct_sink_counts_undeliverable_messages(broker) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    sink = KafkaCaptureEventSink(dead, producer_config={"message.timeout.ms": 300})
+    events: list[CaptureEvent] = mixed_events(50)
+    for e in events:
+        sink.emit(e)
+    assert sink.flush(5) is True  # nothing left queued: every message timed out
+    assert sink.dropped == len(events) and sink.delivered == 0
+    assert sink.failures.count >= len(events)
