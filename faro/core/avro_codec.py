@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
+from faro.core import avro_binary
 from faro.core.events import CaptureEvent
 
 SINGLE_OBJECT_MARKER = b"\xc3\x01"
@@ -47,11 +49,10 @@ def schema_fingerprint() -> bytes:
 
 
 def encode_single_object(event: CaptureEvent) -> bytes:
-    buf = io.BytesIO()
-    buf.write(SINGLE_OBJECT_MARKER)
-    buf.write(schema_fingerprint())
-    fastavro.schemaless_writer(buf, parsed_schema(), event.to_dict())
-    return buf.getvalue()
+    return _HEADER + avro_binary.encode(event)
+
+
+_HEADER = SINGLE_OBJECT_MARKER + schema_fingerprint()
 
 
 def decode_single_object(data: bytes) -> CaptureEvent:
@@ -76,9 +77,29 @@ def decode_single_object(data: bytes) -> CaptureEvent:
 
 
 def encode_container(events: list[CaptureEvent]) -> bytes:
-    buf = io.BytesIO()
-    fastavro.writer(buf, parsed_schema(), [e.to_dict() for e in events])
-    return buf.getvalue()
+    """An uncompressed object container with one block (HTTP gzips the whole body)."""
+    sync = os.urandom(16)
+    body = b"".join(avro_binary.encode(e) for e in events)
+    parts = [_container_header(), sync]
+    if events:
+        parts += [
+            avro_binary.long_bytes(len(events)),
+            avro_binary.long_bytes(len(body)),
+            body,
+            sync,
+        ]
+    return b"".join(parts)
+
+
+@lru_cache(maxsize=1)
+def _container_header() -> bytes:
+    """Magic and the metadata map (schema, codec), up to the sync marker."""
+    meta = {"avro.schema": json.dumps(schema_json()).encode(), "avro.codec": b"null"}
+    parts = [b"Obj\x01", avro_binary.long_bytes(len(meta))]
+    for key, value in meta.items():
+        parts += [avro_binary.string_bytes(key), avro_binary.long_bytes(len(value)), value]
+    parts.append(b"\x00")
+    return b"".join(parts)
 
 
 def decode_container(data: bytes) -> list[CaptureEvent]:

@@ -31,6 +31,14 @@ class FaroSettings(BaseSettings):
         ge=1,
         description="how long the producer retries one message before counting it failed",
     )
+    kafka_queue_messages: int = Field(
+        default=500_000, ge=1, description="messages librdkafka buffers before the sink drops"
+    )
+    kafka_queue_full_wait_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="how long the async worker waits for producer queue space per event",
+    )
     http_batch_size: int = Field(default=500, ge=1, description="events per POST")
     http_timeout_s: float = Field(
         default=5.0, gt=0, description="connect and read timeout of one POST"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,7 +30,9 @@ class KafkaCaptureEventSink(BaseSink):
 
     ``emit`` only enqueues into librdkafka's own buffer and never blocks: when
     that buffer is full or the broker is unreachable, events are dropped and
-    counted, and delivery errors surface in :attr:`failures`. Extra
+    counted (:attr:`dropped`); messages the broker never acknowledged count in
+    :attr:`undelivered`. Delivery reports are requested for failures only, so
+    a healthy stream costs no Python callback per message. Extra
     ``producer_config`` entries override faro's defaults (for example
     ``security.protocol`` or ``compression.type``).
     """
@@ -44,40 +47,81 @@ class KafkaCaptureEventSink(BaseSink):
         super().__init__()
         from confluent_kafka import Producer
 
+        cfg = settings()
         conf = {
             "bootstrap.servers": bootstrap_servers,
             "enable.idempotence": True,
             "linger.ms": 20,
-            "message.timeout.ms": settings().kafka_message_timeout_ms,
+            "message.timeout.ms": cfg.kafka_message_timeout_ms,
+            "queue.buffering.max.messages": cfg.kafka_queue_messages,
             "on_delivery": self._on_delivery,
+            "delivery.report.only.error": True,
             "error_cb": self._on_error,
             "logger": _QuietLogger(),
         }
         conf.update(producer_config or {})
-        self.topic = topic or settings().kafka_topic
+        self.topic = topic or cfg.kafka_topic
+        self._queue_full_wait = cfg.kafka_queue_full_wait_s
         self._producer = Producer(conf)
         self._unpolled = 0
-        self.delivered = 0
+        self.undelivered = 0
+
+    def emit(self, event: CaptureEvent) -> None:
+        """Never waits: with librdkafka's queue full, the event is dropped and counted."""
+        self.emitted += self._produce(event, 0.0)
+        self._poll_now_and_then(1)
 
     def emit_batch(self, events: list[CaptureEvent]) -> None:
-        produce = self._producer.produce
+        """Waits up to ``FARO_KAFKA_QUEUE_FULL_WAIT_S`` per event for queue space.
+
+        This is the path of the async wrapper's worker, where waiting is
+        backpressure: the ring buffer fills and its drops are flagged on the
+        next AGGREGATE event instead of vanishing inside the producer.
+        """
+        produce, topic = self._producer.produce, self.topic
+        failed = 0
         for event in events:
             try:
-                produce(self.topic, encode_single_object(event), message_key(event))
-            except BufferError:
-                self._producer.poll(0)
-                try:
-                    produce(self.topic, encode_single_object(event), message_key(event))
-                except BufferError as exc:
+                produce(topic, encode_single_object(event), message_key(event))
+            except Exception:
+                failed += 1 - self._produce(event, self._queue_full_wait)
+        self.emitted += len(events) - failed
+        self._poll_now_and_then(len(events))
+
+    def _produce(self, event: CaptureEvent, wait: float) -> int:
+        """The careful path: returns 1 when the event was queued, else counts why not."""
+        try:
+            value, key = encode_single_object(event), message_key(event)
+        except Exception as exc:
+            self.dropped += 1
+            self.failures.record("encoding an event failed; event dropped", exc)
+            return 0
+        try:
+            self._producer.produce(self.topic, value, key)
+        except BufferError:
+            return self._produce_when_space(value, key, wait)
+        except Exception as exc:
+            self.dropped += 1
+            self.failures.record("producing to Kafka failed; event dropped", exc)
+            return 0
+        return 1
+
+    def _produce_when_space(self, value: bytes, key: bytes, wait: float) -> int:
+        deadline = time.monotonic() + wait
+        while True:
+            self._producer.poll(min(max(0.0, deadline - time.monotonic()), 0.05))
+            try:
+                self._producer.produce(self.topic, value, key)
+                return 1
+            except BufferError as exc:
+                if time.monotonic() >= deadline:
                     self.dropped += 1
                     self.failures.record("the producer queue is full; event dropped", exc)
-                    continue
-            except Exception as exc:
-                self.dropped += 1
-                self.failures.record("producing to Kafka failed; event dropped", exc)
-                continue
-            self.emitted += 1
-        self._unpolled += len(events)
+                    return 0
+
+    def _poll_now_and_then(self, n: int) -> None:
+        """Serves delivery reports without a poll per message."""
+        self._unpolled += n
         if self._unpolled >= _POLL_EVERY:
             self._unpolled = 0
             self._producer.poll(0)
@@ -93,11 +137,9 @@ class KafkaCaptureEventSink(BaseSink):
         self.flush(settings().async_close_timeout_s)
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
-        if err is None:
-            self.delivered += 1
-        else:
-            self.dropped += 1
-            self.failures.record(f"delivery to topic {self.topic!r} failed: {err}")
+        """Called for failed deliveries only (``delivery.report.only.error``)."""
+        self.undelivered += 1
+        self.failures.record(f"delivery to topic {self.topic!r} failed: {err}")
 
     def _on_error(self, err: Any) -> None:
         self.failures.record(f"Kafka client error: {err}")

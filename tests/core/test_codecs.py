@@ -1,13 +1,15 @@
 import io
 import json
 
+import avro.datafile
 import avro.io
 import avro.schema
+import fastavro
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from faro.core import avro_codec
+from faro.core import avro_binary, avro_codec
 from faro.core.avro_codec import (
     CaptureEventDecodeError,
     decode_container,
@@ -102,3 +104,19 @@ def test_bad_json_events_name_the_position_and_field() -> None:
         from_json(json.dumps({**good, "operator_type": "NOPE"}))
     with pytest.raises(ValueError, match="not valid JSON"):
         from_json("{")
+
+
+@given(capture_events())
+@settings(max_examples=500)
+def test_specialized_encoder_writes_the_same_bytes_as_fastavro(event: CaptureEvent) -> None:
+    reference = io.BytesIO()
+    fastavro.schemaless_writer(reference, avro_codec.parsed_schema(), event.to_dict())
+    assert avro_binary.encode(event) == reference.getvalue()
+
+
+@given(st.lists(capture_events(), max_size=5))
+def test_containers_are_readable_by_apache_avro(events: list[CaptureEvent]) -> None:
+    reader = avro.datafile.DataFileReader(
+        io.BytesIO(encode_container(events)), avro.io.DatumReader()
+    )
+    assert [CaptureEvent.from_dict(r) for r in reader] == events

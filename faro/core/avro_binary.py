@@ -1,0 +1,203 @@
+"""A hand-specialized Avro binary encoder for the CaptureEvent schema.
+
+Generic encoders resolve every union branch by validating the datum against
+each candidate, which costs ~30 µs per event with this schema; the ENTITY path
+runs inside the user's operator process, so it gets this encoder instead. It
+follows ``capture_event.avsc`` field by field; the field list is checked
+against the schema at import, and tests assert byte equality with fastavro
+and readability by Apache's ``avro`` package.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from enum import Enum
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from faro.core.events import (
+    CaptureEvent,
+    EventType,
+    FeatureStats,
+    FeatureValueType,
+    OperatorType,
+)
+
+_SCHEMA = json.loads(resources.files("faro.core").joinpath("schema/capture_event.avsc").read_text())
+_FIELDS = [f["name"] for f in _SCHEMA["fields"]]
+_ENCODED_FIELDS = [
+    "event_id", "event_type", "schema_version", "pipeline_id", "operator_id", "operator_type",
+    "processing_time", "subtask_index", "features", "input_count", "output_count", "late_count",
+    "watermark", "event_time_min", "event_time_max", "window_start", "window_end", "batch_id",
+    "capture_drop_since_last", "dropped_count", "feature_stats", "entity_id", "feature_name",
+    "feature_value", "value_type", "event_time", "sample_rate", "trace_id",
+]  # fmt: skip
+if _FIELDS != _ENCODED_FIELDS:
+    raise ImportError(
+        "capture_event.avsc and faro.core.avro_binary disagree on the field order; "
+        "update the encoder together with the schema"
+    )
+
+
+def _symbols(field: str, members: type[Enum]) -> dict[Any, bytes]:
+    """Each enum member's index as the schema orders the symbols."""
+    [spec] = [f for f in _SCHEMA["fields"] if f["name"] == field]
+    enum = spec["type"] if isinstance(spec["type"], dict) else spec["type"][1]
+    return {members(s): _long(i) for i, s in enumerate(enum["symbols"])}
+
+
+_SMALL = [bytes([(n << 1) & 0xFF if n < 64 else 0]) for n in range(64)]
+
+
+def _varint(z: int) -> bytes:
+    out = bytearray()
+    while z >= 0x80:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+    return bytes(out)
+
+
+_HIGH: dict[int, bytes] = {}
+
+
+def _long(n: int) -> bytes:
+    """Zig-zag varint, Avro's encoding of int and long.
+
+    Epoch-millisecond values dominate and share their high bits for minutes,
+    so above 21 bits the low three 7-bit groups are packed directly and the
+    varint of the rest comes from a small cache.
+    """
+    if 0 <= n < 64:
+        return _SMALL[n]
+    z = (n << 1) ^ (n >> 63)
+    if z < 0x200000:
+        return _varint(z)
+    high = z >> 21
+    tail = _HIGH.get(high)
+    if tail is None:
+        tail = _varint(high)
+        if len(_HIGH) < 4096:
+            _HIGH[high] = tail
+    return bytes(((z & 0x7F) | 0x80, ((z >> 7) & 0x7F) | 0x80, ((z >> 14) & 0x7F) | 0x80)) + tail
+
+
+_pack_double = struct.Struct("<d").pack
+_NULL = b"\x00"
+_SOME = b"\x02"
+_EMPTY_ARRAY = b"\x00"
+_FALSE, _TRUE = b"\x00", b"\x01"
+_EVENT_TYPE = _symbols("event_type", EventType)
+_OPERATOR_TYPE = _symbols("operator_type", OperatorType)
+_VALUE_TYPE = {m: _SOME + i for m, i in _symbols("value_type", FeatureValueType).items()}
+# feature_value union: null, boolean, long, double, string, array<double>
+_V_BOOL, _V_LONG, _V_DOUBLE, _V_STRING, _V_ARRAY = (_long(i) for i in range(1, 6))
+
+
+def _string(s: str) -> bytes:
+    b = s.encode()
+    return _long(len(b)) + b
+
+
+long_bytes = _long
+string_bytes = _string
+
+
+@lru_cache(maxsize=4096)
+def _identity(s: str) -> bytes:
+    """Strings that repeat in every event of an operator: encoded once."""
+    return _string(s)
+
+
+@lru_cache(maxsize=1024)
+def _string_array(items: tuple[str, ...]) -> bytes:
+    if not items:
+        return _EMPTY_ARRAY
+    return _long(len(items)) + b"".join(_identity(s) for s in items) + _EMPTY_ARRAY
+
+
+def _opt_long(n: int | None) -> bytes:
+    return _NULL if n is None else _SOME + _long(n)
+
+
+def _opt_double(x: float | None) -> bytes:
+    return _NULL if x is None else _SOME + _pack_double(x)
+
+
+def _opt_string(s: str | None) -> bytes:
+    return _NULL if s is None else _SOME + _string(s)
+
+
+def _stats(stats: list[FeatureStats]) -> bytes:
+    if not stats:
+        return _EMPTY_ARRAY
+    parts = [_long(len(stats))]
+    for s in stats:
+        parts += (
+            _identity(s.name), _long(s.count), _long(s.null_count), _opt_double(s.sum),
+            _opt_double(s.sum_sq), _opt_double(s.min), _opt_double(s.max),
+        )  # fmt: skip
+    parts.append(_EMPTY_ARRAY)
+    return b"".join(parts)
+
+
+def _value(v: Any) -> bytes:
+    if v is None:
+        return _NULL
+    if v is True:
+        return _V_BOOL + _TRUE
+    if v is False:
+        return _V_BOOL + _FALSE
+    if type(v) is float:
+        return _V_DOUBLE + _pack_double(v)
+    if type(v) is int:
+        return _V_LONG + _long(v)
+    if type(v) is str:
+        return _V_STRING + _string(v)
+    if type(v) is list:
+        if not v:
+            return _V_ARRAY + _EMPTY_ARRAY
+        return _V_ARRAY + _long(len(v)) + b"".join(_pack_double(x) for x in v) + _EMPTY_ARRAY
+    raise ValueError(
+        f"feature_value of type {type(v).__name__} cannot be encoded; "
+        "build events through the recorder, which coerces values to their value_type"
+    )
+
+
+def encode(e: CaptureEvent) -> bytes:
+    """The Avro binary body of one event (no framing)."""
+    vt = e.value_type
+    return b"".join(
+        (
+            _string(e.event_id),
+            _EVENT_TYPE[e.event_type],
+            _long(e.schema_version),
+            _identity(e.pipeline_id),
+            _identity(e.operator_id),
+            _OPERATOR_TYPE[e.operator_type],
+            _long(e.processing_time),
+            _long(e.subtask_index),
+            _string_array(tuple(e.features)),
+            _opt_long(e.input_count),
+            _opt_long(e.output_count),
+            _opt_long(e.late_count),
+            _opt_long(e.watermark),
+            _opt_long(e.event_time_min),
+            _opt_long(e.event_time_max),
+            _opt_long(e.window_start),
+            _opt_long(e.window_end),
+            _opt_long(e.batch_id),
+            _TRUE if e.capture_drop_since_last else _FALSE,
+            _long(e.dropped_count),
+            _stats(e.feature_stats),
+            _opt_string(e.entity_id),
+            _NULL if e.feature_name is None else _SOME + _identity(e.feature_name),
+            _value(e.feature_value),
+            _NULL if vt is None else _VALUE_TYPE[vt],
+            _opt_long(e.event_time),
+            _opt_double(e.sample_rate),
+            _opt_string(e.trace_id),
+        )
+    )
