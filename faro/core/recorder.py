@@ -31,8 +31,9 @@ from faro.core.sink import CaptureEventSink
 log = logging.getLogger("faro.recorder")
 
 _MISSING = object()
-_NO_WATERMARK_BELOW = -(2**62)
-"""Engines start with Long.MIN_VALUE as 'no watermark yet'; anything this low means none."""
+_REAL_WATERMARK = range(-(2**62), 2**62)
+"""Engines use Long.MIN_VALUE for 'no watermark yet' and Long.MAX_VALUE for 'end of
+input'; neither says anything about lag, so only values in between count."""
 
 _NUMERIC = (FeatureValueType.SCALAR_DOUBLE, FeatureValueType.SCALAR_LONG, FeatureValueType.BOOLEAN)
 
@@ -138,7 +139,11 @@ class OperatorRecorder:
     thread-safe. No method raises into the caller: extractor and sink errors
     are counted in :attr:`failures` and logged at most once per interval.
     When a feature has no extractor on a side, that side costs one counter
-    increment per record.
+    increment per record. ``observes_late=False`` is for operators that never
+    see late records (Flink drops them before a window function runs): their
+    events carry ``late_count=None`` rather than a misleading 0.
+    ``event_time`` reads a record's event time (epoch ms) when the engine does
+    not hand it over with the record.
     """
 
     def __init__(
@@ -150,15 +155,19 @@ class OperatorRecorder:
         sink: CaptureEventSink,
         *,
         subtask_index: int = 0,
+        observes_late: bool = True,
+        event_time: Extractor | None = None,
         clock: Callable[[], int] = now_ms,
     ):
         self.pipeline_id = pipeline_id
         self.operator_id = operator_id
         self.operator_type = OperatorType(operator_type)
         self.subtask_index = subtask_index
+        self.observes_late = observes_late
         self.sink = sink
         self.failures = FailureLog(f"faro operator {operator_id!r}", log)
         self._clock = clock
+        self._event_time_of = None if event_time is None else field_getter(event_time)
         self._features = config.feature_names
         probes = [_Probe(n, s) for n, s in config.feature_specs.items() if s.feature_value]
         self._probes = probes
@@ -184,6 +193,8 @@ class OperatorRecorder:
         A record whose event time is below the current watermark counts as late.
         """
         self._in += 1
+        if event_time is None and self._event_time_of is not None:
+            event_time = self._read_event_time(record)
         if event_time is not None:
             if event_time < self._et_min:
                 self._et_min = event_time
@@ -209,7 +220,7 @@ class OperatorRecorder:
         self._late += count
 
     def on_watermark(self, watermark: int | None) -> None:
-        if watermark is not None and watermark > _NO_WATERMARK_BELOW:
+        if watermark is not None and watermark in _REAL_WATERMARK:
             self.watermark = watermark
 
     def flush(
@@ -233,7 +244,7 @@ class OperatorRecorder:
             features=self._features,
             input_count=self._in,
             output_count=self._out,
-            late_count=self._late,
+            late_count=self._late if self.observes_late else None,
             watermark=self.watermark,
             event_time_min=None if self._et_min == math.inf else int(self._et_min),
             event_time_max=None if self._et_max == -math.inf else int(self._et_max),
@@ -247,13 +258,23 @@ class OperatorRecorder:
         return event
 
     def close(self, timeout: float = 5.0) -> None:
-        """Final flush, then flush and close the sink, waiting at most ``timeout`` seconds."""
-        self.flush()
+        """Flush what is pending (nothing, if the last flush covered it all), then
+        flush and close the sink, waiting at most ``timeout`` seconds."""
+        if self._in or self._out or self._late:
+            self.flush()
         try:
             self.sink.flush(timeout)
             self.sink.close()
         except Exception as exc:
             self.failures.record("closing the sink failed", exc)
+
+    def _read_event_time(self, record: Any) -> int | None:
+        try:
+            value = self._event_time_of(record)  # type: ignore[misc]
+            return None if value is None or value is _MISSING else int(value)
+        except Exception as exc:
+            self.failures.record("reading the event time from a record raised", exc)
+            return None
 
     def _observe(self, probes: list[_Probe], record: Any, event_time: int | None) -> None:
         for p in probes:

@@ -8,9 +8,10 @@ wrapper prefers when present.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from faro.core.events import CaptureEvent
+from faro.core.failures import FailureLog
 
 
 @runtime_checkable
@@ -30,3 +31,37 @@ class CaptureEventSink(Protocol):
 
 SinkFactory = Callable[[], CaptureEventSink]
 """A picklable zero-argument callable that builds a sink inside the worker process."""
+
+
+class _DiscardingSink:
+    """Stands in for a sink whose factory failed, so capture keeps counting."""
+
+    def emit(self, event: CaptureEvent) -> None:
+        pass
+
+    def flush(self, timeout: float | None = None) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+def build_sink(factory: SinkFactory, failures: FailureLog) -> CaptureEventSink:
+    """Calls the factory in the worker; on failure, logs it and discards events."""
+    try:
+        return factory()
+    except Exception as exc:
+        failures.record(f"building the sink with {factory!r} failed; events are discarded", exc)
+        return _DiscardingSink()
+
+
+def check_factory(sink: Any) -> SinkFactory:
+    """Rejects a built sink where a factory belongs, with the fix in the message."""
+    is_built_sink = hasattr(sink, "emit") and not isinstance(sink, type)  # a class is a factory
+    if is_built_sink or not callable(sink):
+        raise TypeError(
+            "pass a sink factory, not a sink: a sink holds connections that cannot be shipped "
+            "to workers; use e.g. KafkaCaptureEventSink.factory(...) or "
+            "AsyncCaptureEventSink.wrap(HttpCaptureEventSink.factory(url), 1000)"
+        )
+    return sink

@@ -79,6 +79,7 @@ def test_flush_resets_counts_but_keeps_the_watermark() -> None:
     rec.record_out("a")
     first = rec.flush()
     rec.on_watermark(-(2**63))  # an engine's "no watermark yet" never moves it back
+    rec.on_watermark(2**63 - 1)  # nor does "end of input"
     second = rec.flush()
     assert (first.input_count, first.output_count, first.late_count) == (1, 1, 1)
     assert (second.input_count, second.output_count, second.late_count) == (0, 0, 0)
@@ -184,9 +185,10 @@ def test_failing_extractors_and_sinks_never_raise_into_the_pipeline() -> None:
     for i in range(10):
         rec.record_in({"u": i}, i)
     event = rec.flush()
-    rec.close(timeout=0.1)
     assert event.input_count == 10
-    assert rec.failures.count == 10 + 2 + 1  # 10 extractor errors, 2 flush emits, 1 close
+    rec.record_in({"u": 0}, 0)
+    rec.close(timeout=0.1)
+    assert rec.failures.count == 11 + 2 + 1  # 11 extractor errors, 2 emits, the sink's flush
 
 
 def test_stats_mean_and_variance_derivable_without_entity_data() -> None:
@@ -210,3 +212,20 @@ def test_stats_mean_and_variance_derivable_without_entity_data() -> None:
     assert s.null_count == 5
     assert mean == pytest.approx(statistics.fmean(clean))
     assert var == pytest.approx(statistics.pvariance(clean), rel=1e-6)
+
+
+def test_operators_that_cannot_see_late_records_report_none_not_zero() -> None:
+    sink = ListSink()
+    rec = OperatorRecorder("p", "w", OperatorType.WINDOW, FaroConfig(), sink, observes_late=False)
+    rec.on_watermark(100)
+    rec.record_in("x", 5)
+    assert rec.flush().late_count is None
+
+
+def test_close_flushes_only_what_is_pending() -> None:
+    sink = ListSink()
+    rec = OperatorRecorder("p", "w", OperatorType.WINDOW, FaroConfig(), sink)
+    rec.record_in("x")
+    rec.flush(window_start=0, window_end=10)
+    rec.close()
+    assert len(sink.events) == 1 and sink.closed

@@ -1,0 +1,199 @@
+"""PyFlink function wrappers: translate Flink's callbacks into recorder calls.
+
+Each wrapper holds the user's function and a :class:`Capture` (everything
+needed to build a recorder), is pickled to the Python worker with them, and
+builds the sink and recorder in ``open()``. Outputs pass through unchanged;
+side outputs (``(OutputTag, value)`` pairs) are passed on but not counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pyflink.datastream.functions import (
+    FilterFunction,
+    FlatMapFunction,
+    KeyedProcessFunction,
+    MapFunction,
+    ProcessWindowFunction,
+    RuntimeContext,
+)
+from pyflink.datastream.output_tag import OutputTag
+
+from faro.core.config import Extractor, FaroConfig
+from faro.core.events import OperatorType
+from faro.core.failures import FailureLog
+from faro.core.recorder import OperatorRecorder
+from faro.core.sink import SinkFactory, build_sink
+
+log = logging.getLogger("faro.flink")
+
+
+@dataclass(frozen=True)
+class Capture:
+    pipeline_id: str
+    operator_id: str
+    operator_type: OperatorType
+    config: FaroConfig
+    sink_factory: SinkFactory
+    flush_interval_s: float
+    event_time: Extractor | None
+    observes_late: bool
+
+    def start(self, runtime_context: RuntimeContext) -> OperatorRecorder:
+        failures = FailureLog(f"faro operator {self.operator_id!r}", log)
+        return OperatorRecorder(
+            self.pipeline_id,
+            self.operator_id,
+            self.operator_type,
+            self.config,
+            build_sink(self.sink_factory, failures),
+            subtask_index=runtime_context.get_index_of_this_subtask(),
+            observes_late=self.observes_late,
+            event_time=self.event_time,
+        )
+
+
+def _is_side_output(item: Any) -> bool:
+    return type(item) is tuple and len(item) == 2 and isinstance(item[0], OutputTag)
+
+
+class _Traced:
+    """Lifecycle shared by the wrappers: recorder in open, final flush in close,
+    and a periodic flush checked on each record (no timers: a wrapper must not
+    add timers the user's function would see)."""
+
+    _fn: Any
+    _capture: Capture
+
+    def _setup(self, fn: Any, capture: Capture) -> None:
+        self._fn = fn
+        self._capture = capture
+        self._rec: OperatorRecorder | None = None
+        self._next_flush = 0.0
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        if hasattr(self._fn, "open"):
+            self._fn.open(runtime_context)
+        self._rec = self._capture.start(runtime_context)
+        self._next_flush = time.monotonic() + self._capture.flush_interval_s
+
+    def close(self) -> None:
+        try:
+            if hasattr(self._fn, "close"):
+                self._fn.close()
+        finally:
+            if self._rec is not None:
+                self._rec.close()
+
+    def _tick(self, rec: OperatorRecorder) -> None:
+        now = time.monotonic()
+        if now >= self._next_flush:
+            self._next_flush = now + self._capture.flush_interval_s
+            rec.flush()
+
+    def _pass_outputs(self, rec: OperatorRecorder, outputs: Iterable[Any] | None) -> Iterable[Any]:
+        if outputs is None:
+            return
+        for item in outputs:
+            if not _is_side_output(item):
+                rec.record_out(item)
+            yield item
+
+
+class TracedWindowFunction(_Traced, ProcessWindowFunction):
+    """One AGGREGATE event per window fire."""
+
+    def __init__(self, fn: ProcessWindowFunction, capture: Capture):
+        self._setup(fn, capture)
+
+    def process(
+        self, key: Any, context: ProcessWindowFunction.Context, elements: Iterable[Any]
+    ) -> Iterator[Any]:
+        rec = self._rec
+        assert rec is not None, "open() was not called"
+        rec.on_watermark(context.current_watermark())
+        if not isinstance(elements, list):
+            elements = list(elements)
+        for element in elements:
+            rec.record_in(element)
+        yield from self._pass_outputs(rec, self._fn.process(key, context, elements))
+        window = context.window()
+        rec.flush(
+            window_start=getattr(window, "start", None), window_end=getattr(window, "end", None)
+        )
+
+    def clear(self, context: ProcessWindowFunction.Context) -> None:
+        self._fn.clear(context)
+
+
+class TracedKeyedProcessFunction(_Traced, KeyedProcessFunction):
+    """Per-record counting with the element's timestamp; late = below the watermark."""
+
+    def __init__(self, fn: KeyedProcessFunction, capture: Capture):
+        self._setup(fn, capture)
+
+    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
+        rec = self._rec
+        assert rec is not None, "open() was not called"
+        rec.on_watermark(ctx.timer_service().current_watermark())
+        # an explicit event_time extractor wins over the element timestamp
+        rec.record_in(value, None if self._capture.event_time else ctx.timestamp())
+        yield from self._pass_outputs(rec, self._fn.process_element(value, ctx))
+        self._tick(rec)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
+        rec = self._rec
+        assert rec is not None, "open() was not called"
+        yield from self._pass_outputs(rec, self._fn.on_timer(timestamp, ctx))
+        self._tick(rec)
+
+
+def _call(fn: Any, method: str) -> Callable[..., Any]:
+    """PyFlink accepts both Function objects and plain callables for map/filter/flat_map."""
+    return getattr(fn, method) if hasattr(fn, method) else fn
+
+
+class TracedMapFunction(_Traced, MapFunction):
+    def __init__(self, fn: MapFunction | Callable[[Any], Any], capture: Capture):
+        self._setup(fn, capture)
+
+    def map(self, value: Any) -> Any:
+        rec = self._rec
+        assert rec is not None, "open() was not called"
+        rec.record_in(value)
+        out = _call(self._fn, "map")(value)
+        rec.record_out(out)
+        self._tick(rec)
+        return out
+
+
+class TracedFilterFunction(_Traced, FilterFunction):
+    def __init__(self, fn: FilterFunction | Callable[[Any], bool], capture: Capture):
+        self._setup(fn, capture)
+
+    def filter(self, value: Any) -> bool:
+        rec = self._rec
+        assert rec is not None, "open() was not called"
+        rec.record_in(value)
+        keep = _call(self._fn, "filter")(value)
+        if keep:
+            rec.record_out(value)
+        self._tick(rec)
+        return keep
+
+
+class TracedFlatMapFunction(_Traced, FlatMapFunction):
+    def __init__(self, fn: FlatMapFunction | Callable[[Any], Iterable[Any]], capture: Capture):
+        self._setup(fn, capture)
+
+    def flat_map(self, value: Any) -> Iterator[Any]:
+        rec = self._rec
+        assert rec is not None, "open() was not called"
+        rec.record_in(value)
+        yield from self._pass_outputs(rec, _call(self._fn, "flat_map")(value))
+        self._tick(rec)

@@ -1,0 +1,152 @@
+"""FaroFlink: the entry point for instrumenting a PyFlink job."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pyflink.datastream.functions import (
+    FilterFunction,
+    FlatMapFunction,
+    KeyedProcessFunction,
+    MapFunction,
+    ProcessWindowFunction,
+)
+
+from faro.core.config import Extractor, FaroConfig
+from faro.core.events import OperatorType
+from faro.core.sink import SinkFactory, check_factory
+from faro.flink.functions import (
+    Capture,
+    TracedFilterFunction,
+    TracedFlatMapFunction,
+    TracedKeyedProcessFunction,
+    TracedMapFunction,
+    TracedWindowFunction,
+)
+
+
+class FaroFlink:
+    """Wraps PyFlink functions so they emit CaptureEvents for one pipeline.
+
+    ``sink`` is a factory (``KafkaCaptureEventSink.factory(...)``,
+    ``AsyncCaptureEventSink.wrap(...)``): each parallel instance of each traced
+    function builds its own sink in ``open()`` and flushes and closes it in
+    ``close()``. Traced functions compute exactly what the wrapped ones do.
+
+    ``flush_interval`` (seconds of processing time) paces the AGGREGATE events
+    of per-record operators (process, map, filter, flat_map); window
+    operators emit one per window fire instead.
+    """
+
+    def __init__(self, pipeline_id: str, sink: SinkFactory, *, flush_interval: float = 10.0):
+        if not pipeline_id:
+            raise ValueError("pipeline_id must be a non-empty string such as 'order-pipeline'")
+        if flush_interval <= 0:
+            raise ValueError(f"flush_interval is in seconds and must be > 0, got {flush_interval}")
+        self.pipeline_id = pipeline_id
+        self.sink_factory = check_factory(sink)
+        self.flush_interval = flush_interval
+
+    def window_trace(
+        self,
+        fn: ProcessWindowFunction,
+        config: FaroConfig | None = None,
+        operator_id: str | None = None,
+        *,
+        event_time: Extractor | None = None,
+    ) -> ProcessWindowFunction:
+        """One AGGREGATE event per window fire: pane size, outputs, window bounds,
+        watermark, feature statistics.
+
+        PyFlink hands window functions the elements without their timestamps;
+        pass ``event_time`` (the field or function your TimestampAssigner
+        reads) to get the pane's event-time range. Late elements never reach a
+        window function, so ``late_count`` is None here: trace the late-data
+        side output with :meth:`map_trace` to count them.
+        """
+        return TracedWindowFunction(
+            fn, self._capture(fn, config, operator_id, OperatorType.WINDOW, event_time, False)
+        )
+
+    def process_trace(
+        self,
+        fn: KeyedProcessFunction,
+        config: FaroConfig | None = None,
+        operator_id: str | None = None,
+        *,
+        event_time: Extractor | None = None,
+    ) -> KeyedProcessFunction:
+        """Per-record counts using each element's timestamp; a record below the
+        current watermark counts as late. Timers, state and side outputs pass
+        through; records emitted from ``on_timer`` count as outputs."""
+        return TracedKeyedProcessFunction(
+            fn, self._capture(fn, config, operator_id, OperatorType.PROCESS, event_time, True)
+        )
+
+    def map_trace(
+        self,
+        fn: MapFunction | Callable[[Any], Any],
+        config: FaroConfig | None = None,
+        operator_id: str | None = None,
+        *,
+        event_time: Extractor | None = None,
+    ) -> MapFunction:
+        return TracedMapFunction(
+            fn, self._capture(fn, config, operator_id, OperatorType.MAP, event_time, False)
+        )
+
+    def filter_trace(
+        self,
+        fn: FilterFunction | Callable[[Any], bool],
+        config: FaroConfig | None = None,
+        operator_id: str | None = None,
+        *,
+        event_time: Extractor | None = None,
+    ) -> FilterFunction:
+        """Input and output counts give the filter ratio of this step of the funnel."""
+        return TracedFilterFunction(
+            fn, self._capture(fn, config, operator_id, OperatorType.FILTER, event_time, False)
+        )
+
+    def flat_map_trace(
+        self,
+        fn: FlatMapFunction | Callable[[Any], Iterable[Any]],
+        config: FaroConfig | None = None,
+        operator_id: str | None = None,
+        *,
+        event_time: Extractor | None = None,
+    ) -> FlatMapFunction:
+        return TracedFlatMapFunction(
+            fn, self._capture(fn, config, operator_id, OperatorType.FLAT_MAP, event_time, False)
+        )
+
+    def _capture(
+        self,
+        fn: Any,
+        config: FaroConfig | None,
+        operator_id: str | None,
+        operator_type: OperatorType,
+        event_time: Extractor | None,
+        observes_late: bool,
+    ) -> Capture:
+        return Capture(
+            pipeline_id=self.pipeline_id,
+            operator_id=operator_id or _default_operator_id(fn),
+            operator_type=operator_type,
+            config=config or FaroConfig(),
+            sink_factory=self.sink_factory,
+            flush_interval_s=self.flush_interval,
+            event_time=event_time,
+            observes_late=observes_late,
+        )
+
+
+def _default_operator_id(fn: Any) -> str:
+    name = getattr(fn, "__name__", None) or type(fn).__name__
+    if name == "<lambda>":
+        raise ValueError(
+            "a lambda has no name to use as operator_id; pass operator_id='...' "
+            "(the same id you give .uid() is a good choice)"
+        )
+    return name

@@ -1,0 +1,240 @@
+import math
+from collections import Counter, defaultdict
+
+import pytest
+from pyflink.common import Types
+
+from faro import (
+    DataClassification,
+    EventType,
+    FaroConfig,
+    FaroFeatureConfig,
+    HttpCaptureEventSink,
+    OperatorType,
+)
+from faro._dev.broker import free_port
+from faro.core.sampling import is_sampled
+from faro.flink import FaroFlink
+from tests.flink.conftest import received_events
+from tests.flink.jobs import (
+    ORDER_TYPE,
+    SMALL,
+    WINDOW_MS,
+    BigOrders,
+    Order,
+    OrderAggFn,
+    collect,
+    order_stream,
+    orders,
+    window_job,
+    windowed,
+)
+from tests.support import wait_for
+
+pytestmark = pytest.mark.flink
+
+
+def _faro(receiver, **kwargs) -> FaroFlink:
+    return FaroFlink(
+        "order-pipeline", HttpCaptureEventSink.factory(receiver.url, format="json"), **kwargs
+    )
+
+
+def _panes(data: list[Order]) -> dict[tuple[str, int], list[Order]]:
+    panes: dict[tuple[str, int], list[Order]] = defaultdict(list)
+    for o in data:
+        panes[(o.merchant, o.ts - o.ts % WINDOW_MS)].append(o)
+    return panes
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_window_trace_counts_every_pane_and_changes_nothing(
+    flink_env, receiver, parallelism
+) -> None:
+    data = orders(600)
+    faro = _faro(receiver)
+    config = FaroConfig(features=["order_count", "revenue"])
+    traced = faro.window_trace(OrderAggFn(), config, "order-agg-window", event_time=lambda o: o[3])
+    output = collect(window_job(flink_env(parallelism), data, traced))
+
+    panes = _panes(data)
+    expected_output = sorted(
+        (
+            m,
+            c,
+            sum(1 for o in pane if o.category == c),
+            round(sum(o.amount for o in pane if o.category == c), 6),
+        )
+        for (m, _), pane in panes.items()
+        for c in sorted({o.category for o in pane})
+    )
+    assert sorted(output) == expected_output
+
+    expected_events = Counter(
+        (start, start + WINDOW_MS, len(pane), len({o.category for o in pane}),
+         min(o.ts for o in pane), max(o.ts for o in pane))
+        for (_, start), pane in panes.items()
+    )  # fmt: skip
+    assert wait_for(lambda: len(received_events(receiver)) >= len(panes))
+    events = received_events(receiver)
+    assert (
+        Counter(
+            (
+                e.window_start,
+                e.window_end,
+                e.input_count,
+                e.output_count,
+                e.event_time_min,
+                e.event_time_max,
+            )
+            for e in events
+        )
+        == expected_events
+    )
+    assert all(
+        e.event_type is EventType.AGGREGATE and e.operator_type is OperatorType.WINDOW
+        for e in events
+    )
+    assert all(e.late_count is None and e.operator_id == "order-agg-window" for e in events)
+    assert {e.subtask_index for e in events} == set(range(parallelism))
+    stats = [{s.name: s for s in e.feature_stats} for e in events]
+    assert sum(s["order_count"].sum for s in stats) == len(data)
+    assert sum(s["revenue"].sum for s in stats) == pytest.approx(sum(o.amount for o in data))
+
+
+def test_unwrapped_job_gives_the_same_output(flink_env, receiver) -> None:
+    data = orders(300)
+    plain = collect(window_job(flink_env(2), data, OrderAggFn()))
+    traced = collect(
+        window_job(
+            flink_env(2), data, _faro(receiver).window_trace(OrderAggFn(), FaroConfig(), "w")
+        )
+    )
+    assert sorted(plain) == sorted(traced)
+
+
+@pytest.mark.parametrize("parallelism", [1, 2])
+def test_process_filter_and_map_traces_count_ground_truth(flink_env, receiver, parallelism) -> None:
+    data = orders(500)
+    faro = _faro(receiver, flush_interval=3600)
+    processed = (
+        order_stream(flink_env(parallelism), data)
+        .filter(faro.filter_trace(lambda o: o[1] != "C", operator_id="drop-category-c"))
+        .key_by(lambda o: o[0], key_type=Types.STRING())
+        .process(faro.process_trace(BigOrders(), operator_id="big-orders"), ORDER_TYPE)
+    )
+    processed.get_side_output(SMALL)  # registered, so PyFlink routes (tag, value) pairs there
+    stream = processed.map(
+        faro.map_trace(lambda o: (o[0], o[2] * 2), operator_id="double"),
+        Types.TUPLE([Types.STRING(), Types.DOUBLE()]),
+    )
+    output = collect(stream)
+
+    not_c = [o for o in data if o.category != "C"]
+    big = [o for o in not_c if o.amount > 50]
+    assert sorted(output) == sorted((o.merchant, o.amount * 2) for o in big)
+
+    def totals() -> dict[str, tuple[int, int]]:
+        sums: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for e in received_events(receiver):
+            sums[e.operator_id][0] += e.input_count
+            sums[e.operator_id][1] += e.output_count
+        return {k: (v[0], v[1]) for k, v in sums.items()}
+
+    expected = {
+        "drop-category-c": (len(data), len(not_c)),
+        "big-orders": (len(not_c), len(big)),  # side-output records are not outputs
+        "double": (len(big), len(big)),
+    }
+    assert wait_for(lambda: totals() == expected), totals()
+    events = received_events(receiver)
+    process_events = [e for e in events if e.operator_id == "big-orders"]
+    assert min(e.event_time_min for e in process_events) == min(o.ts for o in not_c)
+    assert max(e.event_time_max for e in process_events) == max(o.ts for o in not_c)
+    assert all(e.late_count is not None for e in process_events)
+    assert all(e.late_count is None for e in events if e.operator_id != "big-orders")
+
+
+def _purchase_config(rate: float, classification=DataClassification.NON_PERSONAL) -> FaroConfig:
+    spec = FaroFeatureConfig(
+        entity_key=lambda o: o[4],
+        feature_value=lambda o: o[2],
+        sample_rate=rate,
+        classification=classification,
+    )
+    return FaroConfig(features={"purchase_amount": spec})
+
+
+def test_entity_events_at_rate_one_are_one_per_input_record(flink_env, receiver) -> None:
+    data = orders(400)
+    traced = _faro(receiver).window_trace(
+        OrderAggFn(), _purchase_config(1.0), "rolling-amount-window"
+    )
+    collect(window_job(flink_env(2), data, traced))
+    panes = _panes(data)
+    assert wait_for(lambda: len(received_events(receiver)) >= len(data) + len(panes))
+    entities = [e for e in received_events(receiver) if e.event_type is EventType.ENTITY]
+    assert Counter((e.entity_id, e.feature_value) for e in entities) == Counter(
+        (o.user, o.amount) for o in data
+    )
+    assert all(e.feature_name == "purchase_amount" and e.sample_rate == 1.0 for e in entities)
+
+
+def test_entity_sampling_at_a_tenth_keeps_exactly_the_hashed_entities(flink_env, receiver) -> None:
+    data = orders(3000, users=3000)
+    traced = _faro(receiver).window_trace(OrderAggFn(), _purchase_config(0.1), "w")
+    collect(window_job(flink_env(2), data, traced))
+    expected = [o for o in data if is_sampled(o.user, 0.1)]
+    n = len(data)
+    assert abs(len(expected) - 0.1 * n) < 5 * math.sqrt(
+        n * 0.1 * 0.9
+    )  # the hash behaves like a coin
+    panes = _panes(data)
+    assert wait_for(lambda: len(received_events(receiver)) >= len(expected) + len(panes))
+    entities = [e for e in received_events(receiver) if e.event_type is EventType.ENTITY]
+    assert Counter(e.entity_id for e in entities) == Counter(o.user for o in expected)
+
+
+def test_personal_features_produce_no_entity_events(flink_env, receiver) -> None:
+    data = orders(300)
+    config = _purchase_config(1.0, DataClassification.PERSONAL)
+    collect(window_job(flink_env(1), data, _faro(receiver).window_trace(OrderAggFn(), config, "w")))
+    panes = _panes(data)
+    assert wait_for(lambda: len(received_events(receiver)) >= len(panes))
+    events = received_events(receiver)
+    assert len(events) == len(panes)
+    assert all(e.event_type is EventType.AGGREGATE for e in events)
+    assert sum(e.feature_stats[0].count for e in events) == len(data)
+
+
+class _ExplodingSink:
+    def emit(self, event) -> None:
+        raise RuntimeError("destination exploded")
+
+    def flush(self, timeout=None) -> bool:
+        raise RuntimeError("destination exploded")
+
+    def close(self) -> None:
+        raise RuntimeError("destination exploded")
+
+
+def _factory_that_fails() -> _ExplodingSink:
+    raise ConnectionError("cannot reach the destination")
+
+
+def test_broken_sinks_never_change_or_fail_the_job(flink_env, receiver) -> None:
+    data = orders(300)
+    plain = collect(window_job(flink_env(2), data, OrderAggFn()))
+    down = FaroFlink(
+        "p", HttpCaptureEventSink.factory(f"http://127.0.0.1:{free_port()}", max_retries=0)
+    )
+    exploding = FaroFlink("p", _ExplodingSink, flush_interval=0.001)
+    unbuildable = FaroFlink("p", _factory_that_fails)
+    env = flink_env(2)
+    stream = (
+        order_stream(env, data)
+        .map(exploding.map_trace(lambda o: o, _purchase_config(1.0), operator_id="id"), ORDER_TYPE)
+        .filter(unbuildable.filter_trace(lambda o: True, operator_id="all"))
+    )
+    traced = windowed(stream, down.window_trace(OrderAggFn(), _purchase_config(1.0), "w"))
+    assert sorted(collect(traced)) == sorted(plain)
