@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.faro-installed
 
-.PHONY: help setup test lint bench clean
+.PHONY: help setup test lint bench clean cluster-up cluster-down submit
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,8 +21,18 @@ test: setup ## run the whole test suite against real Kafka, Flink and Spark
 	$(BIN)/python -m pytest
 
 lint: setup ## ruff and mypy
-	$(BIN)/ruff check faro tests bench
+	$(BIN)/ruff check faro tests bench jobs
 	$(BIN)/mypy
+
+cluster-up: setup ## start the standalone Flink cluster from the apache-flink wheel (web UI :8081)
+	$(BIN)/python -m faro._dev.flink_cluster up
+
+cluster-down: ## stop the standalone Flink cluster
+	@test ! -x $(BIN)/python || $(BIN)/python -m faro._dev.flink_cluster down
+
+submit: setup ## submit a job: make submit JOB=jobs/flink_order_pipeline.py ARGS="--sink stdout"
+	@test -n "$(JOB)" || { echo 'usage: make submit JOB=jobs/flink_order_pipeline.py ARGS="..."'; exit 2; }
+	$(BIN)/python -m faro._dev.flink_cluster submit $(JOB) -- $(ARGS)
 
 bench: setup ## run every benchmark in bench/ and print its ratios
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -5,13 +5,16 @@ from faro.sinks.base import BaseSink
 from faro.sinks.http import HttpCaptureEventSink
 from faro.sinks.kafka import KafkaCaptureEventSink
 from faro.sinks.otlp import OtlpCaptureEventSink
+from faro.sinks.select import SINK_KINDS, sink_factory
 from faro.sinks.stdout import StdoutCaptureEventSink
 
 __all__ = [
+    "SINK_KINDS",
     "AsyncCaptureEventSink",
     "BaseSink",
     "HttpCaptureEventSink",
     "KafkaCaptureEventSink",
     "OtlpCaptureEventSink",
     "StdoutCaptureEventSink",
+    "sink_factory",
 ]

@@ -1,0 +1,163 @@
+"""The standalone Flink cluster shipped in the apache-flink wheel, run from the project.
+
+Configuration, logs and pid files live under one state directory (default
+``.faro/flink``), so the wheel's own ``conf/`` is never modified and several
+checkouts can run clusters side by side on different ports. Python workers
+use this interpreter, so they see the same faro the client does.
+
+    python -m faro._dev.flink_cluster up [--rest-port 8081]
+    python -m faro._dev.flink_cluster submit jobs/flink_order_pipeline.py -- --sink stdout
+    python -m faro._dev.flink_cluster down
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pyflink
+
+from faro._dev.broker import free_port
+
+FLINK_HOME = Path(pyflink.__file__).resolve().parent
+DEFAULT_STATE = Path(".faro/flink")
+
+_JAVA_OPTS = " ".join(
+    f"--add-opens=java.base/{p}=ALL-UNNAMED"
+    for p in ("java.lang", "java.net", "java.io", "java.nio", "sun.nio.ch", "java.lang.reflect",
+              "java.text", "java.time", "java.util", "java.util.concurrent",
+              "java.util.concurrent.atomic", "java.util.concurrent.locks")
+)  # fmt: skip
+
+
+class FlinkCluster:
+    def __init__(self, state_dir: Path = DEFAULT_STATE, rest_port: int | None = None):
+        self.state_dir = state_dir.resolve()
+        self.conf_dir = self.state_dir / "conf"
+        self._rest_port = rest_port
+
+    @property
+    def rest_port(self) -> int:
+        if self._rest_port is None:
+            self._rest_port = int(json.loads((self.state_dir / "ports.json").read_text())["rest"])
+        return self._rest_port
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.rest_port}"
+
+    def _env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "FLINK_CONF_DIR": str(self.conf_dir),
+            "FLINK_LOG_DIR": str(self.state_dir / "log"),
+            "FLINK_PID_DIR": str(self.state_dir / "pid"),
+        }
+
+    def _write_conf(self) -> None:
+        shutil.rmtree(self.conf_dir, ignore_errors=True)
+        shutil.copytree(FLINK_HOME / "conf", self.conf_dir)
+        for d in ("log", "pid", "tmp"):
+            (self.state_dir / d).mkdir(parents=True, exist_ok=True)
+        ports = {"rest": self._rest_port or 8081, "rpc": free_port()}
+        settings = {
+            "env.java.opts.all": _JAVA_OPTS,
+            "jobmanager.bind-host": "localhost",
+            "jobmanager.rpc.address": "localhost",
+            "jobmanager.rpc.port": ports["rpc"],
+            "jobmanager.memory.process.size": "1024m",
+            "taskmanager.bind-host": "localhost",
+            "taskmanager.host": "localhost",
+            "taskmanager.memory.process.size": "2048m",
+            "taskmanager.numberOfTaskSlots": 4,
+            "parallelism.default": 1,
+            "rest.address": "localhost",
+            "rest.bind-address": "localhost",
+            "rest.port": ports["rest"],
+            "io.tmp.dirs": str(self.state_dir / "tmp"),
+            "python.executable": sys.executable,
+            "python.client.executable": sys.executable,
+        }
+        lines = [f"{k}: {json.dumps(v) if isinstance(v, str) else v}" for k, v in settings.items()]
+        (self.conf_dir / "config.yaml").write_text("\n".join(lines) + "\n")
+        (self.conf_dir / "masters").write_text(f"localhost:{ports['rest']}\n")
+        (self.conf_dir / "workers").write_text("localhost\n")
+        (self.state_dir / "ports.json").write_text(json.dumps(ports))
+        self._rest_port = ports["rest"]
+
+    def up(self, timeout: float = 120) -> None:
+        """Starts a JobManager and a TaskManager and waits until a slot is free."""
+        self._write_conf()
+        subprocess.run([str(FLINK_HOME / "bin/start-cluster.sh")], env=self._env(), check=True,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/overview", timeout=2) as r:
+                    if json.load(r).get("slots-available", 0) > 0:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(
+            f"Flink did not come up on {self.url} within {timeout}s; see {self.state_dir / 'log'}"
+        )
+
+    def down(self) -> None:
+        if self.conf_dir.exists():
+            subprocess.run([str(FLINK_HOME / "bin/stop-cluster.sh")], env=self._env(), check=False,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+    def submit(self, job: Path, args: list[str], detached: bool = False) -> int:
+        """``flink run -py`` with this interpreter for client and workers."""
+        cmd = [str(FLINK_HOME / "bin/flink"), "run", "-m", f"localhost:{self.rest_port}",
+               "-py", str(job.resolve()), "-pyexec", sys.executable, "-pyclientexec", sys.executable]  # fmt: skip
+        if detached:
+            cmd.insert(2, "-d")
+        return subprocess.run(cmd + args, env=self._env(), check=False).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m faro._dev.flink_cluster",
+        description="Run the apache-flink wheel's standalone cluster for this project.",
+    )
+    parser.add_argument(
+        "--state-dir", type=Path, default=DEFAULT_STATE, help="default: .faro/flink"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start a JobManager and a TaskManager")
+    up.add_argument(
+        "--rest-port", type=int, default=8081, help="web UI and REST port (default: 8081)"
+    )
+    sub.add_parser("down", help="stop the cluster")
+    submit = sub.add_parser("submit", help="submit a PyFlink job and wait for it to finish")
+    submit.add_argument("job", type=Path)
+    submit.add_argument("--detached", action="store_true", help="return once the job is submitted")
+    submit.add_argument(
+        "job_args", nargs=argparse.REMAINDER, help="after --: the job's own arguments"
+    )
+    args = parser.parse_args(argv)
+
+    if args.command == "up":
+        cluster = FlinkCluster(args.state_dir, args.rest_port)
+        cluster.up()
+        print(f"Flink is up: web UI {cluster.url}")
+        return 0
+    cluster = FlinkCluster(args.state_dir)
+    if args.command == "down":
+        cluster.down()
+        return 0
+    job_args = [a for a in args.job_args if a != "--"]
+    return cluster.submit(args.job, job_args, args.detached)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""The order job submitted with `flink run -py` to the wheel's standalone cluster."""
+
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from faro._dev.broker import LocalBroker, free_port
+from faro._dev.flink_cluster import FlinkCluster
+from faro.core.avro_codec import decode_single_object
+from faro.core.events import CaptureEvent
+
+pytestmark = [pytest.mark.flink, pytest.mark.kafka]
+
+JOBS = Path(__file__).resolve().parents[2] / "jobs"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkCluster]:
+    c = FlinkCluster(tmp_path_factory.mktemp("flink"), rest_port=free_port())
+    c.up()
+    try:
+        yield c
+    finally:
+        c.down()
+
+
+def _read_topic(bootstrap: str, topic: str, until: int, timeout: float = 30) -> list[CaptureEvent]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused"})
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    events: list[CaptureEvent] = []
+    deadline = time.monotonic() + timeout
+    while sum(e.input_count or 0 for e in events) < until and time.monotonic() < deadline:
+        events += [decode_single_object(m.value()) for m in consumer.consume(1000, 0.5)]
+    consumer.close()
+    return events
+
+
+def test_order_job_on_the_cluster_delivers_its_events_to_kafka(
+    cluster, broker: LocalBroker
+) -> None:
+    sys.path.insert(0, str(JOBS))
+    from flink_order_pipeline import MERCHANTS, make_order
+
+    records = 5000
+    code = cluster.submit(
+        JOBS / "flink_order_pipeline.py",
+        ["--records", str(records), "--window-seconds", "1", "--sink", "async-kafka",
+         "--bootstrap-servers", broker.bootstrap_servers, "--topic", "cluster-orders"],
+    )  # fmt: skip
+    assert code == 0
+    events = _read_topic(broker.bootstrap_servers, "cluster-orders", until=records)
+    assert sum(e.input_count for e in events) == records
+    assert all(e.output_count == 1 and e.pipeline_id == "order-pipeline" for e in events)
+    assert {e.subtask_index for e in events} == {0, 1}
+    assert len(events) >= MERCHANTS * 5  # 5 s of event time in 1 s windows, for each merchant
+    revenue = sum(s.sum for e in events for s in e.feature_stats if s.name == "revenue_7d")
+    expected = sum(make_order(i, 0)[1] for i in range(records))
+    assert revenue == pytest.approx(expected, abs=0.01 * len(events))  # outputs round to cents
