@@ -3,7 +3,8 @@ tumbling event-time windows, traced with faro.window_trace. No entity data is
 captured: one AGGREGATE event per window fire.
 
     python jobs/flink_order_pipeline.py --sink stdout --records 10000
-    make submit JOB=jobs/flink_order_pipeline.py ARGS="--sink async-kafka --bootstrap-servers HOST:PORT"
+    make submit JOB=jobs/flink_order_pipeline.py \
+        ARGS="--sink async-kafka --bootstrap-servers HOST:PORT"
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@ tumbling event-time window, traced with faro.window_trace. Sampled users get
 one ENTITY event per emitted feature value (default 10 % of users).
 
     python jobs/flink_user_features.py --sink stdout --records 10000 --sample-rate 1.0
-    make submit JOB=jobs/flink_user_features.py ARGS="--sink async-kafka --bootstrap-servers HOST:PORT"
+    make submit JOB=jobs/flink_user_features.py \
+        ARGS="--sink async-kafka --bootstrap-servers HOST:PORT"
 """
 
 from __future__ import annotations

@@ -118,7 +118,8 @@ class FlinkCluster:
     def submit(self, job: Path, args: list[str], detached: bool = False) -> int:
         """``flink run -py`` with this interpreter for client and workers."""
         cmd = [str(FLINK_HOME / "bin/flink"), "run", "-m", f"localhost:{self.rest_port}",
-               "-py", str(job.resolve()), "-pyexec", sys.executable, "-pyclientexec", sys.executable]  # fmt: skip
+               "-py", str(job.resolve()),
+               "-pyexec", sys.executable, "-pyclientexec", sys.executable]  # fmt: skip
         if detached:
             cmd.insert(2, "-d")
         return subprocess.run(cmd + args, env=self._env(), check=False).returncode
