@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.faro-installed
 
-.PHONY: help setup test lint bench clean cluster-up cluster-down submit
+.PHONY: help setup demo test lint bench clean cluster-up cluster-down submit
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
 	@touch $(STAMP)
+
+demo: setup ## run both demo Flink jobs into a local broker and summarize what faro captured
+	$(BIN)/python -m faro._dev.demo
 
 test: setup ## run the whole test suite against real Kafka, Flink and Spark
 	$(BIN)/python -m pytest

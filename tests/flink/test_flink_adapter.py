@@ -168,7 +168,7 @@ def _purchase_config(rate: float, classification=DataClassification.NON_PERSONAL
 def test_entity_events_at_rate_one_are_one_per_input_record(flink_env, receiver) -> None:
     data = orders(400)
     traced = _faro(receiver).window_trace(
-        OrderAggFn(), _purchase_config(1.0), "rolling-amount-window"
+        OrderAggFn(), _purchase_config(1.0), "rolling-amount-window", event_time=lambda o: o[3]
     )
     collect(window_job(flink_env(2), data, traced))
     panes = _panes(data)
@@ -178,6 +178,7 @@ def test_entity_events_at_rate_one_are_one_per_input_record(flink_env, receiver)
         (o.user, o.amount) for o in data
     )
     assert all(e.feature_name == "purchase_amount" and e.sample_rate == 1.0 for e in entities)
+    assert Counter(e.event_time for e in entities) == Counter(o.ts for o in data)
 
 
 def test_entity_sampling_at_a_tenth_keeps_exactly_the_hashed_entities(flink_env, receiver) -> None:
