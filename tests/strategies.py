@@ -39,7 +39,9 @@ feature_stats = st.builds(
 
 
 @st.composite
-def capture_events(draw: st.DrawFn) -> CaptureEvent:
+def capture_events(
+    draw: st.DrawFn, processing_times: st.SearchStrategy[int] = longs
+) -> CaptureEvent:
     event_type = draw(st.sampled_from(EventType))
     common = dict(
         event_id=draw(ids),
@@ -47,7 +49,7 @@ def capture_events(draw: st.DrawFn) -> CaptureEvent:
         pipeline_id=draw(ids),
         operator_id=draw(ids),
         operator_type=draw(st.sampled_from(OperatorType)),
-        processing_time=draw(longs),
+        processing_time=draw(processing_times),
         subtask_index=draw(st.integers(0, 2**31 - 1)),
         features=draw(st.lists(ids, max_size=4)),
     )

@@ -5,12 +5,14 @@ from __future__ import annotations
 import gzip
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from faro.core.events import CaptureEvent, EventType
+from faro.core.sink import CaptureEventSink
 
 
 class ListSink:
@@ -97,3 +99,27 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.01)
     return condition()
+
+
+def p99_emit_seconds(sink: CaptureEventSink, events: list[CaptureEvent]) -> float:
+    """Emits every event, timing each call; returns the 99th percentile."""
+    timings = []
+    for e in events:
+        start = time.perf_counter()
+        sink.emit(e)
+        timings.append(time.perf_counter() - start)
+    timings.sort()
+    return timings[int(len(timings) * 0.99)]
+
+
+def new_topic(bootstrap: str, partitions: int = 3) -> str:
+    """A fresh topic on the test broker, so tests never see each other's messages."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topic = f"faro-test-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics(
+        [NewTopic(topic, num_partitions=partitions, replication_factor=1)]
+    )
+    futures[topic].result(10)
+    return topic

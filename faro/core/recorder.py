@@ -32,8 +32,10 @@ log = logging.getLogger("faro.recorder")
 
 _MISSING = object()
 _REAL_WATERMARK = range(-(2**62), 2**62)
-"""Engines use Long.MIN_VALUE for 'no watermark yet' and Long.MAX_VALUE for 'end of
-input'; neither says anything about lag, so only values in between count."""
+"""Engines use Long.MIN_VALUE for 'no watermark yet' (or 'no timestamp') and
+Long.MAX_VALUE for 'end of input'; neither is a time, so only values in between
+count, for watermarks and event times alike."""
+_TIME_LOW, _TIME_HIGH = -(2**62), 2**62
 
 _NUMERIC = (FeatureValueType.SCALAR_DOUBLE, FeatureValueType.SCALAR_LONG, FeatureValueType.BOOLEAN)
 
@@ -195,6 +197,8 @@ class OperatorRecorder:
         self._in += 1
         if event_time is None and self._event_time_of is not None:
             event_time = self._read_event_time(record)
+        if event_time is not None and not _TIME_LOW <= event_time < _TIME_HIGH:
+            event_time = None
         if event_time is not None:
             if event_time < self._et_min:
                 self._et_min = event_time

@@ -49,6 +49,11 @@ class FaroSettings(BaseSettings):
     http_backoff_s: float = Field(
         default=0.2, ge=0, description="first retry delay; doubles per retry"
     )
+    local_path: str = Field(
+        default="faro-data",
+        min_length=1,
+        description="data directory of the Parquet store (materializer, API, maintenance)",
+    )
     error_log_interval_s: float = Field(
         default=60.0, ge=0, description="a failing sink logs at most once per interval"
     )

@@ -87,6 +87,17 @@ def test_flush_resets_counts_but_keeps_the_watermark() -> None:
     assert first.event_id != second.event_id
 
 
+def test_an_engines_no_timestamp_value_is_not_an_event_time() -> None:
+    sink = ListSink()
+    rec = OperatorRecorder("p", "m", OperatorType.MAP, FaroConfig(), sink)
+    rec.on_watermark(500)
+    rec.record_in("no timestamp", -(2**63))  # Flink's Long.MIN_VALUE
+    rec.record_in("real", 700)
+    event = rec.flush()
+    assert (event.input_count, event.late_count) == (2, 0)
+    assert (event.event_time_min, event.event_time_max) == (700, 700)
+
+
 def test_named_features_take_statistics_from_output_fields() -> None:
     sink = ListSink()
     rec = OperatorRecorder(

@@ -1,0 +1,148 @@
+"""Materializer throughput: Kafka -> Parquet store vs consume-and-decode only.
+
+Produces ``--events`` ENTITY/AGGREGATE events (1 M by default, ``--scale 10``
+for 10 M) to a topic on a local broker, then, each in its own process so
+peak RSS is its own:
+
+* consume-and-decode: a plain consumer reads every message and decodes the
+  batches with the same Avro decoder, nothing written;
+* materialize: the real materializer (default batch size) into a fresh store.
+
+Prints events/s of both, the ratio, and the materializer's peak RSS.
+
+    python bench/materializer.py [--events 1000000] [--scale 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from faro import CaptureEvent, EventType, FeatureStats, FeatureValueType, OperatorType
+from faro._dev.broker import LocalBroker
+from faro.core.avro_codec import encode_single_object
+from faro.store.avro_batch import AvroBatchDecoder
+from faro.store.materializer import CONSUMER_DEFAULTS, Materializer
+
+PARTITIONS = 4
+T0 = 1_790_000_000_000
+
+
+def events(start: int, n: int) -> list[bytes]:
+    """Realistic mix: 98% ENTITY from 10,000 users, 2% AGGREGATE flushes."""
+    out = []
+    for i in range(start, start + n):
+        if i % 50 == 0:
+            e = CaptureEvent(
+                f"agg-{i:010d}", EventType.AGGREGATE, "order-pipeline", "order-agg-window",
+                OperatorType.WINDOW, T0 + i, subtask_index=i % 2, features=["order_count"],
+                input_count=500, output_count=7, late_count=0, watermark=T0 + i - 2000,
+                event_time_min=T0 + i - 300_000, event_time_max=T0 + i,
+                window_start=T0, window_end=T0 + 300_000,
+                feature_stats=[FeatureStats("order_count", 7, 0, 500.0, 40000.0, 20.0, 120.0)],
+            )  # fmt: skip
+        else:
+            e = CaptureEvent(
+                f"ent-{i:010d}", EventType.ENTITY, "user-feature-pipeline", "rolling-amount",
+                OperatorType.PROCESS, T0 + i, features=["purchase_amount_7d"],
+                entity_id=f"user-{i % 10_000}", feature_name="purchase_amount_7d",
+                feature_value=i * 0.37, value_type=FeatureValueType.SCALAR_DOUBLE,
+                event_time=T0 + i - 1500, sample_rate=1.0, trace_id=f"{i:016x}",
+            )  # fmt: skip
+        out.append(encode_single_object(e))
+    return out
+
+
+def produce(bootstrap: str, topic: str, n: int) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 50, "queue.buffering.max.messages": 1_000_000}
+    )
+    chunk = 200_000
+    for start in range(0, n, chunk):
+        for i, value in enumerate(events(start, min(chunk, n - start))):
+            while True:
+                try:
+                    producer.produce(topic, value, str(i % 10_000).encode())
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        producer.flush(120)
+        print(f"  produced {min(start + chunk, n):,}", flush=True)
+
+
+def decode_only(bootstrap: str, topic: str, n: int, result: mp.Queue) -> None:
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "bench-decode", **CONSUMER_DEFAULTS}
+    )
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+    decoder = AvroBatchDecoder(Path(tempfile.mkdtemp()))
+    seen = 0
+    start = None
+    while seen < n:
+        batch = []
+        while len(batch) < 100_000 and seen + len(batch) < n:
+            got = consumer.consume(10_000, 1.0)
+            if got and start is None:
+                start = time.perf_counter()
+            batch += [m.value() for m in got if m.error() is None]
+        seen += decoder.decode(batch).table.num_rows
+    assert start is not None
+    elapsed = time.perf_counter() - start
+    result.put((n / elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
+def materialize(bootstrap: str, topic: str, n: int, result: mp.Queue) -> None:
+    with tempfile.TemporaryDirectory() as data_dir:
+        m = Materializer(bootstrap, data_dir, topic=topic, group="bench-materializer")
+        stats = m.run(idle_exit_s=15)
+        assert stats.events == n, f"stored {stats.events} of {n}"
+        result.put((stats.rate(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
+def run_child(target, *args) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    ctx = mp.get_context("spawn")
+    queue: mp.Queue = ctx.Queue()
+    child = ctx.Process(target=target, args=(*args, queue))
+    child.start()
+    out = queue.get()
+    child.join()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--scale", type=int, default=1, help="multiply --events")
+    args = parser.parse_args()
+    n = args.events * args.scale
+    print(f"python {platform.python_version()}, {n:,} events, {PARTITIONS} partitions")
+    with LocalBroker() as broker:
+        topic = "bench-capture-events"
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+        admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(10)
+        produce(broker.bootstrap_servers, topic, n)
+        decode_rate, decode_rss = run_child(decode_only, broker.bootstrap_servers, topic, n)
+        rate, rss = run_child(materialize, broker.bootstrap_servers, topic, n)
+    print(f"consume-and-decode only  {decode_rate:>10,.0f} events/s  peak RSS {decode_rss:,.0f} MB")
+    print(f"materialize to Parquet   {rate:>10,.0f} events/s  peak RSS {rss:,.0f} MB")
+    print(f"ratio materialize / consume-and-decode = {rate / decode_rate:.3f}  (target >= 0.7)")
+    print(
+        f"materialize = {rate / 150_000:.2f} x the 150k events/s target; "
+        f"peak RSS {rss / 300:.2f} x the 300 MB limit"
+    )
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

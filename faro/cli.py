@@ -1,0 +1,168 @@
+"""The ``faro`` command: the store side of faro (materializer, maintenance).
+
+Every subcommand explains itself with ``--help``; data directories default to
+``FARO_LOCAL_PATH``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from faro.core.settings import settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        result: int = args.run(args)
+    except (ValueError, RuntimeError, ImportError) as exc:
+        print(f"faro {args.command}: {exc}", file=sys.stderr)
+        return 2
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="faro",
+        description="faro's store: materialize CaptureEvents from Kafka into Parquet and "
+        "maintain the store.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    m = _command(
+        sub,
+        "materialize",
+        _materialize,
+        "consume Avro CaptureEvents from Kafka into the Parquet store, exactly once",
+        "Runs until SIGINT/SIGTERM, then stores the batch in progress and exits. "
+        "Restarting resumes after the last stored offset; undecodable messages go to "
+        "DATA_DIR/dead_letters with their bytes, offset and reason.",
+    )
+    m.add_argument("--bootstrap-servers", required=True, help="Kafka bootstrap.servers")
+    m.add_argument("--topic", default=settings().kafka_topic, help="default: %(default)s")
+    m.add_argument("--group", default="faro-materializer", help="default: %(default)s")
+    m.add_argument(
+        "--batch-size", type=int, default=50_000, help="events per file batch (%(default)s)"
+    )
+    m.add_argument(
+        "--max-batch-seconds",
+        type=float,
+        default=5.0,
+        help="store a partial batch after this long (%(default)s)",
+    )
+    m.add_argument(
+        "--progress-seconds", type=float, default=10.0, help="log interval (%(default)s)"
+    )
+    m.add_argument(
+        "--consumer-config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra librdkafka setting, e.g. security.protocol=SASL_SSL (repeatable)",
+    )
+
+    c = _command(
+        sub,
+        "compact",
+        _compact,
+        "merge small Parquet files per partition; optionally apply retention",
+        "Rows are unchanged; each partition with two or more files becomes one sorted file.",
+    )
+    c.add_argument(
+        "--retention-days",
+        type=int,
+        help="first delete whole date partitions older than this many days",
+    )
+
+    e = _command(
+        sub,
+        "erase",
+        _erase,
+        "remove every ENTITY row of one entity",
+        "Per-entity erasure (e.g. a deletion request): rewrites only the files that hold "
+        "the entity and prints how many rows were removed.",
+    )
+    e.add_argument("--entity-id", required=True)
+    return parser
+
+
+def _command(
+    sub: argparse._SubParsersAction,
+    name: str,
+    run: Callable[[argparse.Namespace], int],
+    summary: str,
+    description: str,
+) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        name, help=summary, description=f"{summary}. {description}"
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(settings().local_path),
+        help="the store's directory (FARO_LOCAL_PATH, default %(default)s)",
+    )
+    p.set_defaults(run=run)
+    return p
+
+
+def _materialize(args: argparse.Namespace) -> int:
+    from faro.store.materializer import Materializer
+
+    extra = {}
+    for item in args.consumer_config:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--consumer-config takes KEY=VALUE, got {item!r}")
+        extra[key] = value
+    materializer = Materializer(
+        args.bootstrap_servers,
+        args.data_dir,
+        topic=args.topic,
+        group=args.group,
+        batch_size=args.batch_size,
+        max_batch_seconds=args.max_batch_seconds,
+        progress_interval_s=args.progress_seconds,
+        consumer_config=extra,
+    )
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: materializer.stop())
+    materializer.run()
+    return 0
+
+
+def _compact(args: argparse.Namespace) -> int:
+    from faro.store.maintenance import compact, expire
+
+    if args.retention_days is not None:
+        removed = expire(args.data_dir, args.retention_days)
+        print(f"retention: removed {len(removed)} partitions older than {args.retention_days} days")
+    report = compact(args.data_dir)
+    print(
+        f"compacted {report.partitions} partitions: {report.files_before} files -> "
+        f"{report.files_after}"
+    )
+    return 0
+
+
+def _erase(args: argparse.Namespace) -> int:
+    from faro.store.maintenance import erase_entity
+
+    removed = erase_entity(args.data_dir, args.entity_id)
+    print(f"removed {removed} ENTITY rows of entity {args.entity_id!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

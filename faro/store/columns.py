@@ -1,0 +1,172 @@
+"""The Parquet schema of stored CaptureEvents, and conversions to and from it.
+
+Columns are the CaptureEvent fields under their Avro names, with two
+differences that make the files easy to query from DuckDB or Spark:
+
+* the ``feature_value`` union is split into typed columns. ``feature_value``
+  is the numeric view (double; longs and booleans included, booleans as 0/1)
+  that statistics use; ``feature_value_long``, ``feature_value_bool``,
+  ``feature_value_string`` and ``feature_value_vector`` hold the exact value of
+  their type, so the event round-trips losslessly;
+* ``feature_stats`` is a list of structs (``name, count, null_count, sum,
+  sum_sq, min, max``) that DuckDB can ``UNNEST``.
+
+Enums are stored as their symbol strings. Times are epoch milliseconds, UTC.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from faro.core.events import CaptureEvent
+
+FEATURE_STATS = pa.struct(
+    [
+        ("name", pa.string()),
+        ("count", pa.int64()),
+        ("null_count", pa.int64()),
+        ("sum", pa.float64()),
+        ("sum_sq", pa.float64()),
+        ("min", pa.float64()),
+        ("max", pa.float64()),
+    ]
+)
+
+SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("event_type", pa.string()),
+        ("schema_version", pa.int32()),
+        ("pipeline_id", pa.string()),
+        ("operator_id", pa.string()),
+        ("operator_type", pa.string()),
+        ("processing_time", pa.int64()),
+        ("subtask_index", pa.int32()),
+        ("features", pa.list_(pa.string())),
+        ("input_count", pa.int64()),
+        ("output_count", pa.int64()),
+        ("late_count", pa.int64()),
+        ("watermark", pa.int64()),
+        ("event_time_min", pa.int64()),
+        ("event_time_max", pa.int64()),
+        ("window_start", pa.int64()),
+        ("window_end", pa.int64()),
+        ("batch_id", pa.int64()),
+        ("capture_drop_since_last", pa.bool_()),
+        ("dropped_count", pa.int64()),
+        ("feature_stats", pa.list_(FEATURE_STATS)),
+        ("entity_id", pa.string()),
+        ("feature_name", pa.string()),
+        ("feature_value", pa.float64()),
+        ("feature_value_long", pa.int64()),
+        ("feature_value_bool", pa.bool_()),
+        ("feature_value_string", pa.string()),
+        ("feature_value_vector", pa.list_(pa.float64())),
+        ("value_type", pa.string()),
+        ("event_time", pa.int64()),
+        ("sample_rate", pa.float64()),
+        ("trace_id", pa.string()),
+    ]
+)
+
+NAMES = SCHEMA.names
+
+
+def new_columns() -> dict[str, list[Any]]:
+    """Empty column lists in schema order, for builders that append row by row."""
+    return {name: [] for name in NAMES}
+
+
+def append_event(cols: dict[str, list[Any]], event: CaptureEvent) -> None:
+    """Adds one event as a row (the path for JSON and container input)."""
+    row = event.to_dict()
+    value = row.pop("feature_value")
+    for name in NAMES:
+        if name in row:
+            cols[name].append(row[name])
+    for name, typed in zip(_VALUE_COLUMNS, _split_value(value), strict=True):
+        cols[name].append(typed)
+
+
+_VALUE_COLUMNS = (
+    "feature_value",
+    "feature_value_long",
+    "feature_value_bool",
+    "feature_value_string",
+    "feature_value_vector",
+)
+
+
+def _split_value(value: Any) -> tuple[Any, Any, Any, Any, Any]:
+    if value is None:
+        return None, None, None, None, None
+    if value is True or value is False:
+        return float(value), None, value, None, None
+    if isinstance(value, int):
+        return float(value), value, None, None, None
+    if isinstance(value, float):
+        return value, None, None, None, None
+    if isinstance(value, str):
+        return None, None, None, value, None
+    return None, None, None, None, list(value)
+
+
+def to_table(cols: dict[str, list[Any]]) -> pa.Table:
+    return pa.table([pa.array(cols[f.name], type=f.type) for f in SCHEMA], schema=SCHEMA)
+
+
+def events_to_table(events: list[CaptureEvent]) -> pa.Table:
+    cols = new_columns()
+    for event in events:
+        append_event(cols, event)
+    return to_table(cols)
+
+
+def table_to_events(table: pa.Table) -> list[CaptureEvent]:
+    """Inverse of :func:`events_to_table`, for tests and exports."""
+    events = []
+    for row in table.to_pylist():
+        value: Any = row.pop("feature_value")
+        long_v = row.pop("feature_value_long")
+        bool_v = row.pop("feature_value_bool")
+        str_v = row.pop("feature_value_string")
+        vec_v = row.pop("feature_value_vector")
+        for typed in (long_v, bool_v, str_v, vec_v):
+            if typed is not None:
+                value = typed
+        row["feature_value"] = value
+        row["feature_stats"] = row["feature_stats"] or []
+        row["features"] = row["features"] or []
+        events.append(CaptureEvent.from_dict(row))
+    return events
+
+
+MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
+def invalid_rows(table: pa.Table) -> dict[int, str]:
+    """Rows the store cannot hold, with the reason: index -> message.
+
+    The store partitions by the UTC date of ``processing_time``, so it must be
+    a real epoch-millisecond time; ids name directories and must be non-empty.
+    Checked column-wise; Python only looks at the rows that fail.
+    """
+    problems: dict[int, str] = {}
+    if table.num_rows == 0:  # pyarrow's indices_nonzero crashes on empty input
+        return problems
+    times = table.column("processing_time")
+    in_range = pc.and_(pc.greater_equal(times, 0), pc.less_equal(times, MAX_EPOCH_MS))
+    bad = pc.invert(pc.fill_null(in_range, False))
+    for i in pc.indices_nonzero(bad).to_pylist():
+        problems[i] = (
+            f"processing_time {times[i].as_py()} is not epoch milliseconds between 1970 "
+            "and 9999; the producer's clock or encoder is wrong"
+        )
+    for name in ("event_id", "pipeline_id", "operator_id"):
+        empty = pc.fill_null(pc.equal(pc.utf8_length(table.column(name)), 0), True)
+        for i in pc.indices_nonzero(empty).to_pylist():
+            problems.setdefault(i, f"{name} is empty; every CaptureEvent needs one")
+    return problems

@@ -1,0 +1,297 @@
+"""The consumer that turns the Kafka topic of CaptureEvents into the Parquet store.
+
+Exactly once into files: a batch is decoded, written to staging, fsynced and
+moved into place as one journaled change that also records the batch's last
+offset per partition in the store itself; only then are offsets committed to
+Kafka. On (re)assignment each partition resumes after the offset the store
+holds, so a crash between the rename and the commit neither loses nor
+duplicates an event, and the commit only serves lag monitoring and tools.
+Messages that do not decode go to ``dead_letters/`` with their raw bytes,
+offset and reason, in the same change.
+
+One materializer per data directory (a lock file enforces it).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from faro.store import layout
+from faro.store.avro_batch import AvroBatchDecoder
+from faro.store.writer import DEAD_LETTER_SCHEMA, KAFKA_PARTITION, EventWriter, KafkaSource
+
+log = logging.getLogger("faro.materializer")
+
+DEFAULT_TOPIC = "faro.capture-events"
+DEFAULT_GROUP = "faro-materializer"
+CONSUMER_DEFAULTS: dict[str, Any] = {
+    "enable.auto.commit": False,
+    "auto.offset.reset": "earliest",
+    # A materializer group has one member; a short session lets it rejoin
+    # quickly after a restart (some brokers wait half of it for members).
+    "session.timeout.ms": 10_000,
+    "heartbeat.interval.ms": 1_000,
+    # Prefetch is bounded so that memory stays flat whatever the backlog.
+    "queued.max.messages.kbytes": 16_384,
+}
+
+
+@dataclass
+class MaterializerStats:
+    events: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    batches: int = 0
+    files: int = 0
+    busy_seconds: float = 0.0  # from the first message of the run to the last batch stored
+
+    def rate(self) -> float:
+        """Events stored per second while there was work (group joins and idling excluded)."""
+        return self.events / self.busy_seconds if self.busy_seconds else 0.0
+
+
+class Materializer:
+    """Consumes until :meth:`stop` is called (or ``idle_exit_s`` passes with no message).
+
+    ``consumer_config`` is merged into the librdkafka configuration, so SASL,
+    TLS or any other client setting of the user's Kafka can be passed through.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        data_dir: Path | str,
+        topic: str = DEFAULT_TOPIC,
+        group: str = DEFAULT_GROUP,
+        batch_size: int = 50_000,
+        max_batch_seconds: float = 5.0,
+        progress_interval_s: float = 10.0,
+        consumer_config: dict[str, Any] | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if max_batch_seconds <= 0:
+            raise ValueError(f"max_batch_seconds must be positive, got {max_batch_seconds}")
+        self.data_dir = Path(data_dir)
+        self.topic = topic
+        self.batch_size = batch_size
+        self.max_batch_seconds = max_batch_seconds
+        self.progress_interval_s = progress_interval_s
+        self.stats = MaterializerStats()
+        self._config = {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": group,
+            **CONSUMER_DEFAULTS,
+            **(consumer_config or {}),
+        }
+        self.pending = 0  # events consumed into the batch not yet stored
+        self._stop = threading.Event()
+        self._consumer: Any = None
+        self._writer: EventWriter | None = None
+
+    def stop(self) -> None:
+        """Ends :meth:`run` after the batch in progress is stored; safe from signal handlers."""
+        self._stop.set()
+
+    def run(self, idle_exit_s: float | None = None) -> MaterializerStats:
+        from confluent_kafka import Consumer
+
+        lock = self._lock()
+        try:
+            self._writer = EventWriter(self.data_dir, "materialize")
+            finished = self._writer.recover()
+            if finished:
+                log.info("finished %d store changes interrupted by a crash", finished)
+            decoder = AvroBatchDecoder(self.data_dir / layout.STAGING / "decode")
+            self._consumer = Consumer(self._config)
+            self._consumer.subscribe([self.topic], on_assign=self._on_assign)
+            log.info(
+                "materializing %s from %s into %s",
+                self.topic,
+                self._config["bootstrap.servers"],
+                self.data_dir,
+            )
+            try:
+                self._loop(decoder, idle_exit_s)
+            finally:
+                self._consumer.close()
+        finally:
+            lock.close()
+        log.info(
+            "stopped: %d events stored in %d files (%.0f events/s), %d dead letters, "
+            "%d duplicates dropped",
+            self.stats.events,
+            self.stats.files,
+            self.stats.rate(),
+            self.stats.dead_letters,
+            self.stats.duplicates,
+        )
+        return self.stats
+
+    def _lock(self) -> Any:
+        path = self.data_dir / layout.STATE / "materializer.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise RuntimeError(
+                f"another materializer is writing to {self.data_dir}; stop it or use "
+                "another --data-dir"
+            ) from None
+        return handle
+
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        assert self._writer is not None
+        stored = self._writer.journal.offsets().get(self.topic, {})
+        for tp in partitions:
+            last = stored.get(str(tp.partition))
+            if last is not None:
+                tp.offset = last + 1
+        consumer.assign(partitions)
+        log.info(
+            "assigned partitions %s; resuming after the store's offsets %s",
+            [tp.partition for tp in partitions],
+            {p: o for p, o in stored.items()} or "(none yet)",
+        )
+
+    def _loop(self, decoder: AvroBatchDecoder, idle_exit_s: float | None) -> None:
+        batch: list[Any] = []
+        batch_started = 0.0
+        first_message: float | None = None
+        last_message = time.monotonic()
+        progress = _Progress(self, self.progress_interval_s)
+        while True:
+            stopping = self._stop.is_set()
+            if not stopping:
+                want = min(self.batch_size - len(batch), 10_000)
+                for message in self._consumer.consume(num_messages=want, timeout=0.2):
+                    error = message.error()
+                    if error is not None:
+                        if error.fatal():
+                            raise RuntimeError(f"Kafka consumer failed: {error}")
+                        log.warning("Kafka: %s", error)
+                        continue
+                    if not batch:
+                        batch_started = time.monotonic()
+                        if first_message is None:
+                            first_message = batch_started
+                    batch.append(message)
+                    last_message = time.monotonic()
+                self.pending = len(batch)
+            now = time.monotonic()
+            full = len(batch) >= self.batch_size
+            due = batch and now - batch_started >= self.max_batch_seconds
+            if batch and (full or due or stopping):
+                assert first_message is not None
+                self._store(batch, decoder, first_message)
+                batch = []
+                self.pending = 0
+            progress.maybe_log(now)
+            if stopping:
+                return
+            if idle_exit_s is not None and now - last_message > idle_exit_s:
+                log.info("no message for %.0f s; stopping", idle_exit_s)
+                return
+
+    def _store(self, batch: list[Any], decoder: AvroBatchDecoder, first_message: float) -> None:
+        from confluent_kafka import TopicPartition
+
+        assert self._writer is not None
+        values = [m.value() for m in batch]
+        partitions = [m.partition() for m in batch]
+        decoded = decoder.decode(values)
+        kept_partitions = pa.array(partitions, pa.int32())
+        if len(decoded.kept) != len(batch):
+            kept_partitions = kept_partitions.take(pa.array(decoded.kept, pa.int64()))
+        table = decoded.table.append_column(KAFKA_PARTITION, kept_partitions)
+        ranges: dict[int, tuple[int, int]] = {}
+        for p, m in zip(partitions, batch, strict=True):  # offsets ascend per partition
+            o = m.offset()
+            ranges[p] = (ranges[p][0], o) if p in ranges else (o, o)
+        dead = _dead_letters(self.topic, batch, decoded.rejected)
+        summary = self._writer.write(table, KafkaSource(self.topic, ranges), dead)
+        self.stats.events += summary.rows
+        self.stats.duplicates += summary.duplicates
+        self.stats.dead_letters += summary.dead_letters
+        self.stats.files += len(summary.files)
+        self.stats.batches += 1
+        if decoded.rejected:
+            log.warning(
+                "%d undecodable messages sent to dead letters (first: offset %d, %s)",
+                len(decoded.rejected),
+                batch[decoded.rejected[0][0]].offset(),
+                decoded.rejected[0][1],
+            )
+        commits = [TopicPartition(self.topic, p, last + 1) for p, (_, last) in ranges.items()]
+        try:
+            self._consumer.commit(offsets=commits, asynchronous=False)
+        except Exception as exc:  # the store holds the offsets; the commit is advisory
+            log.warning("offset commit failed (the store's offsets still apply): %s", exc)
+        self.stats.busy_seconds = time.monotonic() - first_message
+
+
+def _dead_letters(topic: str, batch: list[Any], rejected: list[tuple[int, str]]) -> pa.Table:
+    now = int(time.time() * 1000)
+    rows = [
+        {
+            "topic": topic,
+            "partition": batch[i].partition(),
+            "offset": batch[i].offset(),
+            "key": batch[i].key(),
+            "value": batch[i].value(),
+            "reason": reason,
+            "received_at": now,
+        }
+        for i, reason in rejected
+    ]
+    return pa.Table.from_pylist(rows, schema=DEAD_LETTER_SCHEMA)
+
+
+class _Progress:
+    """Logs throughput and lag every ``interval`` seconds."""
+
+    def __init__(self, materializer: Materializer, interval: float) -> None:
+        self._m = materializer
+        self._interval = interval
+        self._last = time.monotonic()
+        self._events = 0
+
+    def maybe_log(self, now: float) -> None:
+        if now - self._last < self._interval:
+            return
+        done = self._m.stats.events + self._m.stats.dead_letters
+        rate = (done - self._events) / (now - self._last)
+        log.info(
+            "%.0f events/s, %d stored, %d dead letters, %d in the open batch, lag %s",
+            rate,
+            self._m.stats.events,
+            self._m.stats.dead_letters,
+            self._m.pending,
+            self._lag(),
+        )
+        self._last, self._events = now, done
+
+    def _lag(self) -> str:
+        """Messages on the broker that are not in the store yet."""
+        m = self._m
+        assert m._writer is not None
+        stored = m._writer.journal.offsets().get(m.topic, {})
+        try:
+            lag = 0
+            for tp in m._consumer.assignment():
+                _, high = m._consumer.get_watermark_offsets(tp, cached=True)
+                if high >= 0:
+                    lag += max(0, high - stored.get(str(tp.partition), -1) - 1)
+            return f"{lag} messages"
+        except Exception as exc:
+            return f"unknown ({exc})"

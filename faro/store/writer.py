@@ -1,0 +1,161 @@
+"""Writes batches of CaptureEvents into the Parquet store: the one write path.
+
+The materializer and the API's ``/ingest`` both call :class:`EventWriter`.
+A batch is deduplicated by ``event_id``, split into its Hive partitions,
+sorted so that row-group statistics prune the common filters (feature, then
+entity, then operator and time), written as zstd Parquet into staging and
+moved into place as one journaled change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from faro.store import layout
+from faro.store.columns import SCHEMA
+from faro.store.journal import Change, Journal, fsync_file
+
+ROW_GROUP_SIZE = 65_536
+KAFKA_PARTITION = "_kafka_partition"
+_DAY_MS = 86_400_000
+_EPOCH = dt.date(1970, 1, 1)
+_GROUP_KEYS = ["event_type", "pipeline_id", "_day", KAFKA_PARTITION]
+# Partition keys first (files are contiguous slices), then what queries filter on.
+_SORT_KEYS = [*_GROUP_KEYS, "feature_name", "entity_id", "operator_id", "processing_time"]
+
+
+@dataclass
+class KafkaSource:
+    """Where a batch came from: names its files and the offsets it stores."""
+
+    topic: str
+    ranges: dict[int, tuple[int, int]]  # partition -> (first, last) offset consumed
+
+
+@dataclass
+class WriteSummary:
+    rows: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    files: list[str] = field(default_factory=list)
+
+
+class EventWriter:
+    """Not thread-safe; one per writing process and data directory."""
+
+    def __init__(self, data_dir: Path | str, kind: str) -> None:
+        self.data_dir = Path(data_dir)
+        self.journal = Journal(self.data_dir, kind)
+        self._kind = kind
+
+    def recover(self) -> int:
+        return self.journal.recover()
+
+    def write(
+        self,
+        table: pa.Table,
+        source: KafkaSource | None = None,
+        dead_letters: pa.Table | None = None,
+    ) -> WriteSummary:
+        """Stores ``table`` (columns of :data:`faro.store.columns.SCHEMA`, plus
+        ``_kafka_partition`` when ``source`` is given) and any dead letters, atomically."""
+        summary = WriteSummary()
+        change = Change()
+        if table.num_rows:
+            self._stage_events(table, source, change, summary)
+        if dead_letters is not None and dead_letters.num_rows:
+            self._stage_dead_letters(dead_letters, source, change)
+            summary.dead_letters = dead_letters.num_rows
+        if source is not None:
+            change.offsets = {
+                source.topic: {str(p): last for p, (_, last) in source.ranges.items()}
+            }
+        if change.moves or change.offsets:
+            self.journal.apply(change)
+        summary.files = [final for _, final in change.moves]
+        return summary
+
+    def _stage_events(
+        self, table: pa.Table, source: KafkaSource | None, change: Change, summary: WriteSummary
+    ) -> None:
+        unique = _first_of_each_event_id(table)
+        summary.rows = unique.num_rows
+        summary.duplicates = table.num_rows - unique.num_rows
+        if source is None:
+            unique = unique.append_column(KAFKA_PARTITION, pa.nulls(unique.num_rows, pa.int32()))
+        day = pc.divide(unique.column("processing_time"), _DAY_MS)  # validated >= 0
+        rows = unique.append_column("_day", day).sort_by([(k, "ascending") for k in _SORT_KEYS])
+        groups = (
+            rows.group_by(_GROUP_KEYS, use_threads=False)
+            .aggregate([([], "count_all")])
+            .sort_by([(k, "ascending") for k in _GROUP_KEYS])
+        )
+        data = rows.select(SCHEMA.names).cast(SCHEMA)
+        start = 0
+        for event_type, pipeline_id, days, kafka_partition, count in zip(
+            *(groups.column(c).to_pylist() for c in (*_GROUP_KEYS, "count_all")), strict=True
+        ):
+            date = (_EPOCH + dt.timedelta(days=days)).isoformat()
+            target = layout.partition_dir(self.data_dir, event_type, pipeline_id, date)
+            if source is not None:
+                first, last = source.ranges[kafka_partition]
+                name = layout.kafka_file_name(source.topic, kafka_partition, first, last)
+            else:
+                name = f"{self._kind}-{uuid.uuid4().hex}.parquet"
+            staged = self.journal.staging_path()
+            write_parquet(data.slice(start, count), staged)
+            change.moves.append(
+                (self.journal.relative(staged), self.journal.relative(target / name))
+            )
+            start += count
+
+    def _stage_dead_letters(
+        self, dead: pa.Table, source: KafkaSource | None, change: Change
+    ) -> None:
+        date = layout.utc_date(int(dead.column("received_at")[0].as_py()))
+        if source is not None:
+            ranges = sorted(source.ranges.items())
+            p, (first, last) = ranges[0]
+            name = layout.kafka_file_name(source.topic, p, first, last)
+        else:
+            name = f"{self._kind}-{uuid.uuid4().hex}.parquet"
+        staged = self.journal.staging_path()
+        write_parquet(dead, staged)
+        target = layout.dead_letter_dir(self.data_dir, date) / name
+        change.moves.append((self.journal.relative(staged), self.journal.relative(target)))
+
+
+def _first_of_each_event_id(table: pa.Table) -> pa.Table:
+    """Redelivered events (same event_id) keep their first occurrence."""
+    ids = table.column("event_id")
+    if pc.count_distinct(ids).as_py() == table.num_rows:
+        return table
+    indexed = table.append_column("_row", pa.array(range(table.num_rows), pa.int64()))
+    first = indexed.group_by("event_id", use_threads=False).aggregate([("_row", "min")])
+    keep = pc.sort_indices(first.column("_row_min"))
+    return table.take(pc.take(first.column("_row_min"), keep))
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    pq.write_table(table, path, compression="zstd", row_group_size=ROW_GROUP_SIZE)
+    fsync_file(path)
+
+
+DEAD_LETTER_SCHEMA = pa.schema(
+    [
+        ("topic", pa.string()),
+        ("partition", pa.int32()),
+        ("offset", pa.int64()),
+        ("key", pa.binary()),
+        ("value", pa.binary()),
+        ("reason", pa.string()),
+        ("received_at", pa.int64()),
+    ]
+)

@@ -1,0 +1,39 @@
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from faro.core.events import CaptureEvent
+from faro.store.columns import SCHEMA, events_to_table, invalid_rows, table_to_events
+from tests.sinks.events import mixed_events
+from tests.store.events import store_times
+from tests.strategies import capture_events
+
+
+@given(st.lists(capture_events(store_times), max_size=8))
+@settings(max_examples=200)
+def test_table_round_trip_is_lossless(events: list[CaptureEvent]) -> None:
+    table = events_to_table(events)
+    assert table.schema == SCHEMA
+    assert table_to_events(table) == events
+
+
+def test_invalid_rows_names_each_problem() -> None:
+    events = mixed_events(4)
+    events[1].processing_time = -5
+    events[2].pipeline_id = ""
+    table = events_to_table(events)
+    problems = invalid_rows(table)
+    assert set(problems) == {1, 2}
+    assert "processing_time -5" in problems[1]
+    assert "pipeline_id is empty" in problems[2]
+    assert invalid_rows(events_to_table(mixed_events(10))) == {}
+    assert invalid_rows(
+        pa.table(
+            {
+                "processing_time": pa.array([None], pa.int64()),
+                "event_id": ["e"],
+                "pipeline_id": ["p"],
+                "operator_id": ["o"],
+            }
+        )
+    ) == {0: invalid_rows(events_to_table(events))[1].replace("-5", "None")}

@@ -1,0 +1,152 @@
+"""The materializer against the real test broker: exactly once, even when killed."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+from confluent_kafka import Producer
+
+from faro import KafkaCaptureEventSink
+from faro._dev.broker import LocalBroker
+from faro.store import layout
+from faro.store.materializer import Materializer
+from tests.sinks.events import mixed_events
+from tests.store.events import stored_rows
+from tests.support import new_topic
+
+pytestmark = pytest.mark.kafka
+QUICK_GROUP = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
+
+
+def _produce(bootstrap: str, topic: str, n: int, prefix: str = "") -> list[str]:
+    events = mixed_events(n)
+    for e in events:
+        e.event_id = f"{prefix}{e.event_id}"
+    sink = KafkaCaptureEventSink(bootstrap, topic)
+    for e in events:
+        sink.emit(e)
+    assert sink.flush(30)
+    sink.close()
+    return [e.event_id for e in events]
+
+
+def _stored_count(data_dir: Path) -> int:
+    total = 0
+    for f in layout.event_files(data_dir):
+        try:
+            total += pq.ParquetFile(f).metadata.num_rows
+        except FileNotFoundError:  # compacted or replaced meanwhile
+            continue
+    return total
+
+
+def _counts(data_dir: Path) -> tuple[int, int]:
+    files = [str(f) for f in layout.event_files(data_dir)]
+    row = duckdb.execute(
+        "SELECT count(*), count(DISTINCT event_id) FROM read_parquet(?, hive_partitioning=false)",
+        [files],
+    ).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+def test_events_and_dead_letters_arrive_exactly_once(broker: LocalBroker, tmp_path: Path) -> None:
+    topic = new_topic(broker.bootstrap_servers)
+    ids = _produce(broker.bootstrap_servers, topic, 3000)
+    producer = Producer({"bootstrap.servers": broker.bootstrap_servers})
+    junk = [b"not avro", b"\xc3\x01" + b"\x00" * 8, b"", b"\xc3\x01" + b"\xff" * 30]
+    for i, payload in enumerate(junk):
+        producer.produce(topic, payload, key=f"junk-{i}", partition=i % 3)
+    producer.flush(10)
+    ids += _produce(broker.bootstrap_servers, topic, 2000, prefix="late-")
+
+    materializer = Materializer(
+        broker.bootstrap_servers, tmp_path, topic=topic, group=f"g-{topic}",
+        batch_size=700, max_batch_seconds=0.5, consumer_config=QUICK_GROUP,
+    )  # fmt: skip
+    stats = materializer.run(idle_exit_s=10)
+
+    assert _counts(tmp_path) == (len(ids), len(ids))
+    assert sorted(r[0] for r in stored_rows(tmp_path, "event_id")) == sorted(ids)
+    assert stats.events == len(ids) and stats.dead_letters == len(junk)
+    dead = duckdb.execute(
+        'SELECT key, value, reason, partition, "offset" FROM read_parquet(?)',
+        [str(tmp_path / layout.DEAD_LETTERS / "*" / "*.parquet")],
+    ).fetchall()
+    assert sorted(bytes(d[1]) for d in dead) == sorted(junk)
+    assert {bytes(d[0]).decode() for d in dead} == {f"junk-{i}" for i in range(len(junk))}
+    assert all(d[2] for d in dead)
+
+
+def test_a_stop_request_stores_the_batch_in_progress(broker: LocalBroker, tmp_path: Path) -> None:
+    topic = new_topic(broker.bootstrap_servers)
+    ids = _produce(broker.bootstrap_servers, topic, 1500)
+    materializer = Materializer(
+        broker.bootstrap_servers, tmp_path, topic=topic, group=f"g-{topic}",
+        batch_size=1_000_000, max_batch_seconds=3600, consumer_config=QUICK_GROUP,
+    )  # fmt: skip
+    runner = threading.Thread(target=materializer.run)
+    runner.start()
+    deadline = time.monotonic() + 30
+    while materializer.pending < len(ids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert materializer.stats.events == 0, "nothing is stored before the batch closes"
+    materializer.stop()
+    runner.join(30)
+    assert not runner.is_alive()
+    assert _counts(tmp_path) == (len(ids), len(ids))
+
+
+def test_sigkill_at_random_points_neither_loses_nor_duplicates(
+    broker: LocalBroker, tmp_path: Path
+) -> None:
+    with contextlib.ExitStack() as stack:
+        _kill_and_restart(broker, tmp_path, stack)
+
+
+def _kill_and_restart(broker: LocalBroker, tmp_path: Path, stack: contextlib.ExitStack) -> None:
+    topic = new_topic(broker.bootstrap_servers)
+    ids = _produce(broker.bootstrap_servers, topic, 40_000)
+    command = [
+        sys.executable, "-m", "faro.cli", "materialize",
+        "--bootstrap-servers", broker.bootstrap_servers, "--topic", topic,
+        "--group", f"g-{topic}", "--data-dir", str(tmp_path),
+        "--batch-size", "400", "--max-batch-seconds", "0.2",
+        "--consumer-config", "session.timeout.ms=6000",
+        "--consumer-config", "heartbeat.interval.ms=500",
+    ]  # fmt: skip
+    log = stack.enter_context(open(tmp_path.parent / "materializer.log", "ab"))
+    rng = random.Random(7)
+    killed_mid_stream = 0
+    for _ in range(4):
+        before = _stored_count(tmp_path)
+        proc = subprocess.Popen(command, stderr=log)
+        deadline = time.monotonic() + 40
+        while _stored_count(tmp_path) == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0, 0.8))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        if 0 < _stored_count(tmp_path) < len(ids):
+            killed_mid_stream += 1
+    assert killed_mid_stream >= 3, "the kills should land while the stream is being stored"
+
+    proc = subprocess.Popen(command, stderr=log)
+    deadline = time.monotonic() + 90
+    while _stored_count(tmp_path) < len(ids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1)  # a duplicate would show up as more rows
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+    assert _counts(tmp_path) == (len(ids), len(ids))
+    assert sorted(r[0] for r in stored_rows(tmp_path, "event_id")) == sorted(ids)
