@@ -16,6 +16,7 @@ Prints events/s of both, the ratio, and the materializer's peak RSS.
 from __future__ import annotations
 
 import argparse
+import inspect
 import multiprocessing as mp
 import platform
 import resource
@@ -34,6 +35,7 @@ from faro.store.avro_batch import AvroBatchDecoder
 from faro.store.materializer import CONSUMER_DEFAULTS, Materializer
 
 PARTITIONS = 4
+DEFAULT_BATCH = inspect.signature(Materializer).parameters["batch_size"].default
 T0 = 1_790_000_000_000
 
 
@@ -81,7 +83,7 @@ def produce(bootstrap: str, topic: str, n: int) -> None:
         print(f"  produced {min(start + chunk, n):,}", flush=True)
 
 
-def decode_only(bootstrap: str, topic: str, n: int, result: mp.Queue) -> None:
+def decode_only(bootstrap: str, topic: str, n: int, batch_size: int, result: mp.Queue) -> None:
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "bench-decode", **CONSUMER_DEFAULTS}
     )
@@ -91,7 +93,7 @@ def decode_only(bootstrap: str, topic: str, n: int, result: mp.Queue) -> None:
     start = None
     while seen < n:
         batch = []
-        while len(batch) < 100_000 and seen + len(batch) < n:
+        while len(batch) < batch_size and seen + len(batch) < n:
             got = consumer.consume(10_000, 1.0)
             if got and start is None:
                 start = time.perf_counter()
@@ -102,9 +104,11 @@ def decode_only(bootstrap: str, topic: str, n: int, result: mp.Queue) -> None:
     result.put((n / elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
-def materialize(bootstrap: str, topic: str, n: int, result: mp.Queue) -> None:
+def materialize(bootstrap: str, topic: str, n: int, batch_size: int, result: mp.Queue) -> None:
     with tempfile.TemporaryDirectory() as data_dir:
-        m = Materializer(bootstrap, data_dir, topic=topic, group="bench-materializer")
+        m = Materializer(
+            bootstrap, data_dir, topic=topic, group="bench-materializer", batch_size=batch_size
+        )
         stats = m.run(idle_exit_s=15)
         assert stats.events == n, f"stored {stats.events} of {n}"
         result.put((stats.rate(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
@@ -124,16 +128,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--scale", type=int, default=1, help="multiply --events")
+    parser.add_argument(
+        "--batch-size", type=int, default=DEFAULT_BATCH, help="events per batch, both paths"
+    )
     args = parser.parse_args()
     n = args.events * args.scale
-    print(f"python {platform.python_version()}, {n:,} events, {PARTITIONS} partitions")
+    print(
+        f"python {platform.python_version()}, {n:,} events, {PARTITIONS} partitions, "
+        f"batches of {args.batch_size:,}"
+    )
     with LocalBroker() as broker:
         topic = "bench-capture-events"
         admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
         admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(10)
         produce(broker.bootstrap_servers, topic, n)
-        decode_rate, decode_rss = run_child(decode_only, broker.bootstrap_servers, topic, n)
-        rate, rss = run_child(materialize, broker.bootstrap_servers, topic, n)
+        decode_rate, decode_rss = run_child(
+            decode_only, broker.bootstrap_servers, topic, n, args.batch_size
+        )
+        rate, rss = run_child(materialize, broker.bootstrap_servers, topic, n, args.batch_size)
     print(f"consume-and-decode only  {decode_rate:>10,.0f} events/s  peak RSS {decode_rss:,.0f} MB")
     print(f"materialize to Parquet   {rate:>10,.0f} events/s  peak RSS {rss:,.0f} MB")
     print(f"ratio materialize / consume-and-decode = {rate / decode_rate:.3f}  (target >= 0.7)")
