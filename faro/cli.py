@@ -34,8 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="faro",
-        description="faro's store: materialize CaptureEvents from Kafka into Parquet and "
-        "maintain the store.",
+        description="faro's store side: materialize CaptureEvents from Kafka into Parquet, "
+        "maintain the store, and serve the query API over it.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -94,6 +94,17 @@ def _parser() -> argparse.ArgumentParser:
         "the entity and prints how many rows were removed.",
     )
     e.add_argument("--entity-id", required=True)
+
+    s = _command(
+        sub,
+        "serve",
+        _serve,
+        "serve the query API (faro-api) over the store",
+        "Answers /pipelines, /features, /traces, /entities and /ingest; OpenAPI at /docs. "
+        "Settings come from FARO_* variables (docs/configuration.md).",
+    )
+    s.add_argument("--host", default="127.0.0.1", help="default: %(default)s")
+    s.add_argument("--port", type=int, default=9000, help="default: %(default)s")
     return parser
 
 
@@ -139,6 +150,15 @@ def _materialize(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: materializer.stop())
     materializer.run()
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from faro.api import create_app
+
+    uvicorn.run(create_app(args.data_dir), host=args.host, port=args.port, log_level="info")
     return 0
 
 

@@ -54,6 +54,18 @@ class FaroSettings(BaseSettings):
         min_length=1,
         description="data directory of the Parquet store (materializer, API, maintenance)",
     )
+    api_token: str | None = Field(
+        default=None, description="when set, POST /ingest requires 'Authorization: Bearer <token>'"
+    )
+    ingest_max_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1, description="largest /ingest body, after gunzip"
+    )
+    stale_after_s: float = Field(
+        default=60.0, gt=0, description="an operator with no flush for this long is STALE"
+    )
+    silent_after_s: float = Field(
+        default=300.0, gt=0, description="an operator with no flush for this long is SILENT"
+    )
     error_log_interval_s: float = Field(
         default=60.0, ge=0, description="a failing sink logs at most once per interval"
     )

@@ -1,0 +1,70 @@
+"""The FastAPI application: routers per resource over one query layer."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from faro import __version__
+from faro.api.deps import Service
+from faro.api.metrics import ApiMetrics
+from faro.api.queries import StoreQueries
+from faro.api.routers import features, ingest, pipelines, service, traces
+from faro.api.windows import WindowError
+from faro.core.settings import FaroSettings, settings
+from faro.store.writer import EventWriter
+
+
+def create_app(data_dir: Path | str | None = None, config: FaroSettings | None = None) -> FastAPI:
+    """The API over the store in ``data_dir`` (default ``FARO_LOCAL_PATH``)."""
+    config = config or settings()
+    root = Path(data_dir or config.local_path)
+    root.mkdir(parents=True, exist_ok=True)
+    writer = EventWriter(root, "ingest")
+    writer.recover()
+    app = FastAPI(
+        title="faro-api",
+        version=__version__,
+        description="What your streaming feature pipelines did: per operator, per entity.",
+    )
+    metrics = ApiMetrics()
+    app.state.service = Service(
+        queries=StoreQueries(root),
+        writer=writer,
+        write_lock=threading.Lock(),
+        settings=config,
+        metrics=metrics,
+    )
+    for module in (pipelines, features, traces, ingest, service):
+        app.include_router(module.router)
+
+    @app.exception_handler(WindowError)
+    async def bad_window(request: Request, exc: WindowError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        return JSONResponse({"detail": problems}, status_code=422)
+
+    @app.middleware("http")
+    async def count(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        start = time.perf_counter()
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        name = getattr(route, "path", "unmatched")
+        metrics.requests.labels(name, str(response.status_code)).inc()
+        metrics.latency.labels(name).observe(time.perf_counter() - start)
+        return response
+
+    return app

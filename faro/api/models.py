@@ -1,0 +1,136 @@
+"""Response models: what each endpoint answers, so /docs describes it exactly."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Status = Literal["OK", "STALE", "SILENT"]
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+class IngestResult(BaseModel):
+    accepted: int = Field(description="events stored")
+    duplicates: int = Field(description="events dropped because their event_id repeated")
+    files: int
+
+
+class PipelineSummary(BaseModel):
+    pipeline_id: str
+
+
+class OperatorHealth(BaseModel):
+    operator_id: str
+    operator_type: str
+    status: Status
+    last_flush: int = Field(description="processing time of the last AGGREGATE event, epoch ms")
+    seconds_since_flush: float
+    watermark: int | None
+    watermark_lag_seconds: float | None = Field(
+        description="time of the last flush minus the watermark it reported"
+    )
+
+
+class Thresholds(BaseModel):
+    stale_after_seconds: float
+    silent_after_seconds: float
+
+
+class PipelineHealth(BaseModel):
+    pipeline_id: str
+    flowing: bool = Field(description="every operator is OK")
+    at: int = Field(description="when this was computed, epoch ms")
+    thresholds: Thresholds
+    operators: list[OperatorHealth]
+
+
+class OperatorThroughput(BaseModel):
+    operator_id: str
+    operator_type: str
+    subtasks: int
+    input_per_minute: float
+    output_per_minute: float
+    filter_ratio: float | None = Field(description="output / input over the window")
+    late_rate: float | None = Field(description="late / input over the window")
+    last_flush: int
+
+
+class PipelineOperators(BaseModel):
+    pipeline_id: str
+    window: str
+    operators: list[OperatorThroughput]
+
+
+class FeatureValue(BaseModel):
+    operator_id: str
+    event_time: int | None
+    processing_time: int
+    value_type: str | None
+    value: bool | int | float | str | list[float] | None
+    trace_id: str | None
+
+
+class FeatureValues(BaseModel):
+    feature: str
+    pipeline_id: str
+    entity_id: str
+    window: str
+    values: list[FeatureValue]
+
+
+class ValueSummary(BaseModel):
+    feature: str
+    pipeline_id: str
+    window: str
+    source: Literal["ENTITY", "AGGREGATE", "NONE"] = Field(
+        description="ENTITY when computed from sampled entity values; AGGREGATE when only "
+        "per-flush statistics exist (suppressed features), so percentiles are unknown"
+    )
+    count: int
+    nulls: int
+    min: float | None
+    max: float | None
+    mean: float | None
+    stddev: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class TraceEvent(BaseModel):
+    pipeline_id: str
+    operator_id: str
+    operator_type: str
+    feature_name: str | None
+    entity_id: str | None
+    feature_value: float | None
+    value_type: str | None
+    event_time: int | None
+    processing_time: int
+    subtask_index: int
+    event_id: str
+
+
+class Trace(BaseModel):
+    trace_id: str
+    events: list[TraceEvent]
+
+
+class LineageStep(BaseModel):
+    pipeline_id: str
+    operator_id: str
+    operator_type: str
+    feature_name: str | None
+    feature_value: float | None
+    event_time: int | None
+    processing_time: int
+    trace_id: str | None
+
+
+class Lineage(BaseModel):
+    entity_id: str
+    steps: list[LineageStep]

@@ -1,0 +1,164 @@
+"""Every SQL statement the API runs, over the Parquet store, parameterized.
+
+Files are listed per request from the store's partition directories (so new
+files are visible at once and a query reads only the partitions it needs);
+DuckDB reads them read-only. Identifiers never come from a request: values
+are bound as parameters, and directories are chosen by percent-encoding.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from faro.store import layout
+
+
+class StoreQueries:
+    """Thread-safe: each call runs on its own DuckDB cursor."""
+
+    def __init__(self, data_dir: Path | str) -> None:
+        self.data_dir = Path(data_dir)
+        self._db = duckdb.connect(config={"enable_external_file_cache": False})
+        self._lock = threading.Lock()
+
+    def _files(self, event_type: str | None = None, pipeline_id: str | None = None) -> list[str]:
+        types = f"event_type={layout.encode_value(event_type)}" if event_type else "event_type=*"
+        pipes = (
+            f"pipeline_id={layout.encode_value(pipeline_id)}" if pipeline_id else "pipeline_id=*"
+        )
+        return sorted(
+            str(p) for p in (self.data_dir / layout.EVENTS).glob(f"{types}/{pipes}/*/*.parquet")
+        )
+
+    def _rows(self, sql: str, files: list[str], **params: Any) -> list[dict[str, Any]]:
+        """Runs ``sql`` with ``{events}`` reading ``files``; ``$name`` binds ``params``."""
+        if not files:
+            return []
+        with self._lock:
+            cursor = self._db.cursor()
+        try:
+            relation = cursor.execute(
+                sql.replace("{events}", "read_parquet($files, hive_partitioning = false)"),
+                {"files": files, **params},
+            )
+            names = [d[0] for d in relation.description]
+            return [dict(zip(names, row, strict=True)) for row in relation.fetchall()]
+        finally:
+            cursor.close()
+
+    def pipelines(self) -> list[str]:
+        names = {
+            layout.partition_values(p)["pipeline_id"]
+            for p in layout.event_partitions(self.data_dir)
+        }
+        return sorted(names)
+
+    def features(self, pipeline_id: str | None = None) -> list[str]:
+        rows = self._rows(
+            """
+            SELECT DISTINCT name FROM (
+                SELECT unnest(features) AS name FROM {events}
+                UNION ALL SELECT feature_name FROM {events} WHERE feature_name IS NOT NULL
+            ) ORDER BY name
+            """,
+            self._files(pipeline_id=pipeline_id),
+        )
+        return [r["name"] for r in rows if r["name"] is not None]
+
+    def operators(self, pipeline_id: str, since: int) -> list[dict[str, Any]]:
+        """Per operator: last flush, latest watermark and totals since ``since`` (epoch ms)."""
+        return self._rows(
+            """
+            SELECT operator_id,
+                   any_value(operator_type) AS operator_type,
+                   max(processing_time) AS last_flush,
+                   arg_max(watermark, processing_time) AS watermark,
+                   sum(input_count) FILTER (WHERE processing_time >= $since) AS input_count,
+                   sum(output_count) FILTER (WHERE processing_time >= $since) AS output_count,
+                   sum(late_count) FILTER (WHERE processing_time >= $since) AS late_count,
+                   count(DISTINCT subtask_index) AS subtasks
+            FROM {events}
+            GROUP BY operator_id ORDER BY operator_id
+            """,
+            self._files("AGGREGATE", pipeline_id),
+            since=since,
+        )
+
+    def entity_values(
+        self, feature: str, pipeline_id: str, entity_id: str, since: int
+    ) -> list[dict[str, Any]]:
+        return self._rows(
+            """
+            SELECT operator_id, event_time, processing_time, value_type, feature_value,
+                   feature_value_long, feature_value_bool, feature_value_string,
+                   feature_value_vector, trace_id
+            FROM {events}
+            WHERE feature_name = $feature AND entity_id = $entity AND processing_time >= $since
+            ORDER BY processing_time, event_id
+            """,
+            self._files("ENTITY", pipeline_id),
+            feature=feature,
+            entity=entity_id,
+            since=since,
+        )
+
+    def entity_summary(self, feature: str, pipeline_id: str, since: int) -> dict[str, Any]:
+        [row] = self._rows(
+            """
+            SELECT count(*) AS count,
+                   count(*) FILTER (WHERE feature_value IS NULL AND feature_value_string IS NULL
+                                    AND feature_value_vector IS NULL) AS nulls,
+                   min(feature_value) AS min, max(feature_value) AS max,
+                   avg(feature_value) AS mean, stddev_samp(feature_value) AS stddev,
+                   quantile_cont(feature_value, [0.5, 0.95, 0.99]) AS quantiles
+            FROM {events}
+            WHERE feature_name = $feature AND processing_time >= $since
+            """,
+            self._files("ENTITY", pipeline_id),
+            feature=feature,
+            since=since,
+        ) or [{"count": 0}]
+        return row
+
+    def aggregate_summary(self, feature: str, pipeline_id: str, since: int) -> dict[str, Any]:
+        """Totals of the per-flush statistics of ``feature`` (no entity data needed)."""
+        [row] = self._rows(
+            """
+            SELECT coalesce(sum(s.count), 0) AS count, coalesce(sum(s.null_count), 0) AS nulls,
+                   sum(s.sum) AS sum, sum(s.sum_sq) AS sum_sq, min(s.min) AS min, max(s.max) AS max
+            FROM (SELECT unnest(feature_stats) AS s, processing_time FROM {events})
+            WHERE s.name = $feature AND processing_time >= $since
+            """,
+            self._files("AGGREGATE", pipeline_id),
+            feature=feature,
+            since=since,
+        ) or [{"count": 0}]
+        return row
+
+    def trace(self, trace_id: str) -> list[dict[str, Any]]:
+        return self._rows(
+            """
+            SELECT pipeline_id, operator_id, operator_type, feature_name, entity_id,
+                   feature_value, value_type, event_time, processing_time, subtask_index, event_id
+            FROM {events} WHERE trace_id = $trace
+            ORDER BY processing_time, pipeline_id, operator_id, event_id
+            """,
+            self._files("ENTITY"),
+            trace=trace_id,
+        )
+
+    def lineage(self, entity_id: str) -> list[dict[str, Any]]:
+        return self._rows(
+            """
+            SELECT pipeline_id, operator_id, operator_type, feature_name, feature_value,
+                   event_time, processing_time, trace_id
+            FROM {events} WHERE entity_id = $entity
+            ORDER BY processing_time, pipeline_id, operator_id, event_id
+            """,
+            self._files("ENTITY"),
+            entity=entity_id,
+        )

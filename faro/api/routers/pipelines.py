@@ -1,0 +1,82 @@
+"""/pipelines: what is flowing, per operator."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from faro.api.deps import ServiceDep, now_ms, require_pipeline
+from faro.api.models import (
+    OperatorHealth,
+    OperatorThroughput,
+    PipelineHealth,
+    PipelineOperators,
+    PipelineSummary,
+    Status,
+    Thresholds,
+)
+from faro.api.windows import window_ms
+
+router = APIRouter(prefix="/pipelines", tags=["pipelines"])
+
+
+@router.get("", response_model=list[PipelineSummary])
+def pipelines(svc: ServiceDep) -> list[PipelineSummary]:
+    return [PipelineSummary(pipeline_id=p) for p in svc.queries.pipelines()]
+
+
+@router.get("/{pipeline_id}/health", response_model=PipelineHealth)
+def pipeline_health(svc: ServiceDep, pipeline_id: str) -> PipelineHealth:
+    """Each operator is OK, STALE (no flush for ``FARO_STALE_AFTER_S``) or SILENT
+    (none for ``FARO_SILENT_AFTER_S``); watermark lag is as of its last flush."""
+    require_pipeline(svc, pipeline_id)
+    at = now_ms()
+    stale, silent = svc.settings.stale_after_s, svc.settings.silent_after_s
+    operators = []
+    for row in svc.queries.operators(pipeline_id, since=at):
+        idle = (at - row["last_flush"]) / 1000
+        status: Status = "SILENT" if idle >= silent else "STALE" if idle >= stale else "OK"
+        watermark = row["watermark"]
+        operators.append(
+            OperatorHealth(
+                operator_id=row["operator_id"],
+                operator_type=row["operator_type"],
+                status=status,
+                last_flush=row["last_flush"],
+                seconds_since_flush=idle,
+                watermark=watermark,
+                watermark_lag_seconds=None
+                if watermark is None
+                else (row["last_flush"] - watermark) / 1000,
+            )
+        )
+    return PipelineHealth(
+        pipeline_id=pipeline_id,
+        flowing=bool(operators) and all(o.status == "OK" for o in operators),
+        at=at,
+        thresholds=Thresholds(stale_after_seconds=stale, silent_after_seconds=silent),
+        operators=operators,
+    )
+
+
+@router.get("/{pipeline_id}/operators", response_model=PipelineOperators)
+def pipeline_operators(svc: ServiceDep, pipeline_id: str, window: str = "1h") -> PipelineOperators:
+    """Throughput per operator over ``window``, summed over subtasks."""
+    span = window_ms(window)
+    require_pipeline(svc, pipeline_id)
+    minutes = span / 60_000
+    out = []
+    for row in svc.queries.operators(pipeline_id, since=now_ms() - span):
+        inputs, outputs, late = (row[k] or 0 for k in ("input_count", "output_count", "late_count"))
+        out.append(
+            OperatorThroughput(
+                operator_id=row["operator_id"],
+                operator_type=row["operator_type"],
+                subtasks=row["subtasks"],
+                input_per_minute=inputs / minutes,
+                output_per_minute=outputs / minutes,
+                filter_ratio=outputs / inputs if inputs else None,
+                late_rate=late / inputs if inputs else None,
+                last_flush=row["last_flush"],
+            )
+        )
+    return PipelineOperators(pipeline_id=pipeline_id, window=window, operators=out)

@@ -1,0 +1,31 @@
+"""Time windows as the API's query strings spell them: ``15m``, ``1h``, ``24h``, ``7d``."""
+
+from __future__ import annotations
+
+import re
+
+_UNITS_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_FORM = re.compile(r"^(\d{1,4})([mhd])$")
+ACCEPTED = "a number followed by m, h or d, for example 15m, 1h, 24h or 7d"
+
+
+class WindowError(ValueError):
+    """A window string the API does not accept; the message says which forms it does."""
+
+
+def window_ms(text: str) -> int:
+    """Milliseconds in ``text``; raises :class:`WindowError` with the accepted forms."""
+    match = _FORM.match(text.strip())
+    if not match or int(match.group(1)) == 0:
+        raise WindowError(f"window must be {ACCEPTED}; got {text!r}")
+    return int(match.group(1)) * _UNITS_MS[match.group(2)]
+
+
+def shift_ms(text: str) -> int:
+    """``compare_to`` values: ``24h_ago`` or ``7d_ago`` -> how far back, in ms."""
+    if not text.endswith("_ago"):
+        raise WindowError(f"compare_to must look like 24h_ago or 7d_ago; got {text!r}")
+    try:
+        return window_ms(text[: -len("_ago")])
+    except WindowError:
+        raise WindowError(f"compare_to must look like 24h_ago or 7d_ago; got {text!r}") from None

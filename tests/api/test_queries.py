@@ -1,0 +1,171 @@
+"""Every read endpoint's numbers against the generated dataset's own ground truth."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from faro.api import create_app
+from tests.api.dataset import MIN, Dataset, generate, seed
+
+
+@pytest.fixture(scope="module")
+def dataset() -> Dataset:
+    return generate()
+
+
+@pytest.fixture(scope="module")
+def client(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    data_dir: Path = tmp_path_factory.mktemp("store")
+    seed(data_dir, dataset)
+    with TestClient(create_app(data_dir)) as c:
+        yield c
+
+
+def test_pipelines_lists_every_pipeline(client: TestClient) -> None:
+    assert client.get("/pipelines").json() == [
+        {"pipeline_id": p} for p in ("fraud-pipeline", "order-pipeline", "user-feature-pipeline")
+    ]
+
+
+def test_health_classifies_each_operator_by_its_last_flush(
+    client: TestClient, dataset: Dataset
+) -> None:
+    body = client.get("/pipelines/order-pipeline/health").json()
+    ops = {o["operator_id"]: o for o in body["operators"]}
+    assert {k: o["status"] for k, o in ops.items()} == {
+        "order-agg-window": "OK", "filter-big": "OK", "enrich": "STALE", "dedupe": "SILENT",
+    }  # fmt: skip
+    assert body["flowing"] is False
+    window = dataset.aggregates("order-pipeline", "order-agg-window")
+    last = max(window, key=lambda e: (e.processing_time, e.watermark or 0))
+    assert ops["order-agg-window"]["last_flush"] == last.processing_time
+    assert ops["order-agg-window"]["watermark"] == last.watermark
+    assert ops["order-agg-window"]["watermark_lag_seconds"] == pytest.approx(
+        (last.processing_time - last.watermark) / 1000
+    )
+    assert ops["enrich"]["watermark_lag_seconds"] is None
+
+
+def test_operator_throughput_over_the_window(client: TestClient, dataset: Dataset) -> None:
+    body = client.get("/pipelines/order-pipeline/operators?window=1h").json()
+    ops = {o["operator_id"]: o for o in body["operators"]}
+    since = dataset.now - 60 * MIN
+    for name in ("order-agg-window", "filter-big"):
+        flushes = [
+            e for e in dataset.aggregates("order-pipeline", name) if e.processing_time >= since
+        ]
+        inputs = sum(e.input_count or 0 for e in flushes)
+        outputs = sum(e.output_count or 0 for e in flushes)
+        late = sum(e.late_count or 0 for e in flushes)
+        assert ops[name]["input_per_minute"] == pytest.approx(inputs / 60, rel=0.02)
+        assert ops[name]["filter_ratio"] == pytest.approx(outputs / inputs, rel=0.02)
+        assert ops[name]["late_rate"] == pytest.approx(late / inputs, rel=0.02)
+        assert ops[name]["subtasks"] == 2
+
+
+def test_entity_values_are_the_entitys_in_time_order(client: TestClient, dataset: Dataset) -> None:
+    body = client.get(
+        "/features/purchase_amount_7d/values",
+        params={"pipeline_id": "user-feature-pipeline", "entity_id": "user-7", "window": "1h"},
+    ).json()
+    since = dataset.now - 60 * MIN
+    expected = sorted(
+        (e for e in dataset.entities(pipeline_id="user-feature-pipeline", entity_id="user-7")
+         if e.processing_time >= since),
+        key=lambda e: (e.processing_time, e.event_id),
+    )  # fmt: skip
+    assert len(expected) > 3
+    assert [(v["processing_time"], v["value"], v["trace_id"]) for v in body["values"]] == [
+        (e.processing_time, e.feature_value, e.trace_id) for e in expected
+    ]
+
+
+def test_summary_from_entity_values(client: TestClient, dataset: Dataset) -> None:
+    body = client.get(
+        "/features/purchase_amount_7d/values/summary",
+        params={"pipeline_id": "user-feature-pipeline", "window": "1h"},
+    ).json()
+    since = dataset.now - 60 * MIN
+    rows = [e.feature_value for e in dataset.entities(pipeline_id="user-feature-pipeline")
+            if e.processing_time >= since]  # fmt: skip
+    values = [v for v in rows if v is not None]
+    assert body["source"] == "ENTITY"
+    assert (body["count"], body["nulls"]) == (len(rows), len(rows) - len(values))
+    assert (body["min"], body["max"]) == (min(values), max(values))
+    assert body["mean"] == pytest.approx(statistics.fmean(values))
+    assert body["stddev"] == pytest.approx(statistics.stdev(values))
+    for q in (50, 95, 99):
+        assert body[f"p{q}"] == pytest.approx(np.percentile(values, q))
+
+
+def test_summary_of_a_suppressed_feature_comes_from_aggregate_statistics(
+    client: TestClient, dataset: Dataset
+) -> None:
+    body = client.get(
+        "/features/revenue/values/summary",
+        params={"pipeline_id": "order-pipeline", "window": "1h"},
+    ).json()
+    since = dataset.now - 60 * MIN
+    raw = [v for i, vs in dataset.revenue_values.items()
+           if dataset.events[i].processing_time >= since for v in vs]  # fmt: skip
+    values = [v for v in raw if v is not None]
+    assert body["source"] == "AGGREGATE"
+    assert (body["count"], body["nulls"]) == (len(raw), len(raw) - len(values))
+    assert body["mean"] == pytest.approx(statistics.fmean(values))
+    assert body["stddev"] == pytest.approx(statistics.stdev(values), rel=1e-6)
+    assert (body["min"], body["max"]) == (pytest.approx(min(values)), pytest.approx(max(values)))
+    assert body["p50"] is None
+
+
+def test_trace_lists_every_operator_in_processing_order(
+    client: TestClient, dataset: Dataset
+) -> None:
+    body = client.get("/traces/trace-42").json()
+    expected = sorted(dataset.entities(trace_id="trace-42"), key=lambda e: e.processing_time)
+    assert [(e["pipeline_id"], e["processing_time"]) for e in body["events"]] == [
+        (e.pipeline_id, e.processing_time) for e in expected
+    ]
+    assert len(expected) == 2
+
+
+def test_lineage_crosses_pipelines_in_time_order(client: TestClient, dataset: Dataset) -> None:
+    body = client.get("/entities/user-3/lineage").json()
+    expected = sorted(
+        dataset.entities(entity_id="user-3"),
+        key=lambda e: (e.processing_time, e.pipeline_id, e.operator_id, e.event_id),
+    )
+    assert [(s["pipeline_id"], s["operator_id"], s["processing_time"]) for s in body["steps"]] == [
+        (e.pipeline_id, e.operator_id, e.processing_time) for e in expected
+    ]
+    assert {s["pipeline_id"] for s in body["steps"]} == {"user-feature-pipeline", "fraud-pipeline"}
+
+
+@pytest.mark.parametrize("window", ["1 hour", "0h", "15", "2w", "-1h"])
+def test_a_bad_window_is_a_422_naming_the_accepted_forms(client: TestClient, window: str) -> None:
+    r = client.get("/pipelines/order-pipeline/operators", params={"window": window})
+    assert r.status_code == 422
+    assert "15m, 1h, 24h or 7d" in r.json()["detail"]
+
+
+def test_unknown_names_are_404s_with_suggestions(client: TestClient) -> None:
+    r = client.get("/pipelines/order-pipelin/health")
+    assert r.status_code == 404 and "did you mean order-pipeline" in r.json()["detail"]
+    assert client.get("/traces/nope").status_code == 404
+    assert client.get("/entities/nobody/lineage").status_code == 404
+
+
+def test_metrics_expose_freshness_per_operator(client: TestClient, dataset: Dataset) -> None:
+    text = client.get("/metrics").text
+    line = next(
+        ln for ln in text.splitlines()
+        if ln.startswith("faro_operator_seconds_since_flush{") and 'operator_id="dedupe"' in ln
+    )  # fmt: skip
+    assert math.isclose(float(line.split()[-1]), 600, abs_tol=30)
+    assert "faro_api_requests_total" in text
