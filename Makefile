@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.faro-installed
 
-.PHONY: help setup demo test lint bench clean cluster-up cluster-down submit
+.PHONY: help setup demo demo-stop test lint bench clean cluster-up cluster-down submit
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -17,8 +17,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
 	@touch $(STAMP)
 
-demo: setup ## run both demo Flink jobs into a local broker and summarize what faro captured
-	$(BIN)/python -m faro._dev.demo
+demo: setup ## start broker + materializer + API, run both Flink jobs, print curl commands that answer
+	$(BIN)/python -m faro._dev.demo up
+
+demo-stop: setup ## stop what `make demo` left running
+	$(BIN)/python -m faro._dev.demo down
 
 test: setup ## run the whole test suite against real Kafka, Flink and Spark
 	$(BIN)/python -m pytest

@@ -26,7 +26,12 @@ def free_port() -> int:
 class LocalBroker:
     """Starts tansu on ``127.0.0.1:<port>``; use as a context manager or call stop()."""
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None):
+    def __init__(
+        self, port: int | None = None, log_path: Path | None = None, detached: bool = False
+    ):
+        """``detached`` starts tansu in its own session so it outlives this process
+        (``make demo`` leaves it running for ``make demo-stop``)."""
+        self.detached = detached
         self.port = port or free_port()
         self.bootstrap_servers = f"127.0.0.1:{self.port}"
         self._log_path = log_path
@@ -55,9 +60,14 @@ class LocalBroker:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=self.detached,
         )
         self._wait_ready(timeout)
         return self
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

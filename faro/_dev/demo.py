@@ -1,29 +1,41 @@
-"""`make demo`: both demo Flink jobs into a local broker, then what faro captured.
+"""`make demo` and `make demo-stop`: the whole path, Flink to the API, on this machine.
 
-Starts the tansu broker on a free port, runs the order pipeline (AGGREGATE
-mode) and the user feature pipeline (ENTITY mode) side by side on local
-PyFlink mini-clusters with the async Kafka sink, reads the capture topic back
-and prints a per-operator summary. Everything it starts, it stops.
+``up`` starts a local Kafka-protocol broker (tansu), the materializer and the
+query API (all three left running, in their own sessions), runs the order
+pipeline (AGGREGATE mode) and the user feature pipeline (ENTITY mode) on local
+PyFlink mini-clusters with the async Kafka sink, waits until the API answers
+from what the materializer stored, and prints the URLs, a summary and curl
+commands it has checked return data. ``down`` stops what ``up`` started.
+State lives in ``.faro/demo/`` (pids, logs, the Parquet store).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
-from confluent_kafka import Consumer, TopicPartition
+import httpx
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from faro._dev.broker import LocalBroker
-from faro.core.avro_codec import decode_single_object
-from faro.core.events import CaptureEvent, EventType
+from faro._dev.broker import LocalBroker, free_port
+from faro.core.sampling import is_sampled
 
 TOPIC = "faro.capture-events"
-JOBS = Path(__file__).resolve().parents[2] / "jobs"
+ROOT = Path(__file__).resolve().parents[2]
+JOBS = ROOT / "jobs"
+STATE_DIR = ROOT / ".faro" / "demo"
+USERS = 200
+SAMPLE_RATE = 0.1
 
 
 def _run_jobs(bootstrap: str, records: int, rate: float) -> None:
@@ -31,7 +43,7 @@ def _run_jobs(bootstrap: str, records: int, rate: float) -> None:
         *("--records", str(records), "--rate", str(rate), "--window-seconds", "2"),
         *("--sink", "async-kafka", "--bootstrap-servers", bootstrap, "--topic", TOPIC),
     ]
-    user_options = ["--users", "200", "--sample-rate", "0.1"]
+    user_options = ["--users", str(USERS), "--sample-rate", str(SAMPLE_RATE)]
     jobs = {
         "order pipeline": [sys.executable, str(JOBS / "flink_order_pipeline.py"), *common],
         "user feature pipeline": [
@@ -53,81 +65,200 @@ def _run_jobs(bootstrap: str, records: int, rate: float) -> None:
         print(f"  the {name} finished", flush=True)
 
 
-def _read_all(bootstrap: str) -> list[CaptureEvent]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "faro-demo", "log_level": 3})
-    partitions = consumer.list_topics(TOPIC, timeout=10).topics[TOPIC].partitions
-    consumer.assign([TopicPartition(TOPIC, p, 0) for p in partitions])
-    events: list[CaptureEvent] = []
-    idle_since = time.monotonic()
-    while time.monotonic() - idle_since < 3:
-        batch = consumer.consume(5000, 0.5)
-        if batch:
-            idle_since = time.monotonic()
-        events += [decode_single_object(v) for m in batch if (v := m.value()) is not None]
-    consumer.close()
-    return events
+def _detached(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:
+    out = open(log, "ab")
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _summarize(events: list[CaptureEvent]) -> None:
-    ops: dict[tuple[str, str], list[CaptureEvent]] = defaultdict(list)
-    for e in events:
-        ops[(e.pipeline_id, e.operator_id)].append(e)
-    print(f"\nfaro captured {len(events):,} events\n")
-    row = "{:<46}{:>8}{:>9}{:>7}{:>11}{:>11}{:>10}"
-    print(
-        row.format(
-            "pipeline / operator", "flushes", "in", "out", "wm lag ms", "entity ev", "entities"
-        )
-    )
-    for (pipeline, operator), evs in sorted(ops.items()):
-        aggs = [e for e in evs if e.event_type is EventType.AGGREGATE]
-        ents = [e for e in evs if e.event_type is EventType.ENTITY]
-        lags = sorted(e.processing_time - e.watermark for e in aggs if e.watermark is not None)
-        print(
-            row.format(
-                f"{pipeline} / {operator}",
-                len(aggs),
-                f"{sum(e.input_count or 0 for e in aggs):,}",
-                f"{sum(e.output_count or 0 for e in aggs):,}",
-                f"{lags[len(lags) // 2]:,}" if lags else "-",
-                f"{len(ents):,}",
-                f"{len({e.entity_id for e in ents}):,}",
-            )
-        )
-    entities = [e for e in events if e.event_type is EventType.ENTITY]
-    if entities:
-        who = entities[0].entity_id
-        print(f"\nwhat {who} had, as the pipeline computed it (ENTITY events, sampled at 10 %):")
-        for e in sorted(
-            (e for e in entities if e.entity_id == who), key=lambda e: e.event_time or 0
-        ):
-            print(f"  event time {e.event_time}  {e.feature_name} = {e.feature_value}")
-    drops = sum(e.dropped_count for e in events if e.event_type is EventType.AGGREGATE)
-    print(f"\ncapture events dropped by the async sinks: {drops}")
-    print("PERSONAL feature purchase_count: statistics only, no ENTITY events "
-          f"({sum(1 for e in entities if e.feature_name == 'purchase_count')} found)")  # fmt: skip
+def _save(state: dict[str, object]) -> None:
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    (STATE_DIR / "state.json").write_text(json.dumps(state, indent=2))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="make demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--records", type=int, default=20_000, help="records per job (default: 20000)"
-    )
-    parser.add_argument(
-        "--rate", type=float, default=2_000, help="records per second per job (default: 2000)"
-    )
-    args = parser.parse_args(argv)
-    print("faro demo: starting a local Kafka-protocol broker (tansu)", flush=True)
-    with LocalBroker() as broker:
-        admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers, "log_level": 3})
+def _wait_until(what: str, ready: Callable[[], object], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if ready():
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{what} did not happen within {timeout:.0f} s; see {STATE_DIR}/*.log")
+
+
+def _get(url: str) -> Any:
+    response = httpx.get(url, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def up(records: int, rate: float, port: int) -> int:
+    down(quiet=True)
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    data_dir = STATE_DIR / "data"
+    # The broker is new and in memory, so offsets restart at 0: a store kept from
+    # an earlier demo would make the materializer skip what it thinks it has.
+    shutil.rmtree(data_dir, ignore_errors=True)
+    for log in STATE_DIR.glob("*.log"):
+        log.unlink()
+    pids: dict[str, int] = {}
+    state: dict[str, object] = {"pids": pids, "data_dir": str(data_dir)}
+    try:
+        print("faro demo: starting a local Kafka-protocol broker (tansu)", flush=True)
+        broker = LocalBroker(log_path=STATE_DIR / "broker.log", detached=True).start()
+        pids["broker"] = broker.pid or 0
+        bootstrap = broker.bootstrap_servers
+        state["bootstrap_servers"] = bootstrap
+        _save(state)
+        admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
         admin.create_topics([NewTopic(TOPIC, num_partitions=4, replication_factor=1)])[
             TOPIC
         ].result(10)
-        print(f"  broker at {broker.bootstrap_servers}, topic {TOPIC}", flush=True)
-        _run_jobs(broker.bootstrap_servers, args.records, args.rate)
-        _summarize(_read_all(broker.bootstrap_servers))
-    print("\nthe broker is stopped; nothing is left running")
+        print(f"  broker at {bootstrap}, topic {TOPIC}", flush=True)
+
+        faro = [sys.executable, "-m", "faro.cli"]
+        pids["materializer"] = _detached(
+            [*faro, "materialize", "--bootstrap-servers", bootstrap, "--topic", TOPIC,
+             "--data-dir", str(data_dir), "--max-batch-seconds", "1"],
+            STATE_DIR / "materializer.log",
+        ).pid  # fmt: skip
+        print(f"  materializer: {TOPIC} -> {data_dir}", flush=True)
+        port = port or free_port()
+        api = f"http://127.0.0.1:{port}"
+        pids["api"] = _detached(
+            [*faro, "serve", "--data-dir", str(data_dir), "--port", str(port)],
+            STATE_DIR / "api.log",
+        ).pid
+        state["api"] = api
+        _save(state)
+        _wait_until("the API starting", lambda: _get(f"{api}/healthz"), 30)
+        print(f"  API at {api}", flush=True)
+
+        _run_jobs(bootstrap, records, rate)
+        print("  waiting for the materializer to store what the jobs captured", flush=True)
+        _wait_until(
+            "the captured events reaching the API",
+            lambda: _stored(api, records),
+            120,
+        )
+        _report(api)
+    except BaseException:
+        down(quiet=True)
+        raise
     return 0
+
+
+def _inputs(api: str, pipeline: str) -> dict[str, int]:
+    """Records each operator of ``pipeline`` counted in, as the API reports them."""
+    body = _get(f"{api}/pipelines/{pipeline}/operators?window=7d")
+    minutes = 7 * 24 * 60
+    return {o["operator_id"]: round(o["input_per_minute"] * minutes) for o in body["operators"]}
+
+
+def _stored(api: str, records: int) -> bool:
+    known = [p["pipeline_id"] for p in _get(f"{api}/pipelines")]
+    if {"order-pipeline", "user-feature-pipeline"} - set(known):
+        return False
+    counts = [
+        *_inputs(api, "order-pipeline").values(),
+        *_inputs(api, "user-feature-pipeline").values(),
+    ]
+    return bool(counts) and min(counts) >= records
+
+
+def _sampled_user() -> str:
+    return next(f"user-{i}" for i in range(USERS) if is_sampled(f"user-{i}", SAMPLE_RATE))
+
+
+def _report(api: str) -> None:
+    print("\nwhat faro captured, as the API reports it (window 7d):\n")
+    row = "{:<24}{:<26}{:>10}{:>10}{:>9}{:>10}"
+    print(row.format("pipeline", "operator", "in", "out", "ratio", "late"))
+    for pipeline in ("order-pipeline", "user-feature-pipeline"):
+        ops = _get(f"{api}/pipelines/{pipeline}/operators?window=7d")["operators"]
+        for o in ops:
+            minutes = 7 * 24 * 60
+            ratio = "-" if o["filter_ratio"] is None else f"{o['filter_ratio']:.3f}"
+            late = "-" if o["late_rate"] is None else f"{o['late_rate']:.3f}"
+            print(row.format(pipeline, o["operator_id"], f"{o['input_per_minute'] * minutes:,.0f}",
+                             f"{o['output_per_minute'] * minutes:,.0f}", ratio, late))  # fmt: skip
+    user = _sampled_user()
+    checks = {
+        "pipeline health": f"{api}/pipelines/order-pipeline/health",
+        f"what {user} had": f"{api}/features/purchase_amount_7d/values?"
+        + urlencode({"pipeline_id": "user-feature-pipeline", "entity_id": user, "window": "1h"}),
+        "value summary": f"{api}/features/purchase_amount_7d/values/summary?"
+        + urlencode({"pipeline_id": "user-feature-pipeline", "window": "1h"}),
+        f"lineage of {user}": f"{api}/entities/{user}/lineage",
+    }
+    print()
+    for label, url in checks.items():
+        body = _get(url)
+        assert body, f"{url} answered nothing"
+        print(f"# {label}\ncurl '{url}'\n")
+    summary = _get(checks["value summary"])
+    print(
+        f"purchase_amount_7d over the last hour: {summary['count']:,} sampled values, "
+        f"mean {summary['mean']:.2f}, p95 {summary['p95']:.2f}"
+    )
+    print(f"\nAPI docs: {api}/docs    metrics: {api}/metrics")
+    print("everything keeps running; `make demo-stop` stops the broker, materializer and API")
+
+
+def down(quiet: bool = False) -> int:
+    path = STATE_DIR / "state.json"
+    if not path.exists():
+        if not quiet:
+            print("faro demo: nothing to stop")
+        return 0
+    pids: dict[str, int] = json.loads(path.read_text()).get("pids", {})
+    for name, pid in pids.items():
+        if _stop(pid) and not quiet:
+            print(f"  stopped the {name} (pid {pid})")
+    path.unlink()
+    if not quiet:
+        print(f"faro demo: stopped; the store stays in {STATE_DIR / 'data'}")
+    return 0
+
+
+def _stop(pid: int) -> bool:
+    """SIGTERM to the process group (graceful: the materializer stores its batch), then SIGKILL."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    os.killpg(pid, signal.SIGKILL)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m faro._dev.demo", description=__doc__.split("\n\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    start = sub.add_parser("up", help="start everything, run the jobs, print where to look")
+    start.add_argument(
+        "--records", type=int, default=20_000, help="records per job (default: 20000)"
+    )
+    start.add_argument(
+        "--rate", type=float, default=2_000, help="records/s per job (default: 2000)"
+    )
+    start.add_argument(
+        "--port", type=int, default=9000, help="API port; 0 picks a free one (default: 9000)"
+    )
+    sub.add_parser("down", help="stop what `up` started")
+    args = parser.parse_args(argv)
+    if args.command == "down":
+        return down()
+    return up(args.records, args.rate, args.port)
 
 
 if __name__ == "__main__":

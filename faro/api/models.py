@@ -134,3 +134,40 @@ class LineageStep(BaseModel):
 class Lineage(BaseModel):
     entity_id: str
     steps: list[LineageStep]
+
+
+class Bucket(BaseModel):
+    start: int = Field(description="bucket start, epoch ms")
+    input_count: int
+    output_count: int
+    late_count: int
+    entity_values: int = Field(description="ENTITY events of the feature (sampled)")
+    entities: int = Field(description="distinct entities among them")
+
+
+class FeatureWindow(BaseModel):
+    since: int
+    until: int
+    buckets: list[Bucket]
+    input_count: int
+    output_count: int
+    filter_ratio: float | None
+    late_rate: float | None
+    watermark_lag_seconds: float | None = Field(description="mean over the window's flushes")
+    max_watermark_lag_seconds: float | None
+    null_rate: float | None
+    mean: float | None
+    values_from: Literal["ENTITY", "AGGREGATE", "NONE"]
+
+
+class FeatureHealth(BaseModel):
+    feature: str
+    pipeline_id: str
+    window: str
+    bucket_seconds: float
+    current: FeatureWindow
+    compare_to: str | None = None
+    previous: FeatureWindow | None = None
+    deltas: dict[str, float | None] | None = Field(
+        default=None, description="current minus previous, per scalar metric"
+    )

@@ -16,6 +16,8 @@ import duckdb
 
 from faro.store import layout
 
+_FOREVER = 2**62
+
 
 class StoreQueries:
     """Thread-safe: each call runs on its own DuckDB cursor."""
@@ -106,7 +108,9 @@ class StoreQueries:
             since=since,
         )
 
-    def entity_summary(self, feature: str, pipeline_id: str, since: int) -> dict[str, Any]:
+    def entity_summary(
+        self, feature: str, pipeline_id: str, since: int, until: int = _FOREVER
+    ) -> dict[str, Any]:
         [row] = self._rows(
             """
             SELECT count(*) AS count,
@@ -117,27 +121,77 @@ class StoreQueries:
                    quantile_cont(feature_value, [0.5, 0.95, 0.99]) AS quantiles
             FROM {events}
             WHERE feature_name = $feature AND processing_time >= $since
+              AND processing_time < $until
             """,
             self._files("ENTITY", pipeline_id),
             feature=feature,
             since=since,
+            until=until,
         ) or [{"count": 0}]
         return row
 
-    def aggregate_summary(self, feature: str, pipeline_id: str, since: int) -> dict[str, Any]:
+    def aggregate_summary(
+        self, feature: str, pipeline_id: str, since: int, until: int = _FOREVER
+    ) -> dict[str, Any]:
         """Totals of the per-flush statistics of ``feature`` (no entity data needed)."""
         [row] = self._rows(
             """
             SELECT coalesce(sum(s.count), 0) AS count, coalesce(sum(s.null_count), 0) AS nulls,
                    sum(s.sum) AS sum, sum(s.sum_sq) AS sum_sq, min(s.min) AS min, max(s.max) AS max
             FROM (SELECT unnest(feature_stats) AS s, processing_time FROM {events})
-            WHERE s.name = $feature AND processing_time >= $since
+            WHERE s.name = $feature AND processing_time >= $since AND processing_time < $until
             """,
             self._files("AGGREGATE", pipeline_id),
             feature=feature,
             since=since,
+            until=until,
         ) or [{"count": 0}]
         return row
+
+    def feature_flow(
+        self, feature: str, pipeline_id: str, since: int, until: int, bucket_ms: int
+    ) -> list[dict[str, Any]]:
+        """Per time bucket, the AGGREGATE counts of operators that compute ``feature``."""
+        return self._rows(
+            """
+            SELECT CAST((processing_time - $since) // $bucket AS BIGINT) AS bucket,
+                   coalesce(sum(input_count), 0) AS input_count,
+                   coalesce(sum(output_count), 0) AS output_count,
+                   coalesce(sum(late_count), 0) AS late_count,
+                   count(watermark) AS flushes_with_watermark,
+                   avg(processing_time - watermark) AS watermark_lag_ms,
+                   max(processing_time - watermark) AS max_watermark_lag_ms
+            FROM {events}
+            WHERE list_contains(features, $feature)
+              AND processing_time >= $since AND processing_time < $until
+            GROUP BY bucket ORDER BY bucket
+            """,
+            self._files("AGGREGATE", pipeline_id),
+            feature=feature,
+            since=since,
+            until=until,
+            bucket=bucket_ms,
+        )
+
+    def feature_entities(
+        self, feature: str, pipeline_id: str, since: int, until: int, bucket_ms: int
+    ) -> list[dict[str, Any]]:
+        """Per time bucket, the ENTITY values of ``feature``: how many, of how many entities."""
+        return self._rows(
+            """
+            SELECT CAST((processing_time - $since) // $bucket AS BIGINT) AS bucket,
+                   count(*) AS values, count(DISTINCT entity_id) AS entities
+            FROM {events}
+            WHERE feature_name = $feature
+              AND processing_time >= $since AND processing_time < $until
+            GROUP BY bucket ORDER BY bucket
+            """,
+            self._files("ENTITY", pipeline_id),
+            feature=feature,
+            since=since,
+            until=until,
+            bucket=bucket_ms,
+        )
 
     def trace(self, trace_id: str) -> list[dict[str, Any]]:
         return self._rows(

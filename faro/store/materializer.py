@@ -157,6 +157,14 @@ class Materializer:
             last = stored.get(str(tp.partition))
             if last is not None:
                 tp.offset = last + 1
+                _, high = consumer.get_watermark_offsets(tp, timeout=5.0)
+                if high <= last:
+                    log.warning(
+                        "partition %d ends at offset %d but the store already holds up to "
+                        "%d: was the topic recreated, or is this another cluster? Messages "
+                        "below %d will be skipped; use a fresh --data-dir for a new topic",
+                        tp.partition, high, last, last + 1,
+                    )  # fmt: skip
         consumer.assign(partitions)
         log.info(
             "assigned partitions %s; resuming after the store's offsets %s",

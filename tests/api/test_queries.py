@@ -169,3 +169,66 @@ def test_metrics_expose_freshness_per_operator(client: TestClient, dataset: Data
     )  # fmt: skip
     assert math.isclose(float(line.split()[-1]), 600, abs_tol=30)
     assert "faro_api_requests_total" in text
+
+
+def test_feature_health_buckets_an_aggregate_feature(client: TestClient, dataset: Dataset) -> None:
+    body = client.get(
+        "/features/revenue/health",
+        params={"pipeline_id": "order-pipeline", "window": "1h", "compare_to": "24h_ago"},
+    ).json()
+    cur = body["current"]
+    since, until = cur["since"], cur["until"]
+    size = (until - since) // 12
+    flushes = [
+        e for e in dataset.aggregates("order-pipeline", "order-agg-window")
+        if since <= e.processing_time < until
+    ]  # fmt: skip
+    for b, bucket in enumerate(cur["buckets"]):
+        inside = [e for e in flushes if (e.processing_time - since) // size == b]
+        assert bucket["start"] == since + b * size
+        assert bucket["input_count"] == sum(e.input_count or 0 for e in inside)
+        assert bucket["output_count"] == sum(e.output_count or 0 for e in inside)
+        assert bucket["late_count"] == sum(e.late_count or 0 for e in inside)
+    inputs = sum(e.input_count or 0 for e in flushes)
+    assert cur["filter_ratio"] == pytest.approx(sum(e.output_count or 0 for e in flushes) / inputs)
+    assert cur["late_rate"] == pytest.approx(sum(e.late_count or 0 for e in flushes) / inputs)
+    lags = [(e.processing_time - e.watermark) / 1000 for e in flushes if e.watermark is not None]
+    assert cur["watermark_lag_seconds"] == pytest.approx(statistics.fmean(lags))
+    assert cur["max_watermark_lag_seconds"] == pytest.approx(max(lags))
+    raw = [v for i, vs in dataset.revenue_values.items()
+           if since <= dataset.events[i].processing_time < until for v in vs]  # fmt: skip
+    assert cur["values_from"] == "AGGREGATE"
+    assert cur["null_rate"] == pytest.approx(sum(v is None for v in raw) / len(raw))
+    assert cur["mean"] == pytest.approx(statistics.fmean(v for v in raw if v is not None))
+    assert body["previous"]["input_count"] == 0  # nothing a day earlier
+    assert body["deltas"]["input_count"] == inputs
+    assert body["deltas"]["mean"] is None
+
+
+def test_feature_health_of_an_entity_feature(client: TestClient, dataset: Dataset) -> None:
+    body = client.get(
+        "/features/purchase_amount_7d/health",
+        params={"pipeline_id": "user-feature-pipeline", "window": "1h"},
+    ).json()
+    cur = body["current"]
+    since, until = cur["since"], cur["until"]
+    size = (until - since) // 12
+    rows = [e for e in dataset.entities(pipeline_id="user-feature-pipeline")
+            if since <= e.processing_time < until]  # fmt: skip
+    for b, bucket in enumerate(cur["buckets"]):
+        inside = [e for e in rows if (e.processing_time - since) // size == b]
+        assert (bucket["entity_values"], bucket["entities"]) == (
+            len(inside),
+            len({e.entity_id for e in inside}),
+        )
+    assert cur["values_from"] == "ENTITY"
+    assert cur["null_rate"] == pytest.approx(sum(e.feature_value is None for e in rows) / len(rows))
+    assert body["previous"] is None
+
+
+def test_feature_health_names_the_known_features(client: TestClient) -> None:
+    r = client.get("/features/revenu/health", params={"pipeline_id": "order-pipeline"})
+    assert r.status_code == 404 and "revenue" in r.json()["detail"]
+    r = client.get("/features/revenue/health",
+                   params={"pipeline_id": "order-pipeline", "compare_to": "yesterday"})  # fmt: skip
+    assert r.status_code == 422 and "24h_ago" in r.json()["detail"]

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
 
-from faro.api.deps import ServiceDep, now_ms, require_pipeline
-from faro.api.models import FeatureValue, FeatureValues, ValueSummary
-from faro.api.windows import window_ms
+from faro.api.deps import ServiceDep, now_ms, require_pipeline, unknown
+from faro.api.models import (
+    Bucket,
+    FeatureHealth,
+    FeatureValue,
+    FeatureValues,
+    FeatureWindow,
+    ValueSummary,
+)
+from faro.api.windows import shift_ms, window_ms
 
 router = APIRouter(prefix="/features", tags=["features"])
 
@@ -80,4 +87,106 @@ def value_summary(
     return ValueSummary(
         **base, source="AGGREGATE" if count else "NONE", count=count, nulls=nulls,
         min=agg["min"], max=agg["max"], mean=mean, stddev=stddev, p50=None, p95=None, p99=None,
+    )  # fmt: skip
+
+
+BUCKETS = 12
+_DELTA_FIELDS = (
+    "input_count", "output_count", "filter_ratio", "late_rate", "watermark_lag_seconds",
+    "max_watermark_lag_seconds", "null_rate", "mean",
+)  # fmt: skip
+
+
+@router.get("/{feature}/health", response_model=FeatureHealth)
+def feature_health(
+    svc: ServiceDep,
+    feature: str,
+    pipeline_id: str,
+    window: str = "1h",
+    compare_to: str | None = None,
+) -> FeatureHealth:
+    """The feature's flow over ``window`` in 12 buckets: counts in and out of the
+    operators that compute it, filter ratio, late rate, watermark lag, null rate
+    and mean; with ``compare_to=24h_ago`` (or ``7d_ago``) the same window shifted
+    back, and the deltas."""
+    span = window_ms(window)
+    shift = shift_ms(compare_to) if compare_to else None
+    require_pipeline(svc, pipeline_id)
+    known = svc.queries.features(pipeline_id)
+    if feature not in known:
+        raise unknown(f"feature of pipeline {pipeline_id!r}:", feature, known)
+    until = now_ms()
+    current = _window(svc, feature, pipeline_id, until - span, until)
+    health = FeatureHealth(
+        feature=feature, pipeline_id=pipeline_id, window=window,
+        bucket_seconds=span / BUCKETS / 1000, current=current,
+    )  # fmt: skip
+    if shift is not None:
+        previous = _window(svc, feature, pipeline_id, until - span - shift, until - shift)
+        health.compare_to = compare_to
+        health.previous = previous
+        health.deltas = {
+            name: None
+            if getattr(current, name) is None or getattr(previous, name) is None
+            else getattr(current, name) - getattr(previous, name)
+            for name in _DELTA_FIELDS
+        }
+    return health
+
+
+def _window(
+    svc: ServiceDep, feature: str, pipeline_id: str, since: int, until: int
+) -> FeatureWindow:
+    bucket_ms = max(1, (until - since) // BUCKETS)
+    flow = {
+        r["bucket"]: r
+        for r in svc.queries.feature_flow(feature, pipeline_id, since, until, bucket_ms)
+    }
+    ents = {
+        r["bucket"]: r
+        for r in svc.queries.feature_entities(feature, pipeline_id, since, until, bucket_ms)
+    }
+    buckets = []
+    for b in range(BUCKETS):
+        f, e = flow.get(b, {}), ents.get(b, {})
+        buckets.append(
+            Bucket(
+                start=since + b * bucket_ms,
+                input_count=int(f.get("input_count", 0)),
+                output_count=int(f.get("output_count", 0)),
+                late_count=int(f.get("late_count", 0)),
+                entity_values=int(e.get("values", 0)),
+                entities=int(e.get("entities", 0)),
+            )
+        )
+    inputs = sum(b.input_count for b in buckets)
+    outputs = sum(b.output_count for b in buckets)
+    late = sum(b.late_count for b in buckets)
+    lagged = [r for r in flow.values() if r["flushes_with_watermark"]]
+    flushes_lag = max_lag = None
+    if lagged:
+        weight = sum(r["flushes_with_watermark"] for r in lagged)
+        total = sum(r["watermark_lag_ms"] * r["flushes_with_watermark"] for r in lagged)
+        flushes_lag = total / weight / 1000
+        max_lag = max(r["max_watermark_lag_ms"] for r in lagged) / 1000
+    null_rate = mean = None
+    values_from: Literal["ENTITY", "AGGREGATE", "NONE"] = "NONE"
+    entity = svc.queries.entity_summary(feature, pipeline_id, since, until)
+    if entity["count"]:
+        values_from = "ENTITY"
+        null_rate = entity["nulls"] / entity["count"]
+        mean = entity["mean"]
+    else:
+        agg = svc.queries.aggregate_summary(feature, pipeline_id, since, until)
+        if agg["count"]:
+            values_from = "AGGREGATE"
+            null_rate = agg["nulls"] / agg["count"]
+            present = agg["count"] - agg["nulls"]
+            mean = agg["sum"] / present if present and agg["sum"] is not None else None
+    return FeatureWindow(
+        since=since, until=until, buckets=buckets, input_count=inputs, output_count=outputs,
+        filter_ratio=outputs / inputs if inputs else None,
+        late_rate=late / inputs if inputs else None,
+        watermark_lag_seconds=flushes_lag, max_watermark_lag_seconds=max_lag,
+        null_rate=null_rate, mean=mean, values_from=values_from,
     )  # fmt: skip
