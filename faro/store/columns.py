@@ -145,6 +145,7 @@ def table_to_events(table: pa.Table) -> list[CaptureEvent]:
 
 
 MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+MAX_PIPELINE_ID_BYTES = 80  # percent-encoded, it stays within a 255-byte directory name
 
 
 def invalid_rows(table: pa.Table) -> dict[int, str]:
@@ -169,4 +170,11 @@ def invalid_rows(table: pa.Table) -> dict[int, str]:
         empty = pc.fill_null(pc.equal(pc.utf8_length(table.column(name)), 0), True)
         for i in pc.indices_nonzero(empty).to_pylist():
             problems.setdefault(i, f"{name} is empty; every CaptureEvent needs one")
+    too_long = pc.greater(pc.binary_length(table.column("pipeline_id")), MAX_PIPELINE_ID_BYTES)
+    for i in pc.indices_nonzero(pc.fill_null(too_long, False)).to_pylist():
+        problems.setdefault(
+            i,
+            f"pipeline_id is longer than {MAX_PIPELINE_ID_BYTES} bytes; it names a directory "
+            "of the store, so use a shorter id",
+        )
     return problems

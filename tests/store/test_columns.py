@@ -21,9 +21,11 @@ def test_invalid_rows_names_each_problem() -> None:
     events = mixed_events(4)
     events[1].processing_time = -5
     events[2].pipeline_id = ""
+    events[3].pipeline_id = "p" * 81
     table = events_to_table(events)
     problems = invalid_rows(table)
-    assert set(problems) == {1, 2}
+    assert set(problems) == {1, 2, 3}
+    assert "longer than 80 bytes" in problems[3]
     assert "processing_time -5" in problems[1]
     assert "pipeline_id is empty" in problems[2]
     assert invalid_rows(events_to_table(mixed_events(10))) == {}

@@ -24,6 +24,22 @@ _FORMATS = "application/json (an event or an array) or application/avro (an obje
     "/ingest",
     response_model=IngestResult,
     responses={400: {}, 401: {}, 413: {}, 415: {}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {"type": "object", "description": "one CaptureEvent"},
+                            {"type": "array", "items": {"type": "object"}},
+                        ]
+                    }
+                },
+                "application/avro": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
 )
 async def ingest(svc: ServiceDep, request: Request) -> IngestResult:
     """Validates the whole body, then stores it through the store's writer in one

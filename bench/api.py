@@ -1,0 +1,153 @@
+"""Query API latency at 1 M and 10 M stored events, and ingest throughput.
+
+Builds a store of ``--events`` (1 M; ``--scale 10`` for 10 M) generated
+events through the store's writer: 90 % ENTITY events of 4 features for
+100,000 entities in 2 pipelines, 10 % AGGREGATE flushes of 20 operators,
+spread over the last 24 hours. Then times every read endpoint ``--repeat``
+times in-process (FastAPI's test client: routing, validation, DuckDB and
+serialization; no network) and prints p50/p95 per endpoint, then POSTs Avro
+batches to /ingest and prints events/s.
+
+    python bench/api.py [--events 1000000] [--scale 1] [--repeat 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from fastapi.testclient import TestClient
+
+from faro.api import create_app
+from faro.core.avro_codec import encode_container
+from faro.store.columns import SCHEMA, table_to_events
+from faro.store.writer import EventWriter
+
+FEATURES = ["purchase_amount_7d", "session_count_1h", "avg_basket_30d", "clicks_24h"]
+PIPELINES = ["user-feature-pipeline", "fraud-pipeline"]
+ENTITIES = 100_000
+CHUNK = 1_000_000
+
+
+def chunk(start: int, n: int, now: int, rng: np.random.Generator) -> pa.Table:
+    """``n`` events as columns, built with numpy (Python objects would dominate)."""
+    ids = np.arange(start, start + n)
+    agg = ids % 10 == 0
+    ent = ~agg
+    t = now - rng.integers(0, 24 * 3_600_000, n)
+    entity = rng.integers(0, ENTITIES, n)
+    feature_names = np.array(FEATURES)[rng.integers(0, len(FEATURES), n)]
+    values = rng.normal(100, 15, n)
+    null_value = ent & (rng.random(n) < 0.02)
+
+    def only(mask: np.ndarray, arr: np.ndarray, type_: pa.DataType) -> pa.Array:
+        return pa.array(arr, type_, mask=~mask)
+
+    cols = {
+        "event_id": pa.array(np.char.add("e", ids.astype(str))),
+        "event_type": pa.array(np.where(agg, "AGGREGATE", "ENTITY")),
+        "schema_version": pa.array(np.ones(n, np.int32)),
+        "pipeline_id": pa.array(np.array(PIPELINES)[entity % 2]),
+        "operator_id": pa.array(
+            np.where(agg, np.char.add("op-", (ids % 20).astype(str)), "rolling-window")
+        ),
+        "operator_type": pa.array(np.where(agg, "WINDOW", "PROCESS")),
+        "processing_time": pa.array(t),
+        "subtask_index": pa.array((ids % 4).astype(np.int32)),
+        "features": pa.ListArray.from_arrays(
+            pa.array(np.arange(n + 1, dtype=np.int32)), pa.array(feature_names)
+        ),
+        "input_count": only(agg, np.full(n, 500), pa.int64()),
+        "output_count": only(agg, np.full(n, 480), pa.int64()),
+        "late_count": only(agg, np.full(n, 3), pa.int64()),
+        "watermark": only(agg, t - 5000, pa.int64()),
+        "capture_drop_since_last": pa.array(np.zeros(n, bool)),
+        "dropped_count": pa.array(np.zeros(n, np.int64)),
+        "entity_id": only(ent, np.char.add("user-", entity.astype(str)), pa.string()),
+        "feature_name": only(ent, feature_names, pa.string()),
+        "feature_value": only(ent & ~null_value, values, pa.float64()),
+        "value_type": only(ent, np.full(n, "SCALAR_DOUBLE"), pa.string()),
+        "event_time": only(ent, t - 1000, pa.int64()),
+        "sample_rate": only(ent, np.full(n, 0.1), pa.float64()),
+        "trace_id": only(ent, np.char.add("t", entity.astype(str)), pa.string()),
+    }
+    return pa.table(
+        [cols[f.name] if f.name in cols else pa.nulls(n, f.type) for f in SCHEMA], schema=SCHEMA
+    )
+
+
+def build(data_dir: Path, n: int) -> None:
+    rng = np.random.default_rng(7)
+    now = int(time.time() * 1000)
+    writer = EventWriter(data_dir, "bench")
+    for start in range(0, n, CHUNK):
+        writer.write(chunk(start, min(CHUNK, n - start), now, rng))
+        print(f"  stored {min(start + CHUNK, n):,} events", flush=True)
+
+
+def timings(client: TestClient, url: str, repeat: int) -> tuple[float, float]:
+    client.get(url).raise_for_status()  # warm the file listing and DuckDB
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        client.get(url).raise_for_status()
+        samples.append((time.perf_counter() - start) * 1000)
+    samples.sort()
+    return statistics.median(samples), samples[max(0, int(len(samples) * 0.95) - 1)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--scale", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=30)
+    args = parser.parse_args()
+    n = args.events * args.scale
+    rng = np.random.default_rng(11)
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp)
+        print(f"building a store of {n:,} events", flush=True)
+        build(data_dir, n)
+        client = TestClient(create_app(data_dir))
+        p = "user-feature-pipeline"
+        reads = {
+            "pipelines": "/pipelines",
+            "pipeline health": f"/pipelines/{p}/health",
+            "operators": f"/pipelines/{p}/operators?window=24h",
+            "feature health": f"/features/purchase_amount_7d/health?pipeline_id={p}&window=24h",
+            "entity values": f"/features/purchase_amount_7d/values?pipeline_id={p}"
+            "&entity_id=user-4242&window=24h",
+            "value summary": f"/features/purchase_amount_7d/values/summary?pipeline_id={p}"
+            "&window=24h",
+            "trace": "/traces/t4242",
+            "lineage": "/entities/user-4242/lineage",
+        }
+        print(f"\n{n:,} stored events, {args.repeat} requests each (ms)")
+        print(f"{'endpoint':<18}{'p50':>9}{'p95':>9}")
+        for name, url in reads.items():
+            p50, p95 = timings(client, url, args.repeat)
+            print(f"{name:<18}{p50:>9.1f}{p95:>9.1f}", flush=True)
+        batches = 20
+        bodies = [
+            encode_container(
+                table_to_events(chunk(n + b * 10_000, 10_000, int(time.time() * 1000), rng))
+            )
+            for b in range(batches)
+        ]
+        start = time.perf_counter()
+        for body in bodies:
+            r = client.post("/ingest", content=body,
+                            headers={"content-type": "application/avro"})  # fmt: skip
+            r.raise_for_status()
+        rate = batches * 10_000 / (time.perf_counter() - start)
+        print(f"\ningest (Avro container, 10,000 events per POST): {rate:,.0f} events/s "
+              f"({rate / 100_000:.2f} x the 100k target)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
