@@ -89,7 +89,9 @@ class EventWriter:
         summary.rows = unique.num_rows
         summary.duplicates = table.num_rows - unique.num_rows
         if source is None:
-            unique = unique.append_column(KAFKA_PARTITION, pa.nulls(unique.num_rows, pa.int32()))
+            # A constant, not nulls: Arrow's group_by splits an all-null key into many groups.
+            no_partition = pa.repeat(pa.scalar(-1, pa.int32()), unique.num_rows)
+            unique = unique.append_column(KAFKA_PARTITION, no_partition)
         day = pc.divide(unique.column("processing_time"), _DAY_MS)  # validated >= 0
         rows = unique.append_column("_day", day).sort_by([(k, "ascending") for k in _SORT_KEYS])
         groups = (
