@@ -18,6 +18,8 @@ from faro.api.queries import StoreQueries
 from faro.api.routers import features, ingest, pipelines, service, traces
 from faro.api.windows import WindowError
 from faro.core.settings import FaroSettings, settings
+from faro.store import layout
+from faro.store.avro_batch import AvroBatchDecoder
 from faro.store.writer import EventWriter
 
 
@@ -38,6 +40,7 @@ def create_app(data_dir: Path | str | None = None, config: FaroSettings | None =
         queries=StoreQueries(root),
         writer=writer,
         write_lock=threading.Lock(),
+        decoder=AvroBatchDecoder(root / layout.STAGING / "ingest-decode"),
         settings=config,
         metrics=metrics,
     )

@@ -13,6 +13,7 @@ from fastapi import Depends, HTTPException, Request
 from faro.api.metrics import ApiMetrics
 from faro.api.queries import StoreQueries
 from faro.core.settings import FaroSettings
+from faro.store.avro_batch import AvroBatchDecoder
 from faro.store.writer import EventWriter
 
 
@@ -21,6 +22,7 @@ class Service:
     queries: StoreQueries
     writer: EventWriter
     write_lock: threading.Lock
+    decoder: AvroBatchDecoder
     settings: FaroSettings
     metrics: ApiMetrics
 

@@ -110,6 +110,21 @@ class AvroBatchDecoder:
             batch = self._decode_one_by_one(messages, kept, rejected)
         return _without_invalid(batch)
 
+    def decode_container(self, data: bytes) -> pa.Table:
+        """An Avro object container of CaptureEvents (``/ingest``) as a table.
+
+        Raises ``duckdb.Error`` when DuckDB cannot read it as written by faro's
+        schema; callers fall back to the generic reader, whose errors explain more.
+        """
+        self._batches += 1
+        scratch = self._scratch_dir / f"container-{os.getpid()}-{self._batches}.avro"
+        scratch.write_bytes(data)
+        try:
+            table = self._db.execute(_SELECT, [str(scratch)]).to_arrow_table()
+        finally:
+            scratch.unlink()
+        return table.cast(SCHEMA)
+
     def _decode_block(self, payloads: list[bytes]) -> pa.Table:
         if not payloads:
             return SCHEMA.empty_table()
