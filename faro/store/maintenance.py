@@ -21,10 +21,10 @@ import pyarrow.parquet as pq
 from faro.store import layout
 from faro.store.columns import SCHEMA
 from faro.store.journal import Change, Journal
-from faro.store.writer import write_parquet
+from faro.store.writer import ROW_ORDER, write_parquet
 
 log = logging.getLogger("faro.store")
-_SORT = "feature_name, entity_id, operator_id, processing_time, event_id"
+_SORT = ", ".join([*ROW_ORDER, "event_id"])
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 The materializer and the API's ``/ingest`` both call :class:`EventWriter`.
 A batch is deduplicated by ``event_id``, split into its Hive partitions,
-sorted so that row-group statistics prune the common filters (feature, then
-entity, then operator and time), written as zstd Parquet into staging and
+sorted so that row-group statistics prune per-entity lookups (entity, then
+feature, operator and time), written as zstd Parquet into staging and
 moved into place as one journaled change.
 """
 
@@ -22,13 +22,16 @@ from faro.store import layout
 from faro.store.columns import SCHEMA
 from faro.store.journal import Change, Journal, fsync_file
 
-ROW_GROUP_SIZE = 65_536
+ROW_GROUP_SIZE = 32_768
 KAFKA_PARTITION = "_kafka_partition"
 _DAY_MS = 86_400_000
 _EPOCH = dt.date(1970, 1, 1)
 _GROUP_KEYS = ["event_type", "pipeline_id", "_day", KAFKA_PARTITION]
-# Partition keys first (files are contiguous slices), then what queries filter on.
-_SORT_KEYS = [*_GROUP_KEYS, "feature_name", "entity_id", "operator_id", "processing_time"]
+# Partition keys first (files are contiguous slices), then the row order inside a
+# file: entity first, because per-entity lookups (values, lineage) are the selective
+# ones and row-group statistics can only skip groups along the leading key.
+ROW_ORDER = ["entity_id", "feature_name", "operator_id", "processing_time"]
+_SORT_KEYS = [*_GROUP_KEYS, *ROW_ORDER]
 
 
 @dataclass

@@ -34,7 +34,7 @@ def test_batch_is_deduplicated_partitioned_and_sorted(tmp_path: Path) -> None:
     assert {f.parent for f in files} == expected_dirs
     assert len(files) == len(expected_dirs)  # one file per partition and batch
     for f in layout.event_files(tmp_path, "ENTITY"):
-        keys = pq.read_table(f, columns=["feature_name", "entity_id", "processing_time"])
+        keys = pq.read_table(f, columns=["entity_id", "feature_name", "processing_time"])
         rows = list(zip(*(keys.column(c).to_pylist() for c in keys.column_names), strict=True))
         assert rows == sorted(rows)
 
