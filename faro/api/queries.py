@@ -176,11 +176,15 @@ class StoreQueries:
     def feature_entities(
         self, feature: str, pipeline_id: str, since: int, until: int, bucket_ms: int
     ) -> list[dict[str, Any]]:
-        """Per time bucket, the ENTITY values of ``feature``: how many, of how many entities."""
+        """Per time bucket, the ENTITY values of ``feature``: how many, of how many
+        entities, how many null, and the count and sum of the numeric ones."""
         return self._rows(
             """
             SELECT CAST((processing_time - $since) // $bucket AS BIGINT) AS bucket,
-                   count(*) AS values, count(DISTINCT entity_id) AS entities
+                   count(*) AS values, count(DISTINCT entity_id) AS entities,
+                   count(*) FILTER (WHERE feature_value IS NULL AND feature_value_string IS NULL
+                                    AND feature_value_vector IS NULL) AS nulls,
+                   count(feature_value) AS numeric, sum(feature_value) AS numeric_sum
             FROM {events}
             WHERE feature_name = $feature
               AND processing_time >= $since AND processing_time < $until

@@ -171,11 +171,13 @@ def _window(
         max_lag = max(r["max_watermark_lag_ms"] for r in lagged) / 1000
     null_rate = mean = None
     values_from: Literal["ENTITY", "AGGREGATE", "NONE"] = "NONE"
-    entity = svc.queries.entity_summary(feature, pipeline_id, since, until)
-    if entity["count"]:
+    values = sum(int(e["values"]) for e in ents.values())
+    if values:
         values_from = "ENTITY"
-        null_rate = entity["nulls"] / entity["count"]
-        mean = entity["mean"]
+        null_rate = sum(int(e["nulls"]) for e in ents.values()) / values
+        numeric = sum(int(e["numeric"]) for e in ents.values())
+        total = sum(e["numeric_sum"] or 0.0 for e in ents.values())
+        mean = total / numeric if numeric else None
     else:
         agg = svc.queries.aggregate_summary(feature, pipeline_id, since, until)
         if agg["count"]:
