@@ -28,13 +28,7 @@ class StoreQueries:
         self._lock = threading.Lock()
 
     def _files(self, event_type: str | None = None, pipeline_id: str | None = None) -> list[str]:
-        types = f"event_type={layout.encode_value(event_type)}" if event_type else "event_type=*"
-        pipes = (
-            f"pipeline_id={layout.encode_value(pipeline_id)}" if pipeline_id else "pipeline_id=*"
-        )
-        return sorted(
-            str(p) for p in (self.data_dir / layout.EVENTS).glob(f"{types}/{pipes}/*/*.parquet")
-        )
+        return [str(p) for p in layout.event_files(self.data_dir, event_type, pipeline_id)]
 
     def _rows(self, sql: str, files: list[str], **params: Any) -> list[dict[str, Any]]:
         """Runs ``sql`` with ``{events}`` reading ``files``; ``$name`` binds ``params``."""

@@ -63,13 +63,13 @@ def event_partitions(data_dir: Path) -> list[Path]:
     return sorted(p for p in (data_dir / EVENTS).glob("event_type=*/pipeline_id=*/date=*"))
 
 
-def event_files(data_dir: Path, event_type: str | None = None) -> list[Path]:
-    pattern = f"event_type={encode_value(event_type)}" if event_type else "event_type=*"
-    return sorted((data_dir / EVENTS).glob(f"{pattern}/pipeline_id=*/date=*/*.parquet"))
-
-
-def events_glob(data_dir: Path) -> str:
-    return str(data_dir / EVENTS / "*" / "*" / "*" / "*.parquet")
+def event_files(
+    data_dir: Path, event_type: str | None = None, pipeline_id: str | None = None
+) -> list[Path]:
+    """Stored event files, narrowed by directory to one event type and/or pipeline."""
+    types = f"event_type={encode_value(event_type)}" if event_type else "event_type=*"
+    pipes = f"pipeline_id={encode_value(pipeline_id)}" if pipeline_id else "pipeline_id=*"
+    return sorted((data_dir / EVENTS).glob(f"{types}/{pipes}/date=*/*.parquet"))
 
 
 def dead_letter_dir(data_dir: Path, date: str) -> Path:
