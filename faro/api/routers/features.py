@@ -112,11 +112,13 @@ def feature_health(
     span = window_ms(window)
     shift = shift_ms(compare_to) if compare_to else None
     require_pipeline(svc, pipeline_id)
-    known = svc.queries.features(pipeline_id)
-    if feature not in known:
-        raise unknown(f"feature of pipeline {pipeline_id!r}:", feature, known)
     until = now_ms()
     current = _window(svc, feature, pipeline_id, until - span, until)
+    if current.values_from == "NONE" and not (current.input_count or current.output_count):
+        # Only an empty answer needs the (full-scan) list of known features.
+        known = svc.queries.features(pipeline_id)
+        if feature not in known:
+            raise unknown(f"feature of pipeline {pipeline_id!r}:", feature, known)
     health = FeatureHealth(
         feature=feature, pipeline_id=pipeline_id, window=window,
         bucket_seconds=span / BUCKETS / 1000, current=current,
