@@ -7,6 +7,7 @@ Every subcommand explains itself with ``--help``; data directories default to
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import signal
 import sys
@@ -95,6 +96,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--entity-id", required=True)
 
+    d = _command(
+        sub,
+        "detect",
+        _detect,
+        "run the violation detectors once and record what opened and resolved",
+        "Judges the window that ends at --at (default now) against its baselines, stores "
+        "violations in DATA_DIR/violations and prints the open ones. The API runs the same "
+        "detection every FARO_DETECT_INTERVAL seconds; thresholds: docs/violations.md.",
+    )
+    d.add_argument(
+        "--at",
+        help="end of the judged window: ISO-8601 time (UTC if no offset) or epoch ms; default now",
+    )
+    d.add_argument(
+        "--config",
+        type=Path,
+        default=settings().detect_config,
+        help="threshold file (FARO_DETECT_CONFIG; default ./faro.toml if present)",
+    )
+    d.add_argument(
+        "--webhook",
+        default=settings().alert_webhook,
+        help="POST opened/resolved violations here (FARO_ALERT_WEBHOOK)",
+    )
+
     s = _command(
         sub,
         "serve",
@@ -160,6 +186,45 @@ def _serve(args: argparse.Namespace) -> int:
 
     uvicorn.run(create_app(args.data_dir), host=args.host, port=args.port, log_level="info")
     return 0
+
+
+def _detect(args: argparse.Namespace) -> int:
+    from faro.detect import Detector, Severity, ledger, load
+    from faro.detect.alerts import WebhookNotifier
+
+    at = None
+    if args.at is not None:
+        if args.at.isdigit():
+            at = int(args.at)
+        else:
+            try:
+                moment = dt.datetime.fromisoformat(args.at)
+            except ValueError:
+                raise ValueError(
+                    f"--at takes an ISO-8601 time (2026-11-23T08:00:00Z) or epoch ms, "
+                    f"got {args.at!r}"
+                ) from None
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=dt.timezone.utc)
+            at = int(moment.timestamp() * 1000)
+    notifier = WebhookNotifier(args.webhook) if args.webhook else None
+    detector = Detector(args.data_dir, load(args.config), notifier)
+    report = detector.run(at)
+    if notifier is not None:
+        notifier.close()
+    still_open = [v for v in ledger.read(args.data_dir) if v.is_open]
+    print(
+        f"detection at {_iso(report.at)} ({report.seconds:.2f} s): "
+        f"{len(report.opened)} opened, {len(report.resolved)} resolved, {len(still_open)} open"
+    )
+    for v in sorted(still_open, key=lambda v: (-Severity(v.severity).rank, v.opened_at)):
+        print(f"  {v.severity:<8} {v.type:<20} since {_iso(v.opened_at)}  {v.message}")
+    return 0
+
+
+def _iso(epoch_ms: int) -> str:
+    moment = dt.datetime.fromtimestamp(epoch_ms / 1000, tz=dt.timezone.utc)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _compact(args: argparse.Namespace) -> int:

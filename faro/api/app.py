@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -14,12 +15,14 @@ from fastapi.responses import JSONResponse, Response
 from faro import __version__
 from faro.api.deps import Service
 from faro.api.metrics import ApiMetrics
-from faro.api.queries import StoreQueries
-from faro.api.routers import features, ingest, pipelines, service, traces
-from faro.api.windows import WindowError
+from faro.api.routers import features, ingest, pipelines, service, traces, violations
 from faro.core.settings import FaroSettings, settings
+from faro.core.windows import WindowError
+from faro.detect import DetectionLoop, Detector, load
+from faro.detect.alerts import WebhookNotifier
 from faro.store import layout
 from faro.store.avro_batch import AvroBatchDecoder
+from faro.store.queries import StoreQueries
 from faro.store.writer import EventWriter
 
 
@@ -30,21 +33,40 @@ def create_app(data_dir: Path | str | None = None, config: FaroSettings | None =
     root.mkdir(parents=True, exist_ok=True)
     writer = EventWriter(root, "ingest")
     writer.recover()
+    queries = StoreQueries(root)
+    # A bad threshold file fails here, at start-up, rather than in every detection run.
+    thresholds = load(config.detect_config) if config.detect_interval else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = None
+        if thresholds is not None:
+            hook = config.alert_webhook
+            notifier = WebhookNotifier(hook) if hook else None
+            loop = DetectionLoop(
+                Detector(root, thresholds, notifier, queries), config.detect_interval
+            )
+            loop.start()
+        yield
+        if loop is not None:
+            loop.stop()
+
     app = FastAPI(
         title="faro-api",
         version=__version__,
         description="What your streaming feature pipelines did: per operator, per entity.",
+        lifespan=lifespan,
     )
     metrics = ApiMetrics()
     app.state.service = Service(
-        queries=StoreQueries(root),
+        queries=queries,
         writer=writer,
         write_lock=threading.Lock(),
         decoder=AvroBatchDecoder(root / layout.STAGING / "ingest-decode"),
         settings=config,
         metrics=metrics,
     )
-    for module in (pipelines, features, traces, ingest, service):
+    for module in (pipelines, features, violations, traces, ingest, service):
         app.include_router(module.router)
 
     @app.exception_handler(WindowError)

@@ -11,9 +11,9 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from faro.api.metrics import ApiMetrics
-from faro.api.queries import StoreQueries
 from faro.core.settings import FaroSettings
 from faro.store.avro_batch import AvroBatchDecoder
+from faro.store.queries import StoreQueries
 from faro.store.writer import EventWriter
 
 

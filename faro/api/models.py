@@ -160,12 +160,42 @@ class FeatureWindow(BaseModel):
     values_from: Literal["ENTITY", "AGGREGATE", "NONE"]
 
 
+class ViolationOut(BaseModel):
+    """One violation episode; times are epoch ms (UTC) of detection runs."""
+
+    violation_id: str
+    type: str
+    severity: str
+    status: Literal["OPEN", "RESOLVED"]
+    pipeline_id: str
+    operator_id: str | None
+    feature: str | None
+    metric: str
+    window_start: int
+    window_end: int
+    opened_at: int
+    last_seen_at: int
+    resolved_at: int | None
+    observed: float
+    baseline: float | None
+    threshold: float
+    message: str
+
+
+class Violations(BaseModel):
+    count: int
+    violations: list[ViolationOut]
+
+
 class FeatureHealth(BaseModel):
     feature: str
     pipeline_id: str
     window: str
     bucket_seconds: float
     current: FeatureWindow
+    open_violations: list[ViolationOut] = Field(
+        default_factory=list, description="violations of this feature not yet resolved"
+    )
     compare_to: str | None = None
     previous: FeatureWindow | None = None
     deltas: dict[str, float | None] | None = Field(

@@ -66,6 +66,18 @@ class FaroSettings(BaseSettings):
     silent_after_s: float = Field(
         default=300.0, gt=0, description="an operator with no flush for this long is SILENT"
     )
+    detect_interval: float = Field(
+        default=60.0,
+        ge=0,
+        description="seconds between the API's detection runs; 0 turns detection off",
+    )
+    detect_config: str | None = Field(
+        default=None,
+        description="threshold file (faro.toml); default ./faro.toml if present, else defaults",
+    )
+    alert_webhook: str | None = Field(
+        default=None, description="URL that receives a JSON POST when a violation opens or resolves"
+    )
     error_log_interval_s: float = Field(
         default=60.0, ge=0, description="a failing sink logs at most once per interval"
     )

@@ -64,12 +64,20 @@ def event_partitions(data_dir: Path) -> list[Path]:
 
 
 def event_files(
-    data_dir: Path, event_type: str | None = None, pipeline_id: str | None = None
+    data_dir: Path,
+    event_type: str | None = None,
+    pipeline_id: str | None = None,
+    since_ms: int | None = None,
 ) -> list[Path]:
-    """Stored event files, narrowed by directory to one event type and/or pipeline."""
+    """Stored event files, narrowed by directory to one event type and/or pipeline,
+    and to the dates that can hold processing times at or after ``since_ms``."""
     types = f"event_type={encode_value(event_type)}" if event_type else "event_type=*"
     pipes = f"pipeline_id={encode_value(pipeline_id)}" if pipeline_id else "pipeline_id=*"
-    return sorted((data_dir / EVENTS).glob(f"{types}/{pipes}/date=*/*.parquet"))
+    files = (data_dir / EVENTS).glob(f"{types}/{pipes}/date=*/*.parquet")
+    if since_ms is not None:
+        first = f"date={utc_date(since_ms)}"
+        files = (f for f in files if f.parent.name >= first)
+    return sorted(files)
 
 
 def dead_letter_dir(data_dir: Path, date: str) -> Path:

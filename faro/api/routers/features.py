@@ -16,7 +16,8 @@ from faro.api.models import (
     FeatureWindow,
     ValueSummary,
 )
-from faro.api.windows import shift_ms, window_ms
+from faro.api.routers import violations
+from faro.core.windows import shift_ms, window_ms
 
 router = APIRouter(prefix="/features", tags=["features"])
 
@@ -122,6 +123,8 @@ def feature_health(
     health = FeatureHealth(
         feature=feature, pipeline_id=pipeline_id, window=window,
         bucket_seconds=span / BUCKETS / 1000, current=current,
+        open_violations=[v for v in violations.stored(svc, pipeline_id, feature)
+                         if v.status == "OPEN"],
     )  # fmt: skip
     if shift is not None:
         previous = _window(svc, feature, pipeline_id, until - span - shift, until - shift)

@@ -14,7 +14,7 @@ from faro.api.models import (
     Status,
     Thresholds,
 )
-from faro.api.windows import window_ms
+from faro.core.windows import window_ms
 
 router = APIRouter(prefix="/pipelines", tags=["pipelines"])
 

@@ -27,8 +27,13 @@ class StoreQueries:
         self._db = duckdb.connect(config={"enable_external_file_cache": False})
         self._lock = threading.Lock()
 
-    def _files(self, event_type: str | None = None, pipeline_id: str | None = None) -> list[str]:
-        return [str(p) for p in layout.event_files(self.data_dir, event_type, pipeline_id)]
+    def _files(
+        self,
+        event_type: str | None = None,
+        pipeline_id: str | None = None,
+        since: int | None = None,
+    ) -> list[str]:
+        return [str(p) for p in layout.event_files(self.data_dir, event_type, pipeline_id, since)]
 
     def _rows(self, sql: str, files: list[str], **params: Any) -> list[dict[str, Any]]:
         """Runs ``sql`` with ``{events}`` reading ``files``; ``$name`` binds ``params``."""
@@ -213,4 +218,133 @@ class StoreQueries:
             """,
             self._files("ENTITY"),
             entity=entity_id,
+        )
+
+    # Detection (faro.detect). Windows are counted back from ``at``: window k covers
+    # processing times [at - (k+1)*w, at - k*w), so k = 0 is the window being judged.
+
+    def operator_windows(self, at: int, w: int, keep: list[int]) -> list[dict[str, Any]]:
+        """Per pipeline, operator and window k in ``keep``: counts in and out, flushes,
+        mean watermark lag (ms)."""
+        since = at - (max(keep) + 1) * w
+        return self._rows(
+            """
+            SELECT pipeline_id, operator_id, k,
+                   sum(input_count) AS input_count, sum(output_count) AS output_count,
+                   count(*) AS flushes, avg(processing_time - watermark) AS watermark_lag_ms
+            FROM (SELECT *, CAST(($at - 1 - processing_time) // $w AS BIGINT) AS k FROM {events}
+                  WHERE processing_time >= $since AND processing_time < $at)
+            WHERE list_contains($keep, k)
+            GROUP BY ALL
+            """,
+            self._files("AGGREGATE", since=since),
+            at=at,
+            w=w,
+            since=since,
+            keep=keep,
+        )
+
+    def last_flushes(self, at: int, since: int) -> list[dict[str, Any]]:
+        """Per pipeline and operator seen since ``since``: its last flush before ``at``."""
+        return self._rows(
+            """
+            SELECT pipeline_id, operator_id, max(processing_time) AS last_flush
+            FROM {events} WHERE processing_time >= $since AND processing_time < $at
+            GROUP BY ALL
+            """,
+            self._files("AGGREGATE", since=since),
+            at=at,
+            since=since,
+        )
+
+    def feature_windows(self, at: int, w: int, windows: int) -> list[dict[str, Any]]:
+        """Per pipeline, feature and window k < ``windows``: value count, nulls, sum and
+        sum of squares, from AGGREGATE statistics (``source`` AGGREGATE) and from ENTITY
+        values (``source`` ENTITY)."""
+        since = at - windows * w
+        params = {"at": at, "w": w, "since": since}
+        from_stats = self._rows(
+            """
+            SELECT pipeline_id, s.name AS feature, 'AGGREGATE' AS source, k,
+                   sum(s.count) AS count, sum(s.null_count) AS nulls,
+                   sum(s.sum) AS sum, sum(s.sum_sq) AS sum_sq
+            FROM (SELECT pipeline_id, unnest(feature_stats) AS s,
+                         CAST(($at - 1 - processing_time) // $w AS BIGINT) AS k
+                  FROM {events} WHERE processing_time >= $since AND processing_time < $at)
+            GROUP BY ALL
+            """,
+            self._files("AGGREGATE", since=since),
+            **params,
+        )
+        from_values = self._rows(
+            """
+            SELECT pipeline_id, feature_name AS feature, 'ENTITY' AS source,
+                   CAST(($at - 1 - processing_time) // $w AS BIGINT) AS k,
+                   count(*) AS count,
+                   count(*) FILTER (WHERE feature_value IS NULL AND feature_value_string IS NULL
+                                    AND feature_value_vector IS NULL) AS nulls,
+                   sum(feature_value) AS sum, sum(feature_value * feature_value) AS sum_sq
+            FROM {events}
+            WHERE processing_time >= $since AND processing_time < $at
+            GROUP BY ALL
+            """,
+            self._files("ENTITY", since=since),
+            **params,
+        )
+        return from_stats + from_values
+
+    def entity_assertions(
+        self, pipeline_id: str, feature: str, since: int, until: int, low: float, high: float
+    ) -> dict[str, Any]:
+        """ENTITY values of one feature in [since, until): how many, how many null, how
+        many numeric ones below ``low`` or above ``high``."""
+        rows = self._rows(
+            """
+            SELECT count(*) AS count,
+                   count(*) FILTER (WHERE feature_value IS NULL AND feature_value_string IS NULL
+                                    AND feature_value_vector IS NULL) AS nulls,
+                   count(*) FILTER (WHERE feature_value < $low) AS below,
+                   count(*) FILTER (WHERE feature_value > $high) AS above,
+                   min(feature_value) AS min, max(feature_value) AS max
+            FROM {events}
+            WHERE feature_name = $feature AND processing_time >= $since AND processing_time < $until
+            """,
+            self._files("ENTITY", pipeline_id, since),
+            feature=feature,
+            since=since,
+            until=until,
+            low=low,
+            high=high,
+        )
+        return rows[0] if rows else {"count": 0}
+
+    def value_bins(
+        self, pipeline_id: str, feature: str, base: tuple[int, int], current: tuple[int, int]
+    ) -> list[dict[str, Any]]:
+        """Counts of ENTITY values per decile bin of the baseline period, for the
+        baseline (``side`` 'base') and the current period ('current'): the input of a
+        population stability index."""
+        return self._rows(
+            """
+            WITH v AS (
+                SELECT feature_value AS x,
+                       CASE WHEN processing_time >= $c0 THEN 'current' ELSE 'base' END AS side
+                FROM {events}
+                WHERE feature_name = $feature AND feature_value IS NOT NULL
+                  AND ((processing_time >= $b0 AND processing_time < $b1)
+                       OR (processing_time >= $c0 AND processing_time < $c1))
+            ),
+            edges AS (
+                SELECT quantile_cont(x, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]) AS e
+                FROM v WHERE side = 'base'
+            )
+            SELECT side, len(list_filter(e, edge -> edge < x)) AS bin, count(*) AS count
+            FROM v, edges GROUP BY ALL ORDER BY side, bin
+            """,
+            self._files("ENTITY", pipeline_id, base[0]),
+            feature=feature,
+            b0=base[0],
+            b1=base[1],
+            c0=current[0],
+            c1=current[1],
         )

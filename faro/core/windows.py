@@ -1,4 +1,4 @@
-"""Time windows as the API's query strings spell them: ``15m``, ``1h``, ``24h``, ``7d``."""
+"""Time windows as faro spells them (query strings, faro.toml): ``15m``, ``1h``, ``7d``."""
 
 from __future__ import annotations
 

@@ -1,0 +1,112 @@
+"""Detection over a simulated week plus a day with known faults (tests/detect/simulation.py).
+
+Detection runs every 10 minutes of the judged day, with a 10-minute window, so
+"within one detection interval" means: the first run whose window lies wholly
+in the fault opens the violation, the first run whose window lies wholly after
+it resolves the violation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import tomllib
+
+from faro.detect import DetectConfig, Detector, Transition, ledger
+from tests.detect import simulation as sim
+
+INTERVAL = 10 * sim.MIN
+
+
+@pytest.fixture(scope="module")
+def day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[int, Transition]]]:
+    data_dir = tmp_path_factory.mktemp("simulated-store")
+    sim.build(data_dir)
+    detector = Detector(data_dir, DetectConfig(tomllib.loads(sim.THRESHOLDS_TOML)))
+    seen = []
+    for k in range(1, sim.DAY // INTERVAL + 1):
+        at = sim.JUDGED_DAY + k * INTERVAL
+        seen += [(at, t) for t in detector.run(at).transitions]
+    return data_dir, seen
+
+
+# Expected type and opening severity per fault, from the injected magnitude and the
+# documented scales (x threshold: <1.25 LOW, <2 MEDIUM, <4 HIGH, else CRITICAL;
+# assertions by breaching share: <1 % LOW, <5 % MEDIUM, <20 % HIGH).
+EXPECTED = {
+    # silent from 10:00, last flush 09:59:30; first run past 300 s is 10:10: 630 s = 2.1x
+    "p-silent": ("FRESHNESS", "silence_s", "HIGH"),
+    # output 20 % of normal: 5-fold drop against the 2-fold a 50 % threshold allows = 2.5x
+    "p-drop": ("CARDINALITY_ANOMALY", "output_count", "HIGH"),
+    # 30 % null against 5 % = 6x
+    "p-null": ("NULL_RATE", "null_rate", "CRITICAL"),
+    # mean moved by 3 sd against 2 = 1.5x
+    "p-mean": ("MEAN_DRIFT", "mean", "MEDIUM"),
+    # 10 % of values at -1 with min 0
+    "p-range": ("RANGE", "out_of_range", "HIGH"),
+    # 3 % of values null where not_null is declared
+    "p-notnull": ("NOT_NULL", "nulls", "MEDIUM"),
+    # 120 records/min at 03:00 where 7 days say ~20: z far beyond 4x3
+    "p-night": ("ZSCORE", "output_count", "CRITICAL"),
+}
+
+
+@pytest.mark.parametrize("fault", sim.FAULTS, ids=lambda f: f.pipeline)
+def test_each_fault_is_detected_in_time_with_its_type_and_severity(day, fault: sim.Fault):
+    _, seen = day
+    kind, metric, severity = EXPECTED[fault.pipeline]
+    opened = [(at, t.violation) for at, t in seen if t.status == "OPEN"
+              and t.violation.pipeline_id == fault.pipeline and t.violation.type == kind
+              and t.violation.metric == metric]  # fmt: skip
+    assert len(opened) == 1, opened
+    at, violation = opened[0]
+    latest = fault.start + INTERVAL
+    if kind == "FRESHNESS":
+        latest += 300_000  # it must first have been silent for the threshold
+    assert fault.start < at <= latest
+    assert violation.severity == severity, violation.message
+    assert violation.opened_at == at and violation.window_end == at
+    if fault.pipeline in ("p-null", "p-notnull", "p-range", "p-mean"):
+        assert violation.feature == sim.FEATURE and violation.operator_id is None
+    else:
+        assert violation.operator_id == sim.OPERATOR
+
+
+@pytest.mark.parametrize("fault", sim.FAULTS, ids=lambda f: f.pipeline)
+def test_every_violation_of_a_fault_resolves_within_one_interval_of_its_end(day, fault):
+    _, seen = day
+    ids = {t.violation.violation_id for _, t in seen if t.violation.pipeline_id == fault.pipeline}
+    resolved = {t.violation.violation_id: at for at, t in seen if t.status == "RESOLVED"}
+    assert ids and ids <= set(resolved)
+    for vid in ids:
+        assert fault.end < resolved[vid] <= fault.end + INTERVAL
+
+
+def test_nothing_opens_outside_a_fault(day):
+    """The clean pipeline all day, and every pipeline outside its fault: zero violations."""
+    _, seen = day
+    faults = {f.pipeline: f for f in sim.FAULTS}
+    stray = []
+    for at, t in seen:
+        fault = faults.get(t.violation.pipeline_id)
+        during = fault is not None and fault.start < at <= fault.end + INTERVAL
+        if t.status == "OPEN" and not during:
+            stray.append(t.violation.message)
+    assert stray == []
+    assert not [t for _, t in seen if t.violation.pipeline_id == sim.CLEAN]
+
+
+def test_each_violation_is_stored_once_and_rerunning_a_time_adds_nothing(day):
+    data_dir, seen = day
+    stored = ledger.read(data_dir)
+    assert len(stored) == len({t.violation.violation_id for _, t in seen})
+    assert len({v.violation_id for v in stored}) == len(stored)
+    assert all(not v.is_open for v in stored)
+    fault = next(f for f in sim.FAULTS if f.pipeline == "p-null")
+    detector = Detector(data_dir, DetectConfig(tomllib.loads(sim.THRESHOLDS_TOML)))
+    # Back in time, into the fault: the condition holds, but its episode is stored already.
+    again = detector.run(fault.start + INTERVAL)
+    assert [f.type.value for f in again.findings if f.pipeline_id == "p-null"] == ["NULL_RATE"]
+    assert again.transitions == []
+    assert len(ledger.read(data_dir)) == len(stored)

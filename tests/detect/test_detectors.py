@@ -1,0 +1,57 @@
+"""Single detectors on hand-made snapshots: the formulas of docs/violations.md."""
+
+from __future__ import annotations
+
+import math
+
+from faro.detect import DetectConfig, Severity
+from faro.detect.detectors import Snapshot, detect, psi, severity_of
+
+AT = 1_795_000_000_000
+W = 5 * 60_000
+
+
+def _operator_rows(values: dict[int, tuple[int, int]], lag_ms: float | None = None) -> dict:
+    return {
+        k: {"input_count": i, "output_count": o, "flushes": 5, "watermark_lag_ms": lag_ms}
+        for k, (i, o) in values.items()
+    }
+
+
+def test_watermark_lag_beyond_threshold_is_freshness():
+    snap = Snapshot(AT, W, operators={("p", "op"): _operator_rows({0: (100, 100)}, 1_500_000.0)})
+    [finding] = detect(snap, DetectConfig())
+    assert (finding.type.value, finding.metric) == ("FRESHNESS", "watermark_lag_s")
+    assert finding.observed == 1500 and finding.threshold == 600
+    assert finding.severity is Severity.HIGH  # 2.5x
+
+
+def test_a_daily_rhythm_is_not_a_cardinality_anomaly_but_a_one_off_jump_is():
+    day = 86_400_000 // W
+    # the last two hours ran at 100 a window; now 30, and yesterday at this time also 30
+    rhythm = {k: (100, 100) for k in range(1, 25)} | {0: (30, 30), day: (30, 30)}
+    snap = Snapshot(AT, W, operators={("p", "op"): _operator_rows(rhythm)})
+    assert detect(snap, DetectConfig()) == []
+    # the same drop with yesterday at 100: against both baselines, -70 %
+    one_off = rhythm | {day: (100, 100)}
+    snap = Snapshot(AT, W, operators={("p", "op"): _operator_rows(one_off)})
+    found = {(f.type.value, f.metric) for f in detect(snap, DetectConfig())}
+    assert found == {
+        ("CARDINALITY_ANOMALY", "output_count"),
+        ("CARDINALITY_ANOMALY", "input_count"),
+    }
+
+
+def test_psi_of_equal_histograms_is_zero_and_grows_with_shift():
+    same = [10] * 10
+    assert psi(same, same) == 0
+    shifted = [5] * 5 + [15] * 5
+    before, after = [0.1] * 10, [0.05] * 5 + [0.15] * 5
+    expected = sum((q - p) * math.log(q / p) for p, q in zip(before, after, strict=True))
+    assert math.isclose(psi(same, shifted), expected)
+
+
+def test_severity_scale():
+    assert [severity_of(x).value for x in (1.1, 1.25, 1.99, 2, 3.99, 4, math.inf)] == [
+        "LOW", "MEDIUM", "MEDIUM", "HIGH", "HIGH", "CRITICAL", "CRITICAL",
+    ]  # fmt: skip

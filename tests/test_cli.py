@@ -1,0 +1,20 @@
+"""The faro command's own behaviour (the commands' work is tested with their modules)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from faro.cli import main
+from tests.detect.flushes import MIN, T0, flushes
+
+
+def test_faro_detect_command_records_and_prints_open_violations(tmp_path, capsys):
+    flushes(tmp_path, range(0, 10))
+    at = dt.datetime.fromtimestamp((T0 + 30 * MIN) / 1000, tz=dt.timezone.utc)
+    argv = ["detect", "--data-dir", str(tmp_path), "--at", at.strftime("%Y-%m-%dT%H:%M:%S")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "1 opened, 0 resolved, 1 open" in out
+    assert "CRITICAL" in out and "pay/score has not emitted for 1260 s" in out
+    assert main([*argv[:-1], "half past nine"]) == 2
+    assert "--at takes an ISO-8601 time" in capsys.readouterr().err
