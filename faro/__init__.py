@@ -19,6 +19,7 @@ from faro.core import (
 )
 from faro.sinks import (
     AsyncCaptureEventSink,
+    DeltaCaptureEventSink,
     HttpCaptureEventSink,
     KafkaCaptureEventSink,
     OtlpCaptureEventSink,
@@ -32,6 +33,7 @@ __all__ = [
     "CaptureEvent",
     "CaptureEventSink",
     "DataClassification",
+    "DeltaCaptureEventSink",
     "EventType",
     "FaroConfig",
     "FaroFeatureConfig",

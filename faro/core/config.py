@@ -47,10 +47,12 @@ class FaroFeatureConfig:
             )
         for name in ("entity_key", "feature_value"):
             extractor = getattr(self, name)
-            if extractor is not None and not (callable(extractor) or isinstance(extractor, str)):
+            if extractor is not None and not (
+                callable(extractor) or isinstance(extractor, str) or _is_spark_column(extractor)
+            ):
                 raise ValueError(
-                    f"{name} must be a field name or a function of the record, "
-                    f"got {type(extractor).__name__}"
+                    f"{name} must be a field name, a function of the record or (for "
+                    f"faro.spark) a Column expression, got {type(extractor).__name__}"
                 )
         if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, (int, float)):
             raise ValueError(f"sample_rate must be a number in [0, 1], got {self.sample_rate!r}")
@@ -122,3 +124,9 @@ class FaroConfig:
     @property
     def feature_names(self) -> list[str]:
         return list(self.feature_specs)
+
+
+def _is_spark_column(value: Any) -> bool:
+    """A pyspark Column, recognised without importing pyspark."""
+    cls = type(value)
+    return cls.__name__ == "Column" and cls.__module__.startswith("pyspark.sql")

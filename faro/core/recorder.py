@@ -261,6 +261,61 @@ class OperatorRecorder:
         self._emit(event)
         return event
 
+    def report(
+        self,
+        *,
+        input_count: int | None,
+        output_count: int,
+        late_count: int | None,
+        event_time_min: int | None,
+        event_time_max: int | None,
+        feature_stats: list[FeatureStats],
+        watermark: int | None = None,
+        window_start: int | None = None,
+        window_end: int | None = None,
+        batch_id: int | None = None,
+    ) -> CaptureEvent:
+        """Emit one AGGREGATE event whose counts the engine computed itself (Spark
+        counts a micro-batch in its own plan); nothing recorded per record is touched."""
+        self.on_watermark(watermark)
+        event = CaptureEvent(
+            event_id=self._next_id(),
+            event_type=EventType.AGGREGATE,
+            pipeline_id=self.pipeline_id,
+            operator_id=self.operator_id,
+            operator_type=self.operator_type,
+            processing_time=self._clock(),
+            subtask_index=self.subtask_index,
+            features=self._features,
+            input_count=input_count,
+            output_count=output_count,
+            late_count=late_count,
+            watermark=self.watermark,
+            event_time_min=event_time_min,
+            event_time_max=event_time_max,
+            window_start=window_start,
+            window_end=window_end,
+            batch_id=batch_id,
+            feature_stats=feature_stats,
+        )
+        self._emit(event)
+        return event
+
+    def record_entities(self, record: Any, side: str = "input") -> None:
+        """ENTITY events only, for the features extracted on ``side``: for engines that
+        count elsewhere and visit records just to sample entities."""
+        probes = self._in_probes if side == "input" else self._out_probes
+        event_time = None if self._event_time_of is None else self._read_event_time(record)
+        for p in probes:
+            if not p.entity:
+                continue
+            try:
+                value = p.value(record)
+                if value is not _MISSING:
+                    self._entity(p, record, value, event_time)
+            except Exception as exc:
+                self.failures.record(f"reading feature {p.name!r} from a record raised", exc)
+
     def close(self, timeout: float = 5.0) -> None:
         """Flush what is pending (nothing, if the last flush covered it all), then
         flush and close the sink, waiting at most ``timeout`` seconds."""

@@ -2,6 +2,7 @@
 
 from faro.sinks.async_sink import AsyncCaptureEventSink
 from faro.sinks.base import BaseSink
+from faro.sinks.delta import DeltaCaptureEventSink
 from faro.sinks.http import HttpCaptureEventSink
 from faro.sinks.kafka import KafkaCaptureEventSink
 from faro.sinks.otlp import OtlpCaptureEventSink
@@ -12,6 +13,7 @@ __all__ = [
     "SINK_KINDS",
     "AsyncCaptureEventSink",
     "BaseSink",
+    "DeltaCaptureEventSink",
     "HttpCaptureEventSink",
     "KafkaCaptureEventSink",
     "OtlpCaptureEventSink",

@@ -1,0 +1,7 @@
+"""PySpark adapter: ``FaroSpark.trace`` for transforms inside ``foreachBatch``, and
+``FaroStreamingListener`` for the queries' progress."""
+
+from faro.spark.listener import FaroStreamingListener, QueryProgress
+from faro.spark.tracer import FaroSpark, SparkTrace
+
+__all__ = ["FaroSpark", "FaroStreamingListener", "QueryProgress", "SparkTrace"]

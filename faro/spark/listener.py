@@ -1,0 +1,95 @@
+"""FaroStreamingListener: the latest progress of every streaming query, on the driver."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql.streaming import StreamingQueryListener
+
+
+@dataclass(frozen=True)
+class QueryProgress:
+    """What Spark reported at the end of one micro-batch. Times are epoch ms, UTC;
+    ``watermark`` is None until the query has one (Spark reports the epoch)."""
+
+    query_id: str
+    name: str | None
+    batch_id: int
+    watermark: int | None
+    input_rows: int
+    processed_rows_per_second: float
+    event_time_min: int | None
+    event_time_max: int | None
+    event_time_avg: int | None
+
+
+def parse_time(text: str | None) -> int | None:
+    """Spark's ``2026-11-23T12:41:59.317Z`` as epoch ms; the epoch itself means none."""
+    if not text:
+        return None
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    ms = round(moment.timestamp() * 1000)
+    return ms or None
+
+
+def _progress(p: Any) -> QueryProgress:
+    times = p.eventTime or {}
+    return QueryProgress(
+        query_id=str(p.id),
+        name=p.name,
+        batch_id=p.batchId,
+        watermark=parse_time(times.get("watermark")),
+        input_rows=p.numInputRows,
+        processed_rows_per_second=p.processedRowsPerSecond,
+        event_time_min=parse_time(times.get("min")),
+        event_time_max=parse_time(times.get("max")),
+        event_time_avg=parse_time(times.get("avg")),
+    )
+
+
+class FaroStreamingListener(StreamingQueryListener):
+    """Register once per session (``spark.streams.addListener(listener)``) and hand
+    it to ``FaroSpark.with_streaming_context``: traces then report each micro-batch
+    as soon as Spark has finished it, and fall back on its watermark where the
+    running batch's own is not readable (Spark Connect).
+
+    Callbacks arrive on Spark's listener thread; reads are thread-safe.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._latest: dict[str, QueryProgress] = {}
+        self._subscribers: list[Callable[[QueryProgress], None]] = []
+
+    def latest(self, query_id: str | None = None) -> QueryProgress | None:
+        """The newest progress of ``query_id`` (of any query if None)."""
+        with self._lock:
+            if query_id is not None:
+                return self._latest.get(query_id)
+            return max(self._latest.values(), key=lambda p: p.batch_id, default=None)
+
+    def subscribe(self, callback: Callable[[QueryProgress], None]) -> None:
+        with self._lock:
+            self._subscribers.append(callback)
+
+    def onQueryStarted(self, event: Any) -> None:
+        pass
+
+    def onQueryProgress(self, event: Any) -> None:
+        progress = _progress(event.progress)
+        with self._lock:
+            self._latest[progress.query_id] = progress
+            subscribers = list(self._subscribers)
+        for callback in subscribers:
+            callback(progress)
+
+    def onQueryIdle(self, event: Any) -> None:
+        pass
+
+    def onQueryTerminated(self, event: Any) -> None:
+        pass

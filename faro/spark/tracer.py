@@ -1,0 +1,436 @@
+"""FaroSpark: traces a transform inside ``foreachBatch`` without running anything twice.
+
+How a micro-batch is counted: the trace puts one ``DataFrame.observe`` on the
+transform's input (rows, event-time min/max, rows below the watermark) and one
+on its output (rows, window bounds, statistics of output columns named as
+features). Spark fills both while it runs the user's own write, in the same
+job, so capture adds no pass over the data. The AGGREGATE event is therefore
+completed after the write: when the listener reports the batch finished, or
+at the trace's next batch, or at ``close()``.
+
+ENTITY events need the records: for features with ``entity_key`` and
+``feature_value`` the trace projects those columns and emits from the
+executors with ``foreachPartition`` (one extra job over the projected
+columns; on the output side the output is persisted first so the transform
+still runs once). Nothing is collected to the driver.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pyspark.sql import Column, DataFrame, Observation, Row, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import BooleanType, NumericType, StringType, TimestampNTZType, TimestampType
+
+from faro.core.config import FaroConfig, FaroFeatureConfig
+from faro.core.events import FeatureStats, OperatorType, parse_enum
+from faro.core.failures import FailureLog
+from faro.core.recorder import OperatorRecorder
+from faro.core.sink import CaptureEventSink, SinkFactory, build_sink, check_factory
+from faro.spark.listener import FaroStreamingListener, QueryProgress
+
+log = logging.getLogger("faro.spark")
+
+Transform = Callable[[DataFrame], DataFrame]
+
+
+class FaroSpark:
+    """Traces transforms of one pipeline's ``foreachBatch``; one per query, on the driver.
+
+    ``sink`` is a factory (``DeltaCaptureEventSink.factory(path)``,
+    ``KafkaCaptureEventSink.factory(...)``): the driver builds one sink for the
+    AGGREGATE events, each executor task one for its ENTITY events.
+    """
+
+    def __init__(self, pipeline_id: str, sink: SinkFactory):
+        if not pipeline_id:
+            raise ValueError("pipeline_id must be a non-empty string such as 'order-pipeline'")
+        self.pipeline_id = pipeline_id
+        self.sink_factory = check_factory(sink)
+        self.event_time_col: str | None = None
+        self.window_col: str | None = None
+        self.listener: FaroStreamingListener | None = None
+        self.failures = FailureLog(f"faro pipeline {pipeline_id!r}", log)
+        self._sink: CaptureEventSink | None = None
+        self._lock = threading.RLock()
+        self._traces: list[SparkTrace] = []
+
+    def with_streaming_context(
+        self,
+        *,
+        event_time_col: str | None = None,
+        window_col: str | None = None,
+        listener: FaroStreamingListener | None = None,
+    ) -> FaroSpark:
+        """``event_time_col``: the input's event-time column (timestamp, or epoch ms);
+        ``window_col``: the output's window struct (``F.window(...)``); ``listener``:
+        a registered :class:`FaroStreamingListener`, which reports each batch as soon
+        as Spark finishes it."""
+        self.event_time_col = event_time_col
+        self.window_col = window_col
+        if listener is not None and listener is not self.listener:
+            listener.subscribe(self._on_progress)
+        self.listener = listener
+        return self
+
+    def trace(
+        self,
+        operator_id: str,
+        operator_type: OperatorType | str,
+        config: FaroConfig | None,
+        fn: Transform,
+    ) -> SparkTrace:
+        """A traced ``fn``; create it once (outside ``foreachBatch`` or inside: the
+        same operator id returns the same trace)."""
+        with self._lock:
+            for t in self._traces:
+                if t.operator_id == operator_id:
+                    t.fn = fn
+                    return t
+            t = SparkTrace(self, operator_id, parse_enum(OperatorType, operator_type,
+                           "operator_type"), config or FaroConfig(), fn)  # fmt: skip
+            self._traces.append(t)
+            return t
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Reports every batch whose write has finished, then flushes the driver sink."""
+        for t in list(self._traces):
+            t.complete()
+        with self._lock:
+            if self._sink is not None:
+                self._sink.flush(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.flush(timeout)
+        for t in list(self._traces):
+            t.abandon()
+        with self._lock:
+            if self._sink is not None:
+                self._sink.close()
+                self._sink = None
+
+    def driver_sink(self) -> CaptureEventSink:
+        with self._lock:
+            if self._sink is None:
+                self._sink = build_sink(self.sink_factory, self.failures)
+            return self._sink
+
+    def _on_progress(self, progress: QueryProgress) -> None:
+        for t in list(self._traces):
+            try:
+                t.complete(progress.query_id, progress.batch_id)
+            except Exception as exc:  # never into Spark's listener bus
+                self.failures.record("reporting a finished micro-batch failed", exc)
+
+
+@dataclass
+class _Pending:
+    batch_id: int | None
+    query_id: str | None
+    watermark: int | None
+    observed_in: Observation
+    observed_out: Observation
+    persisted: DataFrame | None
+    features: list[tuple[str, bool]]
+    windowed: bool
+
+
+class SparkTrace:
+    """One traced transform; :meth:`apply` it to each micro-batch."""
+
+    def __init__(
+        self,
+        faro: FaroSpark,
+        operator_id: str,
+        operator_type: OperatorType,
+        config: FaroConfig,
+        fn: Transform,
+    ):
+        if not operator_id:
+            raise ValueError("operator_id must be a non-empty string such as 'order-agg-window'")
+        self.faro = faro
+        self.operator_id = operator_id
+        self.operator_type = operator_type
+        self.config = config
+        self.fn = fn
+        self.recorder = OperatorRecorder(
+            faro.pipeline_id, operator_id, operator_type, config, _Deferred(faro)
+        )
+        self._entity_specs = {
+            side: {n: s for n, s in config.feature_specs.items()
+                   if s.emits_entities and s.on == side}
+            for side in ("input", "output")
+        }  # fmt: skip
+        for specs in self._entity_specs.values():
+            for name, spec in specs.items():
+                for extractor in (spec.entity_key, spec.feature_value):
+                    if not isinstance(extractor, (str, Column)):
+                        raise ValueError(
+                            f"feature {name!r}: in faro.spark, entity_key and feature_value "
+                            "are column names or Column expressions, not Python functions"
+                        )
+        self._pending: list[_Pending] = []
+
+    def apply(self, batch_df: DataFrame, batch_id: int | None = None) -> DataFrame:
+        """Exactly what ``fn(batch_df)`` returns (observed, so Spark counts it)."""
+        self.complete()
+        try:
+            watermark, query_id = self._watermark(batch_df)
+            observed_in, traced_in = Observation(), None
+            traced_in = batch_df.observe(observed_in, *self._input_metrics(batch_df, watermark))
+            self._entities(batch_df, "input")
+        except Exception as exc:
+            self.faro.failures.record(f"{self.operator_id}: preparing the trace failed", exc)
+            return self.fn(batch_df)
+        out = self.fn(traced_in)
+        try:
+            features = self._output_features(out)
+            observed_out = Observation()
+            exprs = self._output_metrics(out, features)
+            traced_out = out.observe(observed_out, *exprs)
+            persisted = None
+            if self._entity_specs["output"]:
+                persisted = traced_out.persist()
+                self._entities(persisted, "output")
+                traced_out = persisted
+        except Exception as exc:
+            self.faro.failures.record(f"{self.operator_id}: observing the output failed", exc)
+            return out
+        with self.faro._lock:
+            self._pending.append(_Pending(
+                batch_id, query_id, watermark, observed_in, observed_out, persisted, features,
+                self._has_window(out),
+            ))  # fmt: skip
+        return traced_out
+
+    def complete(self, query_id: str | None = None, batch_id: int | None = None) -> None:
+        """Reports pending batches whose write has finished (up to ``batch_id`` of
+        ``query_id`` when given)."""
+        with self.faro._lock:
+            keep = []
+            for p in self._pending:
+                mine = query_id is None or p.query_id in (None, query_id)
+                due = batch_id is None or p.batch_id is None or p.batch_id <= batch_id
+                if mine and due and _done(p.observed_out):
+                    self._report(p)
+                else:
+                    keep.append(p)
+            self._pending = keep
+
+    def abandon(self) -> None:
+        """Drops batches whose output was never computed (the user never wrote it)."""
+        with self.faro._lock:
+            for p in self._pending:
+                self.faro.failures.record(
+                    f"{self.operator_id}: batch {p.batch_id} was never written; not reported"
+                )
+                if p.persisted is not None:
+                    p.persisted.unpersist()
+            self._pending = []
+
+    # -- building the observations ---------------------------------------------------
+
+    def _watermark(self, df: DataFrame) -> tuple[int | None, str | None]:
+        """The watermark this micro-batch runs with, as the query's progress will
+        report it; the listener's latest where the JVM is out of reach."""
+        query_id = None
+        try:
+            query_id = df.sparkSession.sparkContext.getLocalProperty("sql.streaming.queryId")
+            # foreachBatch hands over a clone of the session, whose query manager does
+            # not know the query; the session that started it does.
+            for session in (df.sparkSession, SparkSession.builder.getOrCreate()):
+                query = session.streams.get(query_id or "")
+                if query is not None:
+                    execution = query._jsq.streamingQuery().lastExecution()
+                    ms = int(execution.offsetSeqMetadata().batchWatermarkMs())
+                    return (ms or None), query_id
+            raise LookupError(f"query {query_id} not found")
+        except Exception:
+            latest = self.faro.listener.latest(query_id) if self.faro.listener else None
+            return (latest.watermark if latest else None), query_id
+
+    def _event_time_ms(self, df: DataFrame) -> Column | None:
+        name = self.faro.event_time_col
+        if name is None or name not in df.columns:
+            return None
+        kind = df.schema[name].dataType
+        if isinstance(kind, (TimestampType, TimestampNTZType)):
+            return F.unix_millis(F.col(name))
+        return F.col(name).cast("long")
+
+    def _input_metrics(self, df: DataFrame, watermark: int | None) -> list[Column]:
+        exprs = [F.count(F.lit(1)).alias("rows")]
+        et = self._event_time_ms(df)
+        if et is not None:
+            exprs += [F.min(et).alias("et_min"), F.max(et).alias("et_max")]
+            if watermark is not None:
+                exprs.append(F.count_if(et < F.lit(watermark)).alias("late"))
+        return exprs
+
+    def _output_features(self, out: DataFrame) -> list[tuple[str, bool]]:
+        """(name, numeric) of the output columns that are features."""
+        found = []
+        for name in self.config.feature_names:
+            if name in out.columns:
+                kind = out.schema[name].dataType
+                numeric = isinstance(kind, (NumericType, BooleanType))
+                found.append((name, numeric and not isinstance(kind, StringType)))
+        return found
+
+    def _has_window(self, out: DataFrame) -> bool:
+        return self.faro.window_col is not None and self.faro.window_col in out.columns
+
+    def _output_metrics(self, out: DataFrame, features: list[tuple[str, bool]]) -> list[Column]:
+        exprs = [F.count(F.lit(1)).alias("rows")]
+        if self._has_window(out):
+            window = F.col(self.faro.window_col)  # type: ignore[arg-type]
+            exprs += [
+                F.min(F.unix_millis(window["start"])).alias("window_start"),
+                F.max(F.unix_millis(window["end"])).alias("window_end"),
+            ]
+        for i, (name, numeric) in enumerate(features):
+            col = F.col(name)
+            if not numeric:
+                exprs.append(F.count(col).alias(f"f{i}_values"))
+                continue
+            v = F.nanvl(col.cast("double"), F.lit(None).cast("double"))
+            exprs += [
+                F.count(v).alias(f"f{i}_values"),
+                F.sum(v).alias(f"f{i}_sum"),
+                F.sum(v * v).alias(f"f{i}_sum_sq"),
+                F.min(v).alias(f"f{i}_min"),
+                F.max(v).alias(f"f{i}_max"),
+            ]
+        return exprs
+
+    def _entities(self, df: DataFrame, side: Literal["input", "output"]) -> None:
+        specs = self._entity_specs[side]
+        if not specs:
+            return
+        columns: list[Column] = []
+        aliased: dict[str, FaroFeatureConfig] = {}
+        for i, (name, spec) in enumerate(specs.items()):
+            key, value = _column(spec.entity_key), _column(spec.feature_value)
+            columns += [key.cast("string").alias(f"_faro_k{i}"), value.alias(f"_faro_v{i}")]
+            aliased[name] = FaroFeatureConfig(
+                entity_key=f"_faro_k{i}", feature_value=f"_faro_v{i}",
+                value_type=spec.value_type, classification=spec.classification,
+                sample_rate=spec.sample_rate, on=side,
+            )  # fmt: skip
+        et = self._event_time_ms(df)
+        if et is not None:
+            columns.append(et.alias("_faro_et"))
+        writer = _EntityWriter(
+            self.faro.pipeline_id, self.operator_id, self.operator_type,
+            FaroConfig(features=aliased), self.faro.sink_factory, side, et is not None,
+        )  # fmt: skip
+        df.select(*columns).foreachPartition(writer)
+
+    # -- reporting -------------------------------------------------------------------
+
+    def _report(self, p: _Pending) -> None:
+        inputs = _row(p.observed_in)
+        out = _row(p.observed_out) or {}
+        stats = []
+        rows = int(out.get("rows") or 0)
+        for i, (name, numeric) in enumerate(p.features):
+            values = int(out.get(f"f{i}_values") or 0)
+            valued = numeric and values > 0
+            stats.append(FeatureStats(
+                name, count=rows, null_count=rows - values,
+                sum=float(out[f"f{i}_sum"]) if valued else None,
+                sum_sq=float(out[f"f{i}_sum_sq"]) if valued else None,
+                min=float(out[f"f{i}_min"]) if valued else None,
+                max=float(out[f"f{i}_max"]) if valued else None,
+            ))  # fmt: skip
+        has_input = inputs is not None
+        inputs = inputs or {}
+        self.recorder.report(
+            input_count=int(inputs.get("rows") or 0) if has_input else None,
+            output_count=rows,
+            late_count=int(inputs.get("late") or 0) if has_input else None,
+            event_time_min=inputs.get("et_min"),
+            event_time_max=inputs.get("et_max"),
+            feature_stats=stats,
+            watermark=p.watermark,
+            window_start=out.get("window_start") if p.windowed else None,
+            window_end=out.get("window_end") if p.windowed else None,
+            batch_id=p.batch_id,
+        )
+        if p.persisted is not None:
+            p.persisted.unpersist()
+
+
+class _Deferred:
+    """The recorder's sink: the FaroSpark's driver sink, built on first use."""
+
+    def __init__(self, faro: FaroSpark) -> None:
+        self.faro = faro
+
+    def emit(self, event: Any) -> None:
+        self.faro.driver_sink().emit(event)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        return self.faro.driver_sink().flush(timeout)
+
+    def close(self) -> None:
+        pass
+
+
+def _column(extractor: Any) -> Column:
+    return F.col(extractor) if isinstance(extractor, str) else extractor
+
+
+def _done(observation: Observation) -> bool:
+    """True once the action that fills the observation has finished (never blocks)."""
+    jo = getattr(observation, "_jo", None)
+    return jo is not None and bool(jo.future().isCompleted())
+
+
+def _row(observation: Observation) -> dict[str, Any] | None:
+    """The observed metrics; None when that part of the plan never ran; an empty
+    batch (pruned by Spark's optimizer) reads as zero rows."""
+    if not _done(observation):
+        return None
+    if observation._jo.getRow().size() == 0:  # type: ignore[union-attr]
+        return {"rows": 0}
+    return dict(observation.get)
+
+
+class _EntityWriter:
+    """Runs on the executors: one sink and one recorder per partition."""
+
+    def __init__(
+        self,
+        pipeline_id: str,
+        operator_id: str,
+        operator_type: OperatorType,
+        config: FaroConfig,
+        sink: SinkFactory,
+        side: str,
+        has_event_time: bool,
+    ) -> None:
+        self.args = (pipeline_id, operator_id, operator_type, config)
+        self.sink = sink
+        self.side = side
+        self.event_time = "_faro_et" if has_event_time else None
+
+    def __call__(self, rows: Iterable[Row]) -> None:
+        from pyspark import TaskContext
+
+        context = TaskContext.get()
+        failures = FailureLog(f"faro operator {self.args[1]!r} (executor)", log)
+        recorder = OperatorRecorder(
+            *self.args,
+            build_sink(self.sink, failures),
+            subtask_index=context.partitionId() if context else 0,
+            event_time=self.event_time,
+        )
+        for row in rows:
+            recorder.record_entities(row, self.side)
+        recorder.close()
