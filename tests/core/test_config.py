@@ -25,7 +25,7 @@ def test_strings_are_accepted_for_enums() -> None:
         ({"entity_key": "user_id"}, "entity_key was given without feature_value"),
         ({"feature_value": "v", "value_type": "FLOAT"}, "value_type must be one of SCALAR_DOUBLE"),
         ({"feature_value": "v", "classification": "SECRET"}, "classification must be one of"),
-        ({"feature_value": 3}, "feature_value must be a field name or a function"),
+        ({"feature_value": 3}, "feature_value must be a field name, a function of the record"),
         ({"feature_value": "v", "on": "both"}, "on must be 'input' or 'output'"),
     ],
 )
