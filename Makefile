@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.faro-installed
 
-.PHONY: help setup demo demo-stop test lint bench clean cluster-up cluster-down submit
+.PHONY: help setup browser demo demo-stop test lint bench clean cluster-up cluster-down submit
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -17,13 +17,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
 	@touch $(STAMP)
 
+# The UI tests drive the Debian package chromium, installed here when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser: ## install headless Chromium (Debian package) when it is missing
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  echo "installing chromium (apt-get) for the UI tests"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
 demo: setup ## start broker + materializer + API, run both Flink jobs, print curl commands that answer
 	$(BIN)/python -m faro._dev.demo up
 
 demo-stop: setup ## stop what `make demo` left running
 	$(BIN)/python -m faro._dev.demo down
 
-test: setup ## run the whole test suite against real Kafka, Flink and Spark
+test: setup browser ## run the whole test suite against real Kafka, Flink, Spark and Chromium
 	$(BIN)/python -m pytest
 
 lint: setup ## ruff and mypy

@@ -202,7 +202,7 @@ def _report(api: str) -> None:
         f"purchase_amount_7d over the last hour: {summary['count']:,} sampled values, "
         f"mean {summary['mean']:.2f}, p95 {summary['p95']:.2f}"
     )
-    print(f"\nAPI docs: {api}/docs    metrics: {api}/metrics")
+    print(f"\nweb page: {api}/ui    API docs: {api}/docs    metrics: {api}/metrics")
     print("everything keeps running; `make demo-stop` stops the broker, materializer and API")
 
 

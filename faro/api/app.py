@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from faro import __version__
 from faro.api.deps import Service
 from faro.api.metrics import ApiMetrics
-from faro.api.routers import features, ingest, pipelines, service, traces, violations
+from faro.api.routers import features, ingest, pipelines, service, traces, ui, violations
 from faro.core.settings import FaroSettings, settings
 from faro.core.windows import WindowError
 from faro.detect import DetectionLoop, Detector, load
@@ -66,7 +66,7 @@ def create_app(data_dir: Path | str | None = None, config: FaroSettings | None =
         settings=config,
         metrics=metrics,
     )
-    for module in (pipelines, features, violations, traces, ingest, service):
+    for module in (pipelines, features, violations, traces, ingest, service, ui):
         app.include_router(module.router)
 
     @app.exception_handler(WindowError)

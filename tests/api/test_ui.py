@@ -1,0 +1,135 @@
+"""/ui in real headless Chromium, against a real `faro serve`: what the page shows
+is what the JSON endpoints answer."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from html.parser import HTMLParser
+
+import httpx
+import pytest
+
+from faro._dev.broker import free_port
+from faro.detect import Finding, Severity, ViolationType, ledger
+from tests.api.dataset import generate, seed
+
+pytestmark = pytest.mark.browser
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+class Rows(HTMLParser):
+    """Cell texts of every element with a data-testid, by that id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, list[list[str]]] = {}
+        self.attrs: dict[str, list[dict[str, str | None]]] = {}
+        self._open: list[str] = []
+        self._cells: list[str] | None = None
+        self.body: dict[str, str | None] = {}
+        self.html = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "body":
+            self.body = a
+        if a.get("data-testid"):
+            self.attrs.setdefault(a["data-testid"], []).append(a)  # type: ignore[index]
+        if tag == "tr" and a.get("data-testid"):
+            self._open.append(a["data-testid"])  # type: ignore[arg-type]
+            self._cells = []
+        elif tag == "td" and self._cells is not None:
+            self._cells.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "tr" and self._open and self._cells is not None:
+            self.rows.setdefault(self._open.pop(), []).append(self._cells)
+            self._cells = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cells:
+            self._cells[-1] += data
+
+
+def dom(url: str) -> Rows:
+    assert CHROMIUM, "Chromium is missing: `make test` installs the Debian package chromium"
+    for budget in (10_000, 30_000):
+        out = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             f"--virtual-time-budget={budget}", "--dump-dom", url],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        rows = Rows()
+        rows.feed(out.stdout)
+        rows.html = out.stdout
+        if rows.body.get("data-loaded") == "true":
+            return rows
+    raise AssertionError(f"the page did not finish loading: {out.stderr[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    store = tmp_path_factory.mktemp("ui-store")
+    seed(store, generate(seed=5))
+    now = int(time.time() * 1000)
+    stale = Finding(
+        ViolationType.FRESHNESS, "order-pipeline", "order-agg-window", None, "silence_s",
+        900.0, None, 300.0, Severity.HIGH, "order-agg-window is quiet",
+    )  # fmt: skip
+    ledger.record(store, [stale], now - 60_000, 300_000)
+    port = free_port()
+    env = {**os.environ, "FARO_DETECT_INTERVAL": "0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "faro.cli", "serve", "--data-dir", str(store), "--port", str(port)],
+        stderr=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.2)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_the_page_shows_every_pipeline_operator_and_open_violation(server):
+    page = dom(f"{server}/ui")
+    assert 'data-testid="error"></div>' in page.html  # no endpoint failed
+    pipelines = [p["pipeline_id"] for p in httpx.get(f"{server}/pipelines").json()]
+    shown = [a["data-pipeline"] for a in page.attrs["pipeline"]]
+    assert sorted(shown) == sorted(pipelines)
+    expected = []
+    for p in pipelines:
+        health = httpx.get(f"{server}/pipelines/{p}/health").json()
+        expected += [
+            (o["operator_id"], o["operator_type"], o["status"]) for o in health["operators"]
+        ]
+    assert sorted(tuple(r[:3]) for r in page.rows["operator"]) == sorted(expected)
+    [violation] = page.rows["violation"]
+    assert violation[:4] == ["HIGH", "FRESHNESS", "order-pipeline", "order-agg-window"]
+    assert violation[5] == "order-agg-window is quiet"
+
+
+def test_a_summary_link_shows_the_api_numbers(server):
+    api = httpx.get(f"{server}/features/revenue/values/summary",
+                    params={"pipeline_id": "order-pipeline", "window": "24h"}).json()  # fmt: skip
+    assert api["count"] > 0
+    page = dom(f"{server}/ui?pipeline=order-pipeline&feature=revenue&window=24h")
+    [row] = page.rows["summary-row"]
+    assert row[:3] == [api["source"], str(api["count"]), str(api["nulls"])]
+    assert row[4] == f"{api['mean']:.3f}"
+
+
+def test_the_root_redirects_to_the_page(server):
+    assert httpx.get(f"{server}/", follow_redirects=False).headers["location"] == "/ui"
