@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from faro.core.settings import settings
+from faro.core.windows import parse_time
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -192,21 +193,10 @@ def _detect(args: argparse.Namespace) -> int:
     from faro.detect import Detector, Severity, ledger, load
     from faro.detect.alerts import WebhookNotifier
 
-    at = None
-    if args.at is not None:
-        if args.at.isdigit():
-            at = int(args.at)
-        else:
-            try:
-                moment = dt.datetime.fromisoformat(args.at)
-            except ValueError:
-                raise ValueError(
-                    f"--at takes an ISO-8601 time (2026-11-23T08:00:00Z) or epoch ms, "
-                    f"got {args.at!r}"
-                ) from None
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=dt.timezone.utc)
-            at = int(moment.timestamp() * 1000)
+    try:
+        at = None if args.at is None else parse_time(args.at)
+    except ValueError as exc:
+        raise ValueError(f"--at: {exc}") from None
     notifier = WebhookNotifier(args.webhook) if args.webhook else None
     detector = Detector(args.data_dir, load(args.config), notifier)
     report = detector.run(at)

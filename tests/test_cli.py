@@ -17,4 +17,4 @@ def test_faro_detect_command_records_and_prints_open_violations(tmp_path, capsys
     assert "1 opened, 0 resolved, 1 open" in out
     assert "CRITICAL" in out and "pay/score has not emitted for 1260 s" in out
     assert main([*argv[:-1], "half past nine"]) == 2
-    assert "--at takes an ISO-8601 time" in capsys.readouterr().err
+    assert "--at: expected an ISO-8601 time" in capsys.readouterr().err

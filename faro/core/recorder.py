@@ -236,30 +236,22 @@ class OperatorRecorder:
         batch_id: int | None = None,
     ) -> CaptureEvent:
         """Emit one AGGREGATE event covering everything since the previous flush."""
-        self.on_watermark(watermark)
-        event = CaptureEvent(
-            event_id=self._next_id(),
-            event_type=EventType.AGGREGATE,
-            pipeline_id=self.pipeline_id,
-            operator_id=self.operator_id,
-            operator_type=self.operator_type,
-            processing_time=self._clock(),
-            subtask_index=self.subtask_index,
-            features=self._features,
-            input_count=self._in,
-            output_count=self._out,
-            late_count=self._late if self.observes_late else None,
-            watermark=self.watermark,
-            event_time_min=None if self._et_min == math.inf else int(self._et_min),
-            event_time_max=None if self._et_max == -math.inf else int(self._et_max),
+        inputs, outputs, late = self._in, self._out, self._late
+        et_min, et_max = self._et_min, self._et_max
+        stats = [p.stats.snapshot() for p in self._probes]
+        self._reset()
+        return self.report(
+            input_count=inputs,
+            output_count=outputs,
+            late_count=late if self.observes_late else None,
+            event_time_min=None if et_min == math.inf else int(et_min),
+            event_time_max=None if et_max == -math.inf else int(et_max),
+            feature_stats=stats,
+            watermark=watermark,
             window_start=window_start,
             window_end=window_end,
             batch_id=batch_id,
-            feature_stats=[p.stats.snapshot() for p in self._probes],
         )
-        self._reset()
-        self._emit(event)
-        return event
 
     def report(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 _UNITS_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -29,3 +30,19 @@ def shift_ms(text: str) -> int:
         return window_ms(text[: -len("_ago")])
     except WindowError:
         raise WindowError(f"compare_to must look like 24h_ago or 7d_ago; got {text!r}") from None
+
+
+def parse_time(text: str) -> int:
+    """An ISO-8601 time (UTC when it has no offset) or epoch ms, as epoch ms;
+    raises ValueError naming both forms."""
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"expected an ISO-8601 time like 2026-11-23T08:00:00Z or epoch ms, got {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return int(moment.timestamp() * 1000)

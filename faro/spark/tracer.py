@@ -25,7 +25,14 @@ from typing import Any, Literal
 
 from pyspark.sql import Column, DataFrame, Observation, Row, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import BooleanType, NumericType, StringType, TimestampNTZType, TimestampType
+from pyspark.sql.types import (
+    BooleanType,
+    NumericType,
+    StringType,
+    StructType,
+    TimestampNTZType,
+    TimestampType,
+)
 
 from faro.core.config import FaroConfig, FaroFeatureConfig
 from faro.core.events import FeatureStats, OperatorType, parse_enum
@@ -182,16 +189,19 @@ class SparkTrace:
         try:
             watermark, query_id = self._watermark(batch_df)
             observed_in, traced_in = Observation(), None
-            traced_in = batch_df.observe(observed_in, *self._input_metrics(batch_df, watermark))
+            in_schema = batch_df.schema  # one round trip; column lookups reuse it
+            traced_in = batch_df.observe(observed_in, *self._input_metrics(in_schema, watermark))
             self._entities(batch_df, "input")
         except Exception as exc:
             self.faro.failures.record(f"{self.operator_id}: preparing the trace failed", exc)
             return self.fn(batch_df)
         out = self.fn(traced_in)
         try:
-            features = self._output_features(out)
+            out_schema = out.schema
+            features = self._output_features(out_schema)
+            windowed = self._has_window(out_schema)
             observed_out = Observation()
-            exprs = self._output_metrics(out, features)
+            exprs = self._output_metrics(windowed, features)
             traced_out = out.observe(observed_out, *exprs)
             persisted = None
             if self._entity_specs["output"]:
@@ -204,7 +214,7 @@ class SparkTrace:
         with self.faro._lock:
             self._pending.append(_Pending(
                 batch_id, query_id, watermark, observed_in, observed_out, persisted, features,
-                self._has_window(out),
+                windowed,
             ))  # fmt: skip
         return traced_out
 
@@ -254,40 +264,40 @@ class SparkTrace:
             latest = self.faro.listener.latest(query_id) if self.faro.listener else None
             return (latest.watermark if latest else None), query_id
 
-    def _event_time_ms(self, df: DataFrame) -> Column | None:
+    def _event_time_ms(self, schema: StructType) -> Column | None:
         name = self.faro.event_time_col
-        if name is None or name not in df.columns:
+        if name is None or name not in schema.names:
             return None
-        kind = df.schema[name].dataType
+        kind = schema[name].dataType
         if isinstance(kind, (TimestampType, TimestampNTZType)):
             return F.unix_millis(F.col(name))
         return F.col(name).cast("long")
 
-    def _input_metrics(self, df: DataFrame, watermark: int | None) -> list[Column]:
+    def _input_metrics(self, schema: StructType, watermark: int | None) -> list[Column]:
         exprs = [F.count(F.lit(1)).alias("rows")]
-        et = self._event_time_ms(df)
+        et = self._event_time_ms(schema)
         if et is not None:
             exprs += [F.min(et).alias("et_min"), F.max(et).alias("et_max")]
             if watermark is not None:
                 exprs.append(F.count_if(et < F.lit(watermark)).alias("late"))
         return exprs
 
-    def _output_features(self, out: DataFrame) -> list[tuple[str, bool]]:
+    def _output_features(self, schema: StructType) -> list[tuple[str, bool]]:
         """(name, numeric) of the output columns that are features."""
         found = []
         for name in self.config.feature_names:
-            if name in out.columns:
-                kind = out.schema[name].dataType
+            if name in schema.names:
+                kind = schema[name].dataType
                 numeric = isinstance(kind, (NumericType, BooleanType))
                 found.append((name, numeric and not isinstance(kind, StringType)))
         return found
 
-    def _has_window(self, out: DataFrame) -> bool:
-        return self.faro.window_col is not None and self.faro.window_col in out.columns
+    def _has_window(self, schema: StructType) -> bool:
+        return self.faro.window_col is not None and self.faro.window_col in schema.names
 
-    def _output_metrics(self, out: DataFrame, features: list[tuple[str, bool]]) -> list[Column]:
+    def _output_metrics(self, windowed: bool, features: list[tuple[str, bool]]) -> list[Column]:
         exprs = [F.count(F.lit(1)).alias("rows")]
-        if self._has_window(out):
+        if windowed:
             window = F.col(self.faro.window_col)  # type: ignore[arg-type]
             exprs += [
                 F.min(F.unix_millis(window["start"])).alias("window_start"),
@@ -322,7 +332,7 @@ class SparkTrace:
                 value_type=spec.value_type, classification=spec.classification,
                 sample_rate=spec.sample_rate, on=side,
             )  # fmt: skip
-        et = self._event_time_ms(df)
+        et = self._event_time_ms(df.schema)
         if et is not None:
             columns.append(et.alias("_faro_et"))
         writer = _EntityWriter(

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,11 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from faro import HttpCaptureEventSink
-from faro._dev.broker import free_port
 from faro.api import create_app
 from faro.core.avro_codec import encode_container
 from faro.core.json_codec import to_json, to_json_array
 from faro.core.settings import FaroSettings
+from tests.api.serving import running_api
 from tests.sinks.events import mixed_events
 from tests.store.events import stored_rows
 
@@ -103,24 +100,8 @@ def test_token_and_size_limits(store: Path) -> None:
 
 @pytest.fixture
 def server(store: Path) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "faro.cli", "serve", "--data-dir", str(store), "--port", str(port)],
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.2)
-    try:
+    with running_api(store) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @pytest.mark.parametrize("fmt", ["avro", "json"])

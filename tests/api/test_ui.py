@@ -3,10 +3,8 @@ is what the JSON endpoints answer."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -14,9 +12,9 @@ from html.parser import HTMLParser
 import httpx
 import pytest
 
-from faro._dev.broker import free_port
 from faro.detect import Finding, Severity, ViolationType, ledger
 from tests.api.dataset import generate, seed
+from tests.api.serving import running_api
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -82,25 +80,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         900.0, None, 300.0, Severity.HIGH, "order-agg-window is quiet",
     )  # fmt: skip
     ledger.record(store, [stale], now - 60_000, 300_000)
-    port = free_port()
-    env = {**os.environ, "FARO_DETECT_INTERVAL": "0"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "faro.cli", "serve", "--data-dir", str(store), "--port", str(port)],
-        stderr=subprocess.DEVNULL, env=env,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.2)
-    try:
+    with running_api(store, FARO_DETECT_INTERVAL="0") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_the_page_shows_every_pipeline_operator_and_open_violation(server):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
 from faro.api.deps import Service, ServiceDep, now_ms, require_pipeline
 from faro.api.models import ViolationOut, Violations
-from faro.core.windows import WindowError, window_ms
+from faro.core.windows import WindowError, parse_time, window_ms
 from faro.detect import Severity, ViolationType, ledger
 
 router = APIRouter(tags=["violations"])
@@ -61,12 +60,9 @@ def _since_ms(text: str) -> int:
     except WindowError:
         pass
     try:
-        moment = dt.datetime.fromisoformat(text)
+        return parse_time(text)
     except ValueError:
         raise WindowError(
             f"since must be a window like 1h, 24h or 7d, or an ISO-8601 time like "
             f"2026-11-23T08:00:00Z; got {text!r}"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return int(moment.timestamp() * 1000)
