@@ -4,6 +4,7 @@
 
     events/event_type=ENTITY/pipeline_id=user-features/date=2026-11-23/*.parquet
     dead_letters/date=2026-11-23/*.parquet   raw bytes + reason + offset
+    violations/violations.parquet            detection's ledger (faro.detect.ledger)
     _journal/*.json                          file operations decided but maybe not applied
     _staging/                                files written but not yet in place
     _state/offsets.json                      last offset stored per topic partition
