@@ -60,6 +60,11 @@ class Thresholds(BaseModel):
     min: float | None = Field(None, description="smallest allowed ENTITY value")
     max: float | None = Field(None, description="largest allowed ENTITY value")
 
+    @property
+    def asserts(self) -> bool:
+        """Whether ENTITY values of the feature carry a NOT_NULL or RANGE assertion."""
+        return self.not_null or self.min is not None or self.max is not None
+
     @model_validator(mode="after")
     def _range_ordered(self) -> Thresholds:
         if self.min is not None and self.max is not None and self.min > self.max:
@@ -95,6 +100,7 @@ class DetectConfig:
             )
         self.window = window
         self._layers: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._resolved: dict[tuple[str, str, str], Thresholds] = {}
         self._add(("", "", ""), raw.get("defaults", {}), "[defaults]")
         for feature, table in raw.get("features", {}).items():
             self._add(("", "", feature), table, f"[features.{feature}]")
@@ -123,6 +129,13 @@ class DetectConfig:
         self._layers[key] = dict(table)
 
     def thresholds(self, pipeline: str = "", operator: str = "", feature: str = "") -> Thresholds:
+        """Resolved once per subject: every detection run asks for the same ones."""
+        key = (pipeline, operator, feature)
+        if key not in self._resolved:
+            self._resolved[key] = self._resolve(pipeline, operator, feature)
+        return self._resolved[key]
+
+    def _resolve(self, pipeline: str, operator: str, feature: str) -> Thresholds:
         layers = [("", "", "")]
         if feature:
             layers.append(("", "", feature))
@@ -143,14 +156,6 @@ class DetectConfig:
         """The most windows any rolling baseline needs."""
         values = [t["rolling_windows"] for t in self._layers.values() if "rolling_windows" in t]
         return max([self.default.rolling_windows, *values])
-
-    def asserted_features(self) -> list[tuple[str, str]]:
-        """(pipeline or '', feature) pairs with a NOT_NULL or RANGE assertion."""
-        found = []
-        for (pipeline, operator, feature), table in self._layers.items():
-            if feature and not operator and {"not_null", "min", "max"} & set(table):
-                found.append((pipeline, feature))
-        return found
 
 
 def load(path: Path | str | None) -> DetectConfig:

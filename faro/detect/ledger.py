@@ -2,8 +2,8 @@
 later run in which its condition no longer holds.
 
 The ledger is one Parquet file, ``DATA_DIR/violations/violations.parquet``,
-rewritten whole (it holds episodes, not samples, so it stays small) into a
-temporary file that is fsynced and renamed over the old one, under an
+rewritten whole (it holds episodes, not samples, so it stays small) with the
+store's atomic write (``journal.write_atomic``), under an
 exclusive ``flock`` so that ``faro detect`` and a serving API never interleave
 a read-modify-write. Readers see the old file or the new one, never a mix.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -23,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from faro.detect.detectors import Finding, Severity
+from faro.store.journal import write_atomic
 
 DIRECTORY = "violations"
 FILE = "violations.parquet"
@@ -164,20 +164,13 @@ def record(data_dir: Path, findings: list[Finding], at: int, window_ms: int) -> 
             if key not in seen and v.last_seen_at <= at and v.is_open:
                 v.resolved_at = at
                 transitions.append(Transition("RESOLVED", v))
-        _write(data_dir, stored)
+        if transitions or seen:  # a quiet run over a quiet ledger changes nothing
+            _write(data_dir, stored)
         return transitions
 
 
 def _write(data_dir: Path, violations: list[Violation]) -> None:
-    target = path(data_dir)
-    temp = target.with_suffix(".tmp")
     table = pa.Table.from_pylist([v.to_dict() for v in violations], schema=SCHEMA)
-    pq.write_table(table, temp)
-    with open(temp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(temp, target)
-    fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer)
+    write_atomic(path(data_dir), buffer.getvalue().to_pybytes())

@@ -91,10 +91,9 @@ class Detector:
 
     def _entity_checks(self, snap: Snapshot, with_values: set[tuple[str, str]]) -> None:
         at, w = snap.at, snap.window_ms
-        asserted = self.config.asserted_features()
         for pipeline, feature in sorted(with_values):
             t = self.config.thresholds(pipeline, feature=feature)
-            if any(f == feature and p in ("", pipeline) for p, f in asserted):
+            if t.asserts:
                 snap.assertions[(pipeline, feature)] = self.queries.entity_assertions(
                     pipeline, feature, at - w, at,
                     -float("inf") if t.min is None else t.min,

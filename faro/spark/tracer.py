@@ -28,7 +28,6 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import (
     BooleanType,
     NumericType,
-    StringType,
     StructType,
     TimestampNTZType,
     TimestampType,
@@ -188,10 +187,10 @@ class SparkTrace:
         self.complete()
         try:
             watermark, query_id = self._watermark(batch_df)
-            observed_in, traced_in = Observation(), None
+            observed_in = Observation()
             in_schema = batch_df.schema  # one round trip; column lookups reuse it
             traced_in = batch_df.observe(observed_in, *self._input_metrics(in_schema, watermark))
-            self._entities(batch_df, "input")
+            self._entities(batch_df, in_schema, "input")
         except Exception as exc:
             self.faro.failures.record(f"{self.operator_id}: preparing the trace failed", exc)
             return self.fn(batch_df)
@@ -206,7 +205,7 @@ class SparkTrace:
             persisted = None
             if self._entity_specs["output"]:
                 persisted = traced_out.persist()
-                self._entities(persisted, "output")
+                self._entities(persisted, out_schema, "output")
                 traced_out = persisted
         except Exception as exc:
             self.faro.failures.record(f"{self.operator_id}: observing the output failed", exc)
@@ -287,9 +286,8 @@ class SparkTrace:
         found = []
         for name in self.config.feature_names:
             if name in schema.names:
-                kind = schema[name].dataType
-                numeric = isinstance(kind, (NumericType, BooleanType))
-                found.append((name, numeric and not isinstance(kind, StringType)))
+                numeric = isinstance(schema[name].dataType, (NumericType, BooleanType))
+                found.append((name, numeric))
         return found
 
     def _has_window(self, schema: StructType) -> bool:
@@ -318,7 +316,9 @@ class SparkTrace:
             ]
         return exprs
 
-    def _entities(self, df: DataFrame, side: Literal["input", "output"]) -> None:
+    def _entities(
+        self, df: DataFrame, schema: StructType, side: Literal["input", "output"]
+    ) -> None:
         specs = self._entity_specs[side]
         if not specs:
             return
@@ -332,7 +332,7 @@ class SparkTrace:
                 value_type=spec.value_type, classification=spec.classification,
                 sample_rate=spec.sample_rate, on=side,
             )  # fmt: skip
-        et = self._event_time_ms(df.schema)
+        et = self._event_time_ms(schema)
         if et is not None:
             columns.append(et.alias("_faro_et"))
         writer = _EntityWriter(

@@ -43,7 +43,8 @@ def test_the_most_specific_table_wins():
     assert config.thresholds("orders", feature="revenue").null_rate == 0.1
     assert config.thresholds("orders", feature="revenue").max == 1000
     assert config.thresholds("other", feature="revenue").max is None
-    assert config.asserted_features() == [("orders", "revenue")]
+    assert config.thresholds("orders", feature="revenue").asserts
+    assert not config.thresholds("other", feature="revenue").asserts
 
 
 def test_defaults_without_a_file(tmp_path, monkeypatch):
