@@ -17,6 +17,11 @@ import duckdb
 from faro.store import layout
 
 _FOREVER = 2**62
+_NULLS = (
+    "count(*) FILTER (WHERE feature_value IS NULL AND feature_value_string IS NULL "
+    "AND feature_value_vector IS NULL)"
+)
+"""ENTITY values that are null: no typed column holds a value (``{nulls}`` in SQL)."""
 
 
 class StoreQueries:
@@ -36,14 +41,17 @@ class StoreQueries:
         return [str(p) for p in layout.event_files(self.data_dir, event_type, pipeline_id, since)]
 
     def _rows(self, sql: str, files: list[str], **params: Any) -> list[dict[str, Any]]:
-        """Runs ``sql`` with ``{events}`` reading ``files``; ``$name`` binds ``params``."""
+        """Runs ``sql`` with ``{events}`` reading ``files`` and ``{nulls}`` counting null
+        ENTITY values; ``$name`` binds ``params``."""
         if not files:
             return []
         with self._lock:
             cursor = self._db.cursor()
         try:
             relation = cursor.execute(
-                sql.replace("{events}", "read_parquet($files, hive_partitioning = false)"),
+                sql.replace("{events}", "read_parquet($files, hive_partitioning = false)").replace(
+                    "{nulls}", _NULLS
+                ),
                 {"files": files, **params},
             )
             names = [d[0] for d in relation.description]
@@ -113,8 +121,7 @@ class StoreQueries:
         [row] = self._rows(
             """
             SELECT count(*) AS count,
-                   count(*) FILTER (WHERE feature_value IS NULL AND feature_value_string IS NULL
-                                    AND feature_value_vector IS NULL) AS nulls,
+                   {nulls} AS nulls,
                    min(feature_value) AS min, max(feature_value) AS max,
                    avg(feature_value) AS mean, stddev_samp(feature_value) AS stddev,
                    quantile_cont(feature_value, [0.5, 0.95, 0.99]) AS quantiles
@@ -181,8 +188,7 @@ class StoreQueries:
             """
             SELECT CAST((processing_time - $since) // $bucket AS BIGINT) AS bucket,
                    count(*) AS values, count(DISTINCT entity_id) AS entities,
-                   count(*) FILTER (WHERE feature_value IS NULL AND feature_value_string IS NULL
-                                    AND feature_value_vector IS NULL) AS nulls,
+                   {nulls} AS nulls,
                    count(feature_value) AS numeric, sum(feature_value) AS numeric_sum
             FROM {events}
             WHERE feature_name = $feature
@@ -281,8 +287,7 @@ class StoreQueries:
             SELECT pipeline_id, feature_name AS feature, 'ENTITY' AS source,
                    CAST(($at - 1 - processing_time) // $w AS BIGINT) AS k,
                    count(*) AS count,
-                   count(*) FILTER (WHERE feature_value IS NULL AND feature_value_string IS NULL
-                                    AND feature_value_vector IS NULL) AS nulls,
+                   {nulls} AS nulls,
                    sum(feature_value) AS sum, sum(feature_value * feature_value) AS sum_sq
             FROM {events}
             WHERE processing_time >= $since AND processing_time < $at
@@ -301,8 +306,7 @@ class StoreQueries:
         rows = self._rows(
             """
             SELECT count(*) AS count,
-                   count(*) FILTER (WHERE feature_value IS NULL AND feature_value_string IS NULL
-                                    AND feature_value_vector IS NULL) AS nulls,
+                   {nulls} AS nulls,
                    count(*) FILTER (WHERE feature_value < $low) AS below,
                    count(*) FILTER (WHERE feature_value > $high) AS above,
                    min(feature_value) AS min, max(feature_value) AS max
