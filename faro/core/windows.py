@@ -7,6 +7,7 @@ import re
 
 _UNITS_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _FORM = re.compile(r"^(\d{1,4})([mhd])$")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 ACCEPTED = "a number followed by m, h or d, for example 15m, 1h, 24h or 7d"
 
 
@@ -38,11 +39,12 @@ def parse_time(text: str) -> int:
     if text.isdigit():
         return int(text)
     try:
-        moment = dt.datetime.fromisoformat(text)
+        # Python 3.10's fromisoformat does not read the Z suffix
+        moment = dt.datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
     except ValueError:
         raise ValueError(
             f"expected an ISO-8601 time like 2026-11-23T08:00:00Z or epoch ms, got {text!r}"
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.timezone.utc)
-    return int(moment.timestamp() * 1000)
+    return (moment - _EPOCH) // dt.timedelta(milliseconds=1)  # exact, unlike float seconds

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pyspark.sql.streaming import StreamingQueryListener
+
+from faro.core.windows import parse_time
 
 
 @dataclass(frozen=True)
@@ -27,13 +28,9 @@ class QueryProgress:
     event_time_avg: int | None
 
 
-def parse_time(text: str | None) -> int | None:
+def _epoch_ms(text: str | None) -> int | None:
     """Spark's ``2026-11-23T12:41:59.317Z`` as epoch ms; the epoch itself means none."""
-    if not text:
-        return None
-    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    ms = round(moment.timestamp() * 1000)
-    return ms or None
+    return (parse_time(text) or None) if text else None
 
 
 def _progress(p: Any) -> QueryProgress:
@@ -42,12 +39,12 @@ def _progress(p: Any) -> QueryProgress:
         query_id=str(p.id),
         name=p.name,
         batch_id=p.batchId,
-        watermark=parse_time(times.get("watermark")),
+        watermark=_epoch_ms(times.get("watermark")),
         input_rows=p.numInputRows,
         processed_rows_per_second=p.processedRowsPerSecond,
-        event_time_min=parse_time(times.get("min")),
-        event_time_max=parse_time(times.get("max")),
-        event_time_avg=parse_time(times.get("avg")),
+        event_time_min=_epoch_ms(times.get("min")),
+        event_time_max=_epoch_ms(times.get("max")),
+        event_time_avg=_epoch_ms(times.get("avg")),
     )
 
 
