@@ -135,21 +135,27 @@ class AsyncCaptureEventSink:
                 self.failures.record("closing the wrapped sink failed", exc)
 
     def _drain(self) -> None:
-        queue = self._queue
+        """Takes whole batches off the buffer with one slice-like pop each; flush
+        markers are rare, so they are looked for once per batch, not per event."""
+        queue, size = self._queue, self._batch_size
         while queue:
+            popleft = queue.popleft
+            items = [popleft() for _ in range(min(len(queue), size))]
+            if _FlushMarker not in set(map(type, items)):
+                self._deliver(items)
+                continue
             batch: list[CaptureEvent] = []
-            marker = None
-            while queue and len(batch) < self._batch_size:
-                item = queue.popleft()
+            for item in items:
                 if type(item) is _FlushMarker:
-                    marker = item
-                    break
-                batch.append(item)
+                    if batch:
+                        self._deliver(batch)
+                        batch = []
+                    item.ok = self._flush_inner(item.deadline)
+                    item.done.set()
+                else:
+                    batch.append(item)
             if batch:
                 self._deliver(batch)
-            if marker is not None:
-                marker.ok = self._flush_inner(marker.deadline)
-                marker.done.set()
 
     def _deliver(self, batch: list[CaptureEvent]) -> None:
         pending = self.dropped - self._dropped_reported
