@@ -62,6 +62,7 @@ def create_app(data_dir: Path | str | None = None, config: FaroSettings | None =
         queries=queries,
         writer=writer,
         write_lock=threading.Lock(),
+        decode_lock=threading.Lock(),
         decoder=AvroBatchDecoder(root / layout.STAGING / "ingest-decode"),
         settings=config,
         metrics=metrics,

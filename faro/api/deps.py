@@ -22,6 +22,7 @@ class Service:
     queries: StoreQueries
     writer: EventWriter
     write_lock: threading.Lock
+    decode_lock: threading.Lock  # apart from write_lock: one request decodes while another writes
     decoder: AvroBatchDecoder
     settings: FaroSettings
     metrics: ApiMetrics

@@ -8,6 +8,7 @@ happens here once.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -45,24 +46,63 @@ def now_ms() -> int:
 
 
 def field_getter(extractor: Extractor) -> Callable[[Any], Any]:
-    """A function reading the feature from a record; a missing field yields ``_MISSING``."""
+    """A function reading the feature from a record; a missing field yields ``_MISSING``.
+
+    Runs on every record, so how to read is decided once per record type: the
+    engines' own ``Row`` classes resolve names through a Python ``__getattr__``
+    that costs microseconds, while their name and value lists can be indexed
+    directly.
+    """
     if callable(extractor):
         return extractor
     name = extractor
+    readers: dict[type, Callable[[Any], Any]] = {}
 
     def get(record: Any) -> Any:
-        if isinstance(record, Mapping):
-            return record.get(name, _MISSING)
-        try:
-            return getattr(record, name)
-        except AttributeError:
-            pass
-        try:
-            return record[name]
-        except (KeyError, IndexError, TypeError, ValueError):
-            return _MISSING
+        read = readers.get(type(record))
+        if read is None:
+            read = readers[type(record)] = _reader(type(record), name)
+        return read(record)
 
     return get
+
+
+def _reader(cls: type, name: str) -> Callable[[Any], Any]:
+    if issubclass(cls, Mapping):
+        return lambda record: record.get(name, _MISSING)
+    generic = functools.partial(_read_any, name=name)
+    if cls.__name__ != "Row":
+        return generic
+    if cls.__module__.startswith("pyflink."):
+
+        def flink_row(record: Any) -> Any:
+            try:  # names in _fields, values in _values (rows built with names)
+                return record._values[record._fields.index(name)]
+            except (AttributeError, ValueError):
+                return generic(record)
+
+        return flink_row
+    if cls.__module__.startswith("pyspark."):
+
+        def spark_row(record: Any) -> Any:
+            try:  # a tuple of values with the names in __fields__
+                return record[record.__fields__.index(name)]
+            except (AttributeError, ValueError):
+                return generic(record)
+
+        return spark_row
+    return generic
+
+
+def _read_any(record: Any, name: str) -> Any:
+    try:
+        return getattr(record, name)
+    except AttributeError:
+        pass
+    try:
+        return record[name]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return _MISSING
 
 
 class _StatsAccumulator:

@@ -240,3 +240,25 @@ def test_close_flushes_only_what_is_pending() -> None:
     rec.flush(window_start=0, window_end=10)
     rec.close()
     assert len(sink.events) == 1 and sink.closed
+
+
+def test_named_fields_are_read_from_every_record_shape_the_engines_hand_over() -> None:
+    from pyflink.common import Row as FlinkRow
+    from pyspark.sql import Row as SparkRow
+
+    from faro.core.recorder import _MISSING, field_getter
+
+    read = field_getter("amount")
+    records = [
+        {"user_id": "u", "amount": 1.5},
+        Purchase("u", 2.5, 0),
+        FlinkRow(user_id="u", amount=3.5),
+        SparkRow(user_id="u", amount=4.5),
+        {"user_id": "u", "amount": 5.5},  # a type seen before: its cached reader
+        FlinkRow(amount=6.5, user_id="u"),  # the same type, other field order
+    ]
+    assert [read(r) for r in records] == [1.5, 2.5, 3.5, 4.5, 5.5, 6.5]
+    missing = [{"user_id": "u"}, FlinkRow(user_id="u"), SparkRow(user_id="u")]
+    assert [read(r) for r in missing] == [_MISSING] * len(missing)
+    with pytest.raises(AttributeError):  # a row without names: the recorder logs why
+        read(FlinkRow("u", 1.0))

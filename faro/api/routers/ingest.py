@@ -69,7 +69,7 @@ def _decode(svc: Service, body: bytes, is_json: bool) -> pa.Table:
         if is_json:
             return events_to_table(from_json(body))
         if body[:4] == b"Obj\x01":
-            with svc.write_lock:  # the decoder, like the writer, is one per process
+            with svc.decode_lock:  # one decoder per process, used by one request at a time
                 try:
                     return svc.decoder.decode_container(body)
                 except duckdb.Error:
