@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -115,3 +116,22 @@ def test_the_http_sink_delivers_into_a_real_server(store: Path, server: str, fmt
     assert sorted(_ids(store)) == sorted(e.event_id for e in events)
     lineage = httpx.get(f"{server}/entities/user-5/lineage").json()
     assert len(lineage["steps"]) == sum(1 for e in events if e.entity_id == "user-5")
+
+
+def test_concurrent_posts_each_store_their_events_once(store: Path, server: str) -> None:
+    """One request decodes while another writes; every body still lands whole."""
+    events = mixed_events(8000)
+    bodies = [encode_container(events[i : i + 500]) for i in range(0, len(events), 500)]
+
+    def post(body: bytes) -> int:
+        r = httpx.post(f"{server}/ingest", content=body,
+                       headers={"content-type": "application/avro"}, timeout=30)  # fmt: skip
+        r.raise_for_status()
+        accepted: int = r.json()["accepted"]
+        return accepted
+
+    with ThreadPoolExecutor(4) as pool:
+        accepted = list(pool.map(post, bodies))
+    assert accepted == [500] * len(bodies)
+    ids = _ids(store)
+    assert len(ids) == len(events) and set(ids) == {e.event_id for e in events}
