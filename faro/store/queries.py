@@ -31,7 +31,7 @@ class StoreQueries:
         self.data_dir = Path(data_dir)
         self._db = duckdb.connect(config={"enable_external_file_cache": False})
         # Store files are immutable (a rewrite gets a new name), so their footers can
-        # be cached: a per-entity lookup then costs row groups, not file openings.
+        # be cached: a per-entity lookup then reads row groups, not every footer again.
         self._db.execute("SET parquet_metadata_cache = true")
         self._lock = threading.Lock()
 
