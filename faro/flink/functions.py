@@ -136,23 +136,14 @@ class TracedKeyedProcessFunction(_Traced, KeyedProcessFunction):
 
     def __init__(self, fn: KeyedProcessFunction, capture: Capture):
         self._setup(fn, capture)
-        self._reads_event_time = capture.event_time is not None
 
     def process_element(self, value: Any, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
-        # The per-record path of the most common traced operator: the output loop
-        # is inlined here rather than delegated to _pass_outputs (one generator less).
         rec = self._rec
         assert rec is not None, "open() was not called"
         rec.on_watermark(ctx.timer_service().current_watermark())
         # an explicit event_time extractor wins over the element timestamp
-        rec.record_in(value, None if self._reads_event_time else ctx.timestamp())
-        outputs = self._fn.process_element(value, ctx)
-        if outputs is not None:
-            record_out = rec.record_out
-            for item in outputs:
-                if type(item) is not tuple or not _is_side_output(item):
-                    record_out(item)
-                yield item
+        rec.record_in(value, None if self._capture.event_time else ctx.timestamp())
+        yield from self._pass_outputs(rec, self._fn.process_element(value, ctx))
         self._tick(rec)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
