@@ -86,6 +86,8 @@ class ValueSummary(BaseModel):
     feature: str
     pipeline_id: str
     window: str
+    since: int = Field(description="window start, epoch ms")
+    until: int = Field(description="window end (exclusive), epoch ms: the next whole minute")
     source: Literal["ENTITY", "AGGREGATE", "NONE"] = Field(
         description="ENTITY when computed from sampled entity values; AGGREGATE when only "
         "per-flush statistics exist (suppressed features), so percentiles are unknown"
@@ -142,7 +144,9 @@ class Bucket(BaseModel):
     output_count: int
     late_count: int
     entity_values: int = Field(description="ENTITY events of the feature (sampled)")
-    entities: int = Field(description="distinct entities among them")
+    entities: int | None = Field(
+        description="distinct entities among them; only with distinct_entities=true"
+    )
 
 
 class FeatureWindow(BaseModel):

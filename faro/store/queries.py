@@ -13,27 +13,41 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 
 from faro.store import layout
+from faro.store.rollups import Kind, RollupCache, aligned
 
-_FOREVER = 2**62
-_NULLS = (
-    "count(*) FILTER (WHERE feature_value IS NULL AND feature_value_string IS NULL "
-    "AND feature_value_vector IS NULL)"
+_NULL_ROW = (
+    "(feature_value IS NULL AND feature_value_string IS NULL AND feature_value_vector IS NULL)"
 )
-"""ENTITY values that are null: no typed column holds a value (``{nulls}`` in SQL)."""
+"""An ENTITY value that is null: no typed column holds a value."""
+_NULLS = f"count(*) FILTER (WHERE {_NULL_ROW})"
+"""How many ENTITY values are null (``{nulls}`` in SQL)."""
+_WINDOW = "feature_name = $feature AND processing_time >= $since AND processing_time < $until"
+"""ENTITY events of one feature in a window of processing time."""
 
 
 class StoreQueries:
-    """Thread-safe: each call runs on its own DuckDB cursor."""
+    """Thread-safe: each call runs on its own DuckDB cursor.
 
-    def __init__(self, data_dir: Path | str) -> None:
+    ``rollups``: answer minute-aligned feature windows from per-file rollups
+    (:mod:`faro.store.rollups`) instead of scanning their events; the answers
+    are the same.
+    """
+
+    def __init__(self, data_dir: Path | str, rollups: bool = True) -> None:
         self.data_dir = Path(data_dir)
         self._db = duckdb.connect(config={"enable_external_file_cache": False})
         # Store files are immutable (a rewrite gets a new name), so their footers can
         # be cached: a per-entity lookup then reads row groups, not every footer again.
         self._db.execute("SET parquet_metadata_cache = true")
         self._lock = threading.Lock()
+        self.rollups = RollupCache(self._cursor, _NULLS) if rollups else None
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            return self._db.cursor()
 
     def _files(
         self,
@@ -48,8 +62,7 @@ class StoreQueries:
         ENTITY values; ``$name`` binds ``params``."""
         if not files:
             return []
-        with self._lock:
-            cursor = self._db.cursor()
+        cursor = self._cursor()
         try:
             relation = cursor.execute(
                 sql.replace("{events}", "read_parquet($files, hive_partitioning = false)").replace(
@@ -57,10 +70,26 @@ class StoreQueries:
                 ),
                 {"files": files, **params},
             )
-            names = [d[0] for d in relation.description]
-            return [dict(zip(names, row, strict=True)) for row in relation.fetchall()]
+            return _dicts(relation)
         finally:
             cursor.close()
+
+    def _rolled(
+        self, kind: Kind, sql: str, files: list[str], **params: Any
+    ) -> list[dict[str, Any]]:
+        """Runs ``sql`` over the table ``rollup``: the ``kind`` rollups of ``files``."""
+        if not files or self.rollups is None:
+            return []
+        rollup = self.rollups.table(kind, files)
+        cursor = self._cursor()
+        try:
+            cursor.register("rollup", rollup)
+            return _dicts(cursor.execute(sql, params))
+        finally:
+            cursor.close()
+
+    def _use_rollups(self, *bounds: int) -> bool:
+        return self.rollups is not None and aligned(*bounds)
 
     def pipelines(self) -> list[str]:
         names = {
@@ -119,48 +148,120 @@ class StoreQueries:
         )
 
     def entity_summary(
-        self, feature: str, pipeline_id: str, since: int, until: int = _FOREVER
+        self, feature: str, pipeline_id: str, since: int, until: int
     ) -> dict[str, Any]:
-        [row] = self._rows(
-            """
-            SELECT count(*) AS count,
-                   {nulls} AS nulls,
-                   min(feature_value) AS min, max(feature_value) AS max,
-                   avg(feature_value) AS mean, stddev_samp(feature_value) AS stddev,
-                   quantile_cont(feature_value, [0.5, 0.95, 0.99]) AS quantiles
-            FROM {events}
-            WHERE feature_name = $feature AND processing_time >= $since
-              AND processing_time < $until
-            """,
-            self._files("ENTITY", pipeline_id),
-            feature=feature,
-            since=since,
-            until=until,
-        ) or [{"count": 0}]
-        return row
+        """Count, nulls, min, max, mean, sample stddev and the 50th/95th/99th percentiles
+        (interpolated, as DuckDB's ``quantile_cont``) of the ENTITY values in [since, until).
+
+        Exact percentiles need every value, so the numeric values are selected and
+        summarized in numpy (a partial sort of a million values takes a few ms there,
+        DuckDB's quantile aggregate ~70); counting nulls would read every typed value
+        column, so counts come from the rollups when the window falls on minutes.
+        """
+        files = self._files("ENTITY", pipeline_id, since)
+        params = {"feature": feature, "since": since, "until": until}
+        window = "feature = $feature AND minute >= $since AND minute < $until"
+        if self._use_rollups(since, until):
+            counts = self._rolled(
+                "values",
+                f"SELECT sum(value_count) AS count, sum(nulls) AS nulls FROM rollup WHERE {window}",
+                files,
+                **params,
+            )
+        else:
+            counts = self._rows(
+                f"SELECT count(*) AS count, {{nulls}} AS nulls FROM {{events}} WHERE {_WINDOW}",
+                files,
+                **params,
+            )
+        summary: dict[str, Any] = {
+            "count": int(counts[0]["count"] or 0) if counts else 0,
+            "nulls": int(counts[0]["nulls"] or 0) if counts else 0,
+            "min": None, "max": None, "mean": None, "stddev": None, "quantiles": None,
+        }  # fmt: skip
+        if not summary["count"]:
+            return summary
+        cursor = self._cursor()
+        try:
+            x = (
+                cursor.execute(
+                    "SELECT feature_value FROM read_parquet($files, hive_partitioning = false) "
+                    f"WHERE {_WINDOW} AND feature_value IS NOT NULL",
+                    {"files": files, **params},
+                )
+                .to_arrow_table()
+                .column(0)
+                .to_numpy()
+            )
+        finally:
+            cursor.close()
+        if x.size:
+            summary.update(
+                min=float(x.min()), max=float(x.max()), mean=float(x.mean()),
+                stddev=float(x.std(ddof=1)) if x.size > 1 else None,
+                quantiles=_interpolated(x, (0.5, 0.95, 0.99)),
+            )  # fmt: skip
+        return summary
 
     def aggregate_summary(
-        self, feature: str, pipeline_id: str, since: int, until: int = _FOREVER
+        self, feature: str, pipeline_id: str, since: int, until: int
     ) -> dict[str, Any]:
         """Totals of the per-flush statistics of ``feature`` (no entity data needed)."""
-        [row] = self._rows(
-            """
-            SELECT coalesce(sum(s.count), 0) AS count, coalesce(sum(s.null_count), 0) AS nulls,
-                   sum(s.sum) AS sum, sum(s.sum_sq) AS sum_sq, min(s.min) AS min, max(s.max) AS max
-            FROM (SELECT unnest(feature_stats) AS s, processing_time FROM {events})
-            WHERE s.name = $feature AND processing_time >= $since AND processing_time < $until
-            """,
-            self._files("AGGREGATE", pipeline_id),
-            feature=feature,
-            since=since,
-            until=until,
-        ) or [{"count": 0}]
-        return row
+        files = self._files("AGGREGATE", pipeline_id, since)
+        params = {"feature": feature, "since": since, "until": until}
+        if self._use_rollups(since, until):
+            rows = self._rolled(
+                "stats",
+                """
+                SELECT coalesce(sum(count), 0) AS count, coalesce(sum(nulls), 0) AS nulls,
+                       sum("sum") AS sum, sum(sum_sq) AS sum_sq,
+                       min("min") AS min, max("max") AS max
+                FROM rollup
+                WHERE feature = $feature AND minute >= $since AND minute < $until
+                """,
+                files,
+                **params,
+            )
+        else:
+            rows = self._rows(
+                """
+                SELECT coalesce(sum(s.count), 0) AS count,
+                       coalesce(sum(s.null_count), 0) AS nulls,
+                       sum(s.sum) AS sum, sum(s.sum_sq) AS sum_sq,
+                       min(s.min) AS min, max(s.max) AS max
+                FROM (SELECT unnest(feature_stats) AS s, processing_time FROM {events})
+                WHERE s.name = $feature AND processing_time >= $since
+                  AND processing_time < $until
+                """,
+                files,
+                **params,
+            )
+        return rows[0] if rows else {"count": 0}
 
     def feature_flow(
         self, feature: str, pipeline_id: str, since: int, until: int, bucket_ms: int
     ) -> list[dict[str, Any]]:
         """Per time bucket, the AGGREGATE counts of operators that compute ``feature``."""
+        files = self._files("AGGREGATE", pipeline_id, since)
+        params = {"feature": feature, "since": since, "until": until, "bucket": bucket_ms}
+        if self._use_rollups(since, until, bucket_ms):
+            return self._rolled(
+                "flow",
+                """
+                SELECT CAST((minute - $since) // $bucket AS BIGINT) AS bucket,
+                       coalesce(sum(input_count), 0) AS input_count,
+                       coalesce(sum(output_count), 0) AS output_count,
+                       coalesce(sum(late_count), 0) AS late_count,
+                       sum(lag_count) AS flushes_with_watermark,
+                       sum(lag_sum) / nullif(sum(lag_count), 0) AS watermark_lag_ms,
+                       max(lag_max) AS max_watermark_lag_ms
+                FROM rollup
+                WHERE feature = $feature AND minute >= $since AND minute < $until
+                GROUP BY bucket ORDER BY bucket
+                """,
+                files,
+                **params,
+            )
         return self._rows(
             """
             SELECT CAST((processing_time - $since) // $bucket AS BIGINT) AS bucket,
@@ -175,34 +276,52 @@ class StoreQueries:
               AND processing_time >= $since AND processing_time < $until
             GROUP BY bucket ORDER BY bucket
             """,
-            self._files("AGGREGATE", pipeline_id),
-            feature=feature,
-            since=since,
-            until=until,
-            bucket=bucket_ms,
+            files,
+            **params,
         )
 
     def feature_entities(
-        self, feature: str, pipeline_id: str, since: int, until: int, bucket_ms: int
+        self,
+        feature: str,
+        pipeline_id: str,
+        since: int,
+        until: int,
+        bucket_ms: int,
+        distinct: bool = False,
     ) -> list[dict[str, Any]]:
-        """Per time bucket, the ENTITY values of ``feature``: how many, of how many
-        entities, how many null, and the count and sum of the numeric ones."""
+        """Per time bucket, the ENTITY values of ``feature``: how many, how many null,
+        and the count and sum of the numeric ones; with ``distinct``, also of how many
+        entities (``entities``), which no rollup can answer: every value is read."""
+        files = self._files("ENTITY", pipeline_id, since)
+        params = {"feature": feature, "since": since, "until": until, "bucket": bucket_ms}
+        if not distinct and self._use_rollups(since, until, bucket_ms):
+            return self._rolled(
+                "values",
+                """
+                SELECT CAST((minute - $since) // $bucket AS BIGINT) AS bucket,
+                       sum(value_count) AS values, NULL AS entities, sum(nulls) AS nulls,
+                       sum(numeric) AS numeric, sum(numeric_sum) AS numeric_sum
+                FROM rollup
+                WHERE feature = $feature AND minute >= $since AND minute < $until
+                GROUP BY bucket ORDER BY bucket
+                """,
+                files,
+                **params,
+            )
+        entities = "count(DISTINCT entity_id)" if distinct else "NULL"
         return self._rows(
-            """
+            f"""
             SELECT CAST((processing_time - $since) // $bucket AS BIGINT) AS bucket,
-                   count(*) AS values, count(DISTINCT entity_id) AS entities,
-                   {nulls} AS nulls,
+                   count(*) AS values, {entities} AS entities,
+                   {{nulls}} AS nulls,
                    count(feature_value) AS numeric, sum(feature_value) AS numeric_sum
-            FROM {events}
+            FROM {{events}}
             WHERE feature_name = $feature
               AND processing_time >= $since AND processing_time < $until
             GROUP BY bucket ORDER BY bucket
             """,
-            self._files("ENTITY", pipeline_id),
-            feature=feature,
-            since=since,
-            until=until,
-            bucket=bucket_ms,
+            files,
+            **params,
         )
 
     def trace(self, trace_id: str) -> list[dict[str, Any]]:
@@ -355,3 +474,21 @@ class StoreQueries:
             c0=current[0],
             c1=current[1],
         )
+
+
+def _dicts(relation: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    names = [d[0] for d in relation.description]
+    return [dict(zip(names, row, strict=True)) for row in relation.fetchall()]
+
+
+def _interpolated(x: np.ndarray, qs: tuple[float, ...]) -> tuple[float, ...]:
+    """Percentiles interpolated between the closest ranks (``quantile_cont``), from
+    one partial sort that places only the ranks they need."""
+    positions = [q * (x.size - 1) for q in qs]
+    ranks = sorted({int(np.floor(p)) for p in positions} | {int(np.ceil(p)) for p in positions})
+    placed = np.partition(x, ranks)
+    out = []
+    for p in positions:
+        low, high = placed[int(np.floor(p))], placed[int(np.ceil(p))]
+        out.append(float(low + (p - np.floor(p)) * (high - low)))
+    return tuple(out)

@@ -92,9 +92,10 @@ def test_summary_from_entity_values(client: TestClient, dataset: Dataset) -> Non
         "/features/purchase_amount_7d/values/summary",
         params={"pipeline_id": "user-feature-pipeline", "window": "1h"},
     ).json()
-    since = dataset.now - 60 * MIN
+    since, until = body["since"], body["until"]
+    assert until - since == 60 * MIN and until % MIN == 0
     rows = [e.feature_value for e in dataset.entities(pipeline_id="user-feature-pipeline")
-            if e.processing_time >= since]  # fmt: skip
+            if since <= e.processing_time < until]  # fmt: skip
     values = [v for v in rows if v is not None]
     assert body["source"] == "ENTITY"
     assert (body["count"], body["nulls"]) == (len(rows), len(rows) - len(values))
@@ -112,9 +113,9 @@ def test_summary_of_a_suppressed_feature_comes_from_aggregate_statistics(
         "/features/revenue/values/summary",
         params={"pipeline_id": "order-pipeline", "window": "1h"},
     ).json()
-    since = dataset.now - 60 * MIN
+    since, until = body["since"], body["until"]
     raw = [v for i, vs in dataset.revenue_values.items()
-           if dataset.events[i].processing_time >= since for v in vs]  # fmt: skip
+           if since <= dataset.events[i].processing_time < until for v in vs]  # fmt: skip
     values = [v for v in raw if v is not None]
     assert body["source"] == "AGGREGATE"
     assert (body["count"], body["nulls"]) == (len(raw), len(raw) - len(values))
@@ -171,10 +172,14 @@ def test_metrics_expose_freshness_per_operator(client: TestClient, dataset: Data
     assert "faro_api_requests_total" in text
 
 
-def test_feature_health_buckets_an_aggregate_feature(client: TestClient, dataset: Dataset) -> None:
+# 1h: buckets of whole minutes, answered from rollups; 50m: 250 s buckets, from the events
+@pytest.mark.parametrize("window", ["1h", "50m"])
+def test_feature_health_buckets_an_aggregate_feature(
+    client: TestClient, dataset: Dataset, window: str
+) -> None:
     body = client.get(
         "/features/revenue/health",
-        params={"pipeline_id": "order-pipeline", "window": "1h", "compare_to": "24h_ago"},
+        params={"pipeline_id": "order-pipeline", "window": window, "compare_to": "24h_ago"},
     ).json()
     cur = body["current"]
     since, until = cur["since"], cur["until"]
@@ -205,11 +210,16 @@ def test_feature_health_buckets_an_aggregate_feature(client: TestClient, dataset
     assert body["deltas"]["mean"] is None
 
 
-def test_feature_health_of_an_entity_feature(client: TestClient, dataset: Dataset) -> None:
+@pytest.mark.parametrize("window", ["1h", "50m"])
+@pytest.mark.parametrize("distinct", [False, True])
+def test_feature_health_of_an_entity_feature(
+    client: TestClient, dataset: Dataset, window: str, distinct: bool
+) -> None:
     body = client.get(
         "/features/purchase_amount_7d/health",
-        params={"pipeline_id": "user-feature-pipeline", "window": "1h"},
-    ).json()
+        params={"pipeline_id": "user-feature-pipeline", "window": window,
+                "distinct_entities": distinct},
+    ).json()  # fmt: skip
     cur = body["current"]
     since, until = cur["since"], cur["until"]
     size = (until - since) // 12
@@ -219,10 +229,13 @@ def test_feature_health_of_an_entity_feature(client: TestClient, dataset: Datase
         inside = [e for e in rows if (e.processing_time - since) // size == b]
         assert (bucket["entity_values"], bucket["entities"]) == (
             len(inside),
-            len({e.entity_id for e in inside}),
+            len({e.entity_id for e in inside}) if distinct else None,
         )
     assert cur["values_from"] == "ENTITY"
     assert cur["null_rate"] == pytest.approx(sum(e.feature_value is None for e in rows) / len(rows))
+    assert cur["mean"] == pytest.approx(
+        statistics.fmean(e.feature_value for e in rows if e.feature_value is not None)
+    )
     assert body["previous"] is None
 
 

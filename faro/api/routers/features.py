@@ -18,6 +18,7 @@ from faro.api.models import (
 )
 from faro.api.routers import violations
 from faro.core.windows import shift_ms, window_ms
+from faro.store.rollups import MINUTE_MS
 
 router = APIRouter(prefix="/features", tags=["features"])
 
@@ -64,11 +65,14 @@ def value_summary(
     svc: ServiceDep, feature: str, pipeline_id: str, window: str = "1h"
 ) -> ValueSummary:
     """From ENTITY values when there are any; otherwise from the AGGREGATE
-    per-flush statistics (PERSONAL/SENSITIVE features), without percentiles."""
-    since = now_ms() - window_ms(window)
+    per-flush statistics (PERSONAL/SENSITIVE features), without percentiles.
+    The window ends at the next whole minute, as in feature health."""
+    until = _next_minute(now_ms())
+    since = until - window_ms(window)
     require_pipeline(svc, pipeline_id)
-    base = {"feature": feature, "pipeline_id": pipeline_id, "window": window}
-    entity = svc.queries.entity_summary(feature, pipeline_id, since)
+    base: dict[str, Any] = {"feature": feature, "pipeline_id": pipeline_id, "window": window,
+                            "since": since, "until": until}  # fmt: skip
+    entity = svc.queries.entity_summary(feature, pipeline_id, since, until)
     if entity["count"]:
         p50, p95, p99 = entity["quantiles"] or (None, None, None)
         return ValueSummary(
@@ -76,7 +80,7 @@ def value_summary(
             min=entity["min"], max=entity["max"], mean=entity["mean"],
             stddev=entity["stddev"], p50=p50, p95=p95, p99=p99,
         )  # fmt: skip
-    agg = svc.queries.aggregate_summary(feature, pipeline_id, since)
+    agg = svc.queries.aggregate_summary(feature, pipeline_id, since, until)
     count, nulls = int(agg["count"]), int(agg["nulls"])
     values = count - nulls
     mean = stddev = None
@@ -105,16 +109,22 @@ def feature_health(
     pipeline_id: str,
     window: str = "1h",
     compare_to: str | None = None,
+    distinct_entities: bool = False,
 ) -> FeatureHealth:
     """The feature's flow over ``window`` in 12 buckets: counts in and out of the
     operators that compute it, filter ratio, late rate, watermark lag, null rate
     and mean; with ``compare_to=24h_ago`` (or ``7d_ago``) the same window shifted
-    back, and the deltas."""
+    back, and the deltas. ``distinct_entities=true`` also counts the distinct
+    entities per bucket, which reads every value of the window.
+
+    The window ends at the next whole minute: windows of a whole number of
+    12-minute steps (1h, 24h, 7d) then fall on minutes and are answered from the
+    store's per-minute rollups."""
     span = window_ms(window)
     shift = shift_ms(compare_to) if compare_to else None
     require_pipeline(svc, pipeline_id)
-    until = now_ms()
-    current = _window(svc, feature, pipeline_id, until - span, until)
+    until = _next_minute(now_ms())
+    current = _window(svc, feature, pipeline_id, until - span, until, distinct_entities)
     if current.values_from == "NONE" and not (current.input_count or current.output_count):
         # Only an empty answer needs the (full-scan) list of known features.
         known = svc.queries.features(pipeline_id)
@@ -127,7 +137,9 @@ def feature_health(
                          if v.status == "OPEN"],
     )  # fmt: skip
     if shift is not None:
-        previous = _window(svc, feature, pipeline_id, until - span - shift, until - shift)
+        previous = _window(
+            svc, feature, pipeline_id, until - span - shift, until - shift, distinct_entities
+        )
         health.compare_to = compare_to
         health.previous = previous
         health.deltas = {
@@ -139,8 +151,12 @@ def feature_health(
     return health
 
 
+def _next_minute(t: int) -> int:
+    return -(-t // MINUTE_MS) * MINUTE_MS
+
+
 def _window(
-    svc: ServiceDep, feature: str, pipeline_id: str, since: int, until: int
+    svc: ServiceDep, feature: str, pipeline_id: str, since: int, until: int, distinct: bool
 ) -> FeatureWindow:
     bucket_ms = max(1, (until - since) // BUCKETS)
     flow = {
@@ -149,7 +165,9 @@ def _window(
     }
     ents = {
         r["bucket"]: r
-        for r in svc.queries.feature_entities(feature, pipeline_id, since, until, bucket_ms)
+        for r in svc.queries.feature_entities(
+            feature, pipeline_id, since, until, bucket_ms, distinct
+        )
     }
     buckets = []
     for b in range(BUCKETS):
@@ -161,7 +179,7 @@ def _window(
                 output_count=int(f.get("output_count", 0)),
                 late_count=int(f.get("late_count", 0)),
                 entity_values=int(e.get("values", 0)),
-                entities=int(e.get("entities", 0)),
+                entities=int(e.get("entities") or 0) if distinct else None,
             )
         )
     inputs = sum(b.input_count for b in buckets)

@@ -1,0 +1,143 @@
+"""Per-file, per-minute rollups of stored events, kept in memory by the query layer.
+
+Feature health sums a feature's flow and values over a window, and a day of
+a busy feature is millions of rows. Those sums merge, and a store file never
+changes under its name (compaction and erasure write new files), so each
+file is rolled up once, per feature and minute of processing time, at the
+first request that needs it; later requests merge the small rollups of the
+files in their window. Nothing can go stale: a file that is gone is simply
+no longer asked for, and is evicted when the cache is full.
+
+Only what merges exactly is here (counts, sums, minima, maxima); distinct
+counts and percentiles are answered from the events themselves.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Literal
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+MINUTE_MS = 60_000
+
+Kind = Literal["flow", "values", "stats"]
+
+_READ = "read_parquet($files, hive_partitioning = false, filename = true)"
+_MINUTE = f"processing_time // {MINUTE_MS} * {MINUTE_MS}"
+_SQL: dict[Kind, str] = {
+    # AGGREGATE flushes, per feature they compute: records in and out, late ones,
+    # and the watermark lag of the flushes that carried a watermark.
+    "flow": f"""
+        SELECT filename, feature, minute,
+               sum(input_count)::BIGINT AS input_count,
+               sum(output_count)::BIGINT AS output_count,
+               sum(late_count)::BIGINT AS late_count,
+               count(lag) AS lag_count, sum(lag)::BIGINT AS lag_sum, max(lag) AS lag_max
+        FROM (SELECT filename, unnest(list_distinct(features)) AS feature,
+                     {_MINUTE} AS minute, input_count, output_count, late_count,
+                     processing_time - watermark AS lag
+              FROM {_READ})
+        GROUP BY ALL
+    """,
+    # ENTITY values: how many, how many null, and the count and sum of numeric ones.
+    "values": f"""
+        SELECT filename, feature_name AS feature, {_MINUTE} AS minute,
+               count(*) AS value_count, {{nulls}} AS nulls,
+               count(feature_value) AS numeric, sum(feature_value) AS numeric_sum
+        FROM {_READ}
+        WHERE feature_name IS NOT NULL
+        GROUP BY ALL
+    """,
+    # AGGREGATE per-flush value statistics (features whose entity data is suppressed).
+    "stats": f"""
+        SELECT filename, s.name AS feature, minute,
+               sum(s.count)::BIGINT AS count, sum(s.null_count)::BIGINT AS nulls, sum(s.sum) AS sum,
+               sum(s.sum_sq) AS sum_sq, min(s.min) AS min, max(s.max) AS max
+        FROM (SELECT filename, unnest(feature_stats) AS s, {_MINUTE} AS minute FROM {_READ})
+        GROUP BY ALL
+    """,
+}
+
+
+def aligned(*times: int) -> bool:
+    """Whether every bound falls on a minute, so that minute rollups answer exactly."""
+    return all(t % MINUTE_MS == 0 for t in times)
+
+
+class RollupCache:
+    """Thread-safe; holds at most ``max_rows`` rollup rows, least recently used out first.
+
+    ``cursor`` opens a DuckDB cursor; ``nulls`` is the SQL that counts null ENTITY
+    values (shared with the raw queries, so both agree on what null means).
+    """
+
+    def __init__(
+        self,
+        cursor: Callable[[], duckdb.DuckDBPyConnection],
+        nulls: str,
+        max_rows: int = 2_000_000,
+    ) -> None:
+        self._cursor = cursor
+        self._nulls = nulls
+        self.max_rows = max_rows
+        self._tables: OrderedDict[tuple[Kind, str], pa.Table] = OrderedDict()
+        self._rows = 0
+        self._lock = threading.Lock()
+
+    @property
+    def rows(self) -> int:
+        """Rollup rows held now."""
+        return self._rows
+
+    @property
+    def largest(self) -> int:
+        """Rows of the largest single rollup held (one is kept even above ``max_rows``)."""
+        with self._lock:
+            return max((t.num_rows for t in self._tables.values()), default=0)
+
+    def table(self, kind: Kind, files: list[str]) -> pa.Table:
+        """The rollup rows of ``files`` (at least one; columns as in the ``kind`` query,
+        without ``filename``); files seen for the first time are rolled up now, in one
+        query."""
+        with self._lock:
+            found = {f: self._tables.get((kind, f)) for f in files}
+            for f, t in found.items():
+                if t is not None:
+                    self._tables.move_to_end((kind, f))
+        missing = [f for f, t in found.items() if t is None]
+        if missing:
+            for f, t in self._compute(kind, missing).items():
+                found[f] = t
+                self._keep(kind, f, t)
+        return pa.concat_tables([t for t in found.values() if t is not None])
+
+    def _compute(self, kind: Kind, files: list[str]) -> dict[str, pa.Table]:
+        sql = _SQL[kind].replace("{nulls}", self._nulls)
+        cursor = self._cursor()
+        try:
+            result = cursor.execute(sql + " ORDER BY filename", {"files": files}).to_arrow_table()
+        finally:
+            cursor.close()
+        names = result.column("filename")
+        body = result.drop_columns(["filename"])
+        out = {f: body.slice(0, 0) for f in files}
+        offset = 0
+        for run in pc.value_counts(names).to_pylist():  # runs, in sorted order
+            out[run["values"]] = body.slice(offset, run["counts"])
+            offset += run["counts"]
+        return out
+
+    def _keep(self, kind: Kind, file: str, table: pa.Table) -> None:
+        with self._lock:
+            old = self._tables.pop((kind, file), None)
+            self._rows -= old.num_rows if old is not None else 0
+            self._tables[(kind, file)] = table
+            self._rows += table.num_rows
+            while self._rows > self.max_rows and len(self._tables) > 1:
+                _, evicted = self._tables.popitem(last=False)
+                self._rows -= evicted.num_rows
