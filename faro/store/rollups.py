@@ -14,12 +14,14 @@ counts and percentiles are answered from the events themselves.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Literal
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -123,13 +125,17 @@ class RollupCache:
             result = cursor.execute(sql + " ORDER BY filename", {"files": files}).to_arrow_table()
         finally:
             cursor.close()
-        names = result.column("filename")
         body = result.drop_columns(["filename"])
         out = {f: body.slice(0, 0) for f in files}
-        offset = 0
-        for run in pc.value_counts(names).to_pylist():  # runs, in sorted order
-            out[run["values"]] = body.slice(offset, run["counts"])
-            offset += run["counts"]
+        if not result.num_rows:
+            return out
+        # Rows are sorted by file: cut the table where the file changes.
+        codes = pc.dictionary_encode(result.column("filename")).combine_chunks()
+        index = codes.indices.to_numpy()
+        names = codes.dictionary.to_pylist()
+        bounds = [0, *(np.flatnonzero(np.diff(index)) + 1).tolist(), len(index)]
+        for start, stop in itertools.pairwise(bounds):
+            out[names[index[start]]] = body.slice(start, stop - start)
         return out
 
     def _keep(self, kind: Kind, file: str, table: pa.Table) -> None:
