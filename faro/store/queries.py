@@ -9,15 +9,18 @@ are bound as parameters, and directories are chosen by percent-encoding.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 
 from faro.store import layout
 from faro.store.rollups import Kind, RollupCache, aligned
 
+_T = TypeVar("_T")
 _NULL_ROW = (
     "(feature_value IS NULL AND feature_value_string IS NULL AND feature_value_vector IS NULL)"
 )
@@ -64,29 +67,32 @@ class StoreQueries:
         ENTITY values; ``$name`` binds ``params``."""
         if not files:
             return []
-        cursor = self._cursor()
-        try:
-            relation = cursor.execute(
-                sql.replace("{events}", "read_parquet($files, hive_partitioning = false)").replace(
-                    "{nulls}", _NULLS
-                ),
-                {"files": files, **params},
-            )
-            return _dicts(relation)
-        finally:
-            cursor.close()
+        return self._run(sql, {"files": files, **params}, _dicts)
 
     def _rolled(
         self, kind: Kind, sql: str, files: list[str], **params: Any
     ) -> list[dict[str, Any]]:
         """Runs ``sql`` over the table ``rollup``: the ``kind`` rollups of ``files``."""
-        if not files or self.rollups is None:
+        if not files:
             return []
-        rollup = self.rollups.table(kind, files)
+        assert self.rollups is not None, "callers check _use_rollups first"
+        return self._run(sql, params, _dicts, rollup=self.rollups.table(kind, files))
+
+    def _run(
+        self,
+        sql: str,
+        params: dict[str, Any],
+        read: Callable[[duckdb.DuckDBPyConnection], _T],
+        rollup: pa.Table | None = None,
+    ) -> _T:
+        """``read``s the result of ``sql`` on a cursor of its own (with ``rollup``
+        registered under that name, when given)."""
         cursor = self._cursor()
         try:
-            cursor.register("rollup", rollup)
-            return _dicts(cursor.execute(sql, params))
+            if rollup is not None:
+                cursor.register("rollup", rollup)
+            sql = sql.replace("{events}", "read_parquet($files, hive_partitioning = false)")
+            return read(cursor.execute(sql.replace("{nulls}", _NULLS), params))
         finally:
             cursor.close()
 
@@ -183,20 +189,11 @@ class StoreQueries:
         }  # fmt: skip
         if not summary["count"]:
             return summary
-        cursor = self._cursor()
-        try:
-            x = (
-                cursor.execute(
-                    "SELECT feature_value FROM read_parquet($files, hive_partitioning = false) "
-                    f"WHERE {_WINDOW} AND feature_value IS NOT NULL",
-                    {"files": files, **params},
-                )
-                .to_arrow_table()
-                .column(0)
-                .to_numpy()
-            )
-        finally:
-            cursor.close()
+        x = self._run(
+            f"SELECT feature_value FROM {{events}} WHERE {_WINDOW} AND feature_value IS NOT NULL",
+            {"files": files, **params},
+            lambda result: result.to_arrow_table().column(0).to_numpy(),
+        )
         if x.size:
             summary.update(
                 min=float(x.min()), max=float(x.max()), mean=float(x.mean()),
@@ -317,9 +314,7 @@ class StoreQueries:
                    count(*) AS values, {entities} AS entities,
                    {{nulls}} AS nulls,
                    count(feature_value) AS numeric, sum(feature_value) AS numeric_sum
-            FROM {{events}}
-            WHERE feature_name = $feature
-              AND processing_time >= $since AND processing_time < $until
+            FROM {{events}} WHERE {_WINDOW}
             GROUP BY bucket ORDER BY bucket
             """,
             files,

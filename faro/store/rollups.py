@@ -66,6 +66,12 @@ _SQL: dict[Kind, str] = {
 }
 
 
+def next_minute(t: int) -> int:
+    """The first minute boundary at or after ``t`` (epoch ms): where windows that
+    rollups can answer end."""
+    return -(-t // MINUTE_MS) * MINUTE_MS
+
+
 def aligned(*times: int) -> bool:
     """Whether every bound falls on a minute, so that minute rollups answer exactly."""
     return all(t % MINUTE_MS == 0 for t in times)

@@ -30,8 +30,8 @@ _GROUP_KEYS = ["event_type", "pipeline_id", "_day", KAFKA_PARTITION]
 # Partition keys first (files are contiguous slices), then the row order inside a
 # file: entity first, because per-entity lookups (values, lineage) are the selective
 # ones and row-group statistics can only skip groups along the leading key.
-ROW_ORDER = ["entity_id", "feature_name", "operator_id", "processing_time"]
-_SORT_KEYS = [*_GROUP_KEYS, *ROW_ORDER]
+_ROW_ORDER = ["entity_id", "feature_name", "operator_id", "processing_time"]
+_SORT_KEYS = [*_GROUP_KEYS, *_ROW_ORDER]
 
 
 @dataclass

@@ -10,7 +10,7 @@ import pytest
 from faro.store.columns import events_to_table
 from faro.store.maintenance import compact
 from faro.store.queries import StoreQueries
-from faro.store.rollups import MINUTE_MS
+from faro.store.rollups import MINUTE_MS, next_minute
 from faro.store.writer import EventWriter
 from tests.api.dataset import Dataset, generate
 
@@ -40,7 +40,7 @@ def _rounded(x: Any) -> Any:
 
 
 def windows(ds: Dataset) -> list[tuple[int, int, int]]:
-    until = -(-ds.now // MINUTE_MS) * MINUTE_MS
+    until = next_minute(ds.now)
     return [(until - 60 * MINUTE_MS, until, 5 * MINUTE_MS),
             (until - 120 * MINUTE_MS, until - 24 * MINUTE_MS, 8 * MINUTE_MS)]  # fmt: skip
 

@@ -18,7 +18,7 @@ from faro.api.models import (
 )
 from faro.api.routers import violations
 from faro.core.windows import shift_ms, window_ms
-from faro.store.rollups import MINUTE_MS
+from faro.store.rollups import next_minute
 
 router = APIRouter(prefix="/features", tags=["features"])
 
@@ -67,7 +67,7 @@ def value_summary(
     """From ENTITY values when there are any; otherwise from the AGGREGATE
     per-flush statistics (PERSONAL/SENSITIVE features), without percentiles.
     The window ends at the next whole minute, as in feature health."""
-    until = _next_minute(now_ms())
+    until = next_minute(now_ms())
     since = until - window_ms(window)
     require_pipeline(svc, pipeline_id)
     base: dict[str, Any] = {"feature": feature, "pipeline_id": pipeline_id, "window": window,
@@ -123,7 +123,7 @@ def feature_health(
     span = window_ms(window)
     shift = shift_ms(compare_to) if compare_to else None
     require_pipeline(svc, pipeline_id)
-    until = _next_minute(now_ms())
+    until = next_minute(now_ms())
     current = _window(svc, feature, pipeline_id, until - span, until, distinct_entities)
     if current.values_from == "NONE" and not (current.input_count or current.output_count):
         # Only an empty answer needs the (full-scan) list of known features.
@@ -149,10 +149,6 @@ def feature_health(
             for name in _DELTA_FIELDS
         }
     return health
-
-
-def _next_minute(t: int) -> int:
-    return -(-t // MINUTE_MS) * MINUTE_MS
 
 
 def _window(
