@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from faro.store import layout
 from faro.store.rollups import Kind, RollupCache, aligned
+from faro.store.value_cache import ValueCache
 
 _T = TypeVar("_T")
 _NULL_ROW = (
@@ -36,19 +37,21 @@ _ROLLUP_WINDOW = "feature = $feature AND minute >= $since AND minute < $until"
 class StoreQueries:
     """Thread-safe: each call runs on its own DuckDB cursor.
 
-    ``rollups``: answer minute-aligned feature windows from per-file rollups
-    (:mod:`faro.store.rollups`) instead of scanning their events; the answers
-    are the same.
+    ``caches``: answer minute-aligned feature windows from per-file rollups
+    (:mod:`faro.store.rollups`) and value summaries from per-file values held in
+    memory (:mod:`faro.store.value_cache`) instead of scanning events each time;
+    the answers are the same.
     """
 
-    def __init__(self, data_dir: Path | str, rollups: bool = True) -> None:
+    def __init__(self, data_dir: Path | str, caches: bool = True) -> None:
         self.data_dir = Path(data_dir)
         self._db = duckdb.connect(config={"enable_external_file_cache": False})
         # Store files are immutable (a rewrite gets a new name), so their footers can
         # be cached: a per-entity lookup then reads row groups, not every footer again.
         self._db.execute("SET parquet_metadata_cache = true")
         self._lock = threading.Lock()
-        self.rollups = RollupCache(self._cursor, _NULLS) if rollups else None
+        self.rollups = RollupCache(self._cursor, _NULLS) if caches else None
+        self.values = ValueCache(self._cursor) if caches else None
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
@@ -161,10 +164,11 @@ class StoreQueries:
         """Count, nulls, min, max, mean, sample stddev and the 50th/95th/99th percentiles
         (interpolated, as DuckDB's ``quantile_cont``) of the ENTITY values in [since, until).
 
-        Exact percentiles need every value, so the numeric values are selected and
-        summarized in numpy (a partial sort of a million values takes ~15-20 ms there,
-        DuckDB's quantile aggregate ~70); counting nulls would read every typed value
-        column, so counts come from the rollups when the window falls on minutes.
+        Exact percentiles need every value, so the numeric values are summarized in
+        numpy (a partial sort of a million values takes ~15-20 ms there, DuckDB's
+        quantile aggregate ~70), taken from the value cache; counting nulls would read
+        every typed value column, so counts come from the rollups when the window
+        falls on minutes.
         """
         files = self._files("ENTITY", pipeline_id, since)
         params = {"feature": feature, "since": since, "until": until}
@@ -189,11 +193,15 @@ class StoreQueries:
         }  # fmt: skip
         if not summary["count"]:
             return summary
-        x = self._run(
-            f"SELECT feature_value FROM {{events}} WHERE {_WINDOW} AND feature_value IS NOT NULL",
-            {"files": files, **params},
-            lambda result: result.to_arrow_table().column(0).to_numpy(),
-        )
+        if self.values is not None:
+            x = self.values.between(feature, files, since, until)
+        else:
+            x = self._run(
+                f"SELECT feature_value FROM {{events}} WHERE {_WINDOW} "
+                "AND feature_value IS NOT NULL",
+                {"files": files, **params},
+                lambda result: result.to_arrow_table().column(0).to_numpy(),
+            )
         if x.size:
             summary.update(
                 min=float(x.min()), max=float(x.max()), mean=float(x.mean()),

@@ -2,11 +2,10 @@
 
 Feature health sums a feature's flow and values over a window, and a day of
 a busy feature is millions of rows. Those sums merge, and a store file never
-changes under its name (compaction and erasure write new files), so each
-file is rolled up once, per feature and minute of processing time, at the
-first request that needs it; later requests merge the small rollups of the
-files in their window. Nothing can go stale: a file that is gone is simply
-no longer asked for, and is evicted when the cache is full.
+changes under its name (:mod:`faro.store.filecache`), so each file is rolled
+up once, per feature and minute of processing time, at the first request
+that needs it; later requests merge the small rollups of the files in their
+window.
 
 Only what merges exactly is here (counts, sums, minima, maxima); distinct
 counts and percentiles are answered from the events themselves.
@@ -14,16 +13,13 @@ counts and percentiles are answered from the events themselves.
 
 from __future__ import annotations
 
-import itertools
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Literal
 
 import duckdb
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+
+from faro.store.filecache import FileCache, split_by_file
 
 MINUTE_MS = 60_000
 
@@ -78,7 +74,8 @@ def aligned(*times: int) -> bool:
 
 
 class RollupCache:
-    """Thread-safe; holds at most ``max_rows`` rollup rows, least recently used out first.
+    """Thread-safe; holds at most ``max_rows`` rollup rows (``files``), least recently
+    used out first.
 
     ``cursor`` opens a DuckDB cursor; ``nulls`` is the SQL that counts null ENTITY
     values (shared with the raw queries, so both agree on what null means).
@@ -92,37 +89,13 @@ class RollupCache:
     ) -> None:
         self._cursor = cursor
         self._nulls = nulls
-        self.max_rows = max_rows
-        self._tables: OrderedDict[tuple[Kind, str], pa.Table] = OrderedDict()
-        self._rows = 0
-        self._lock = threading.Lock()
-
-    @property
-    def rows(self) -> int:
-        """Rollup rows held now."""
-        return self._rows
-
-    @property
-    def largest(self) -> int:
-        """Rows of the largest single rollup held (one is kept even above ``max_rows``)."""
-        with self._lock:
-            return max((t.num_rows for t in self._tables.values()), default=0)
+        self.files: FileCache[pa.Table] = FileCache(max_rows, lambda t: t.num_rows)
 
     def table(self, kind: Kind, files: list[str]) -> pa.Table:
         """The rollup rows of ``files`` (at least one; columns as in the ``kind`` query,
         without ``filename``); files seen for the first time are rolled up now, in one
         query."""
-        with self._lock:
-            found = {f: self._tables.get((kind, f)) for f in files}
-            for f, t in found.items():
-                if t is not None:
-                    self._tables.move_to_end((kind, f))
-        missing = [f for f, t in found.items() if t is None]
-        if missing:
-            for f, t in self._compute(kind, missing).items():
-                found[f] = t
-                self._keep(kind, f, t)
-        return pa.concat_tables([t for t in found.values() if t is not None])
+        return pa.concat_tables(self.files.get(kind, files, lambda new: self._compute(kind, new)))
 
     def _compute(self, kind: Kind, files: list[str]) -> dict[str, pa.Table]:
         sql = _SQL[kind].replace("{nulls}", self._nulls)
@@ -131,25 +104,4 @@ class RollupCache:
             result = cursor.execute(sql + " ORDER BY filename", {"files": files}).to_arrow_table()
         finally:
             cursor.close()
-        body = result.drop_columns(["filename"])
-        out = {f: body.slice(0, 0) for f in files}
-        if not result.num_rows:
-            return out
-        # Rows are sorted by file: cut the table where the file changes.
-        codes = pc.dictionary_encode(result.column("filename")).combine_chunks()
-        index = codes.indices.to_numpy()
-        names = codes.dictionary.to_pylist()
-        bounds = [0, *(np.flatnonzero(np.diff(index)) + 1).tolist(), len(index)]
-        for start, stop in itertools.pairwise(bounds):
-            out[names[index[start]]] = body.slice(start, stop - start)
-        return out
-
-    def _keep(self, kind: Kind, file: str, table: pa.Table) -> None:
-        with self._lock:
-            old = self._tables.pop((kind, file), None)
-            self._rows -= old.num_rows if old is not None else 0
-            self._tables[(kind, file)] = table
-            self._rows += table.num_rows
-            while self._rows > self.max_rows and len(self._tables) > 1:
-                _, evicted = self._tables.popitem(last=False)
-                self._rows -= evicted.num_rows
+        return split_by_file(result, files)

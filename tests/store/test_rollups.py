@@ -56,13 +56,13 @@ def store(tmp_path: Path) -> tuple[Path, Dataset]:
 
 def test_rollups_agree_with_the_events_as_files_come_and_go(store: tuple[Path, Dataset]) -> None:
     data_dir, ds = store
-    rolled, scanned = StoreQueries(data_dir), StoreQueries(data_dir, rollups=False)
+    rolled, scanned = StoreQueries(data_dir), StoreQueries(data_dir, caches=False)
     for w in windows(ds):
         first = answers(rolled, *w)
         assert first == answers(scanned, *w)
         assert any(row["input_count"] for row in first[0])  # the windows hold flows
         assert any(row["values"] for row in first[5])  # ... and values
-    assert rolled.rollups is not None and rolled.rollups.rows > 0
+    assert rolled.rollups is not None and rolled.rollups.files.held > 0
 
     EventWriter(data_dir, "test").write(events_to_table(ds.events[3::4]))  # a new file
     compacted_before = [answers(scanned, *w) for w in windows(ds)]
@@ -73,12 +73,12 @@ def test_rollups_agree_with_the_events_as_files_come_and_go(store: tuple[Path, D
 
 def test_a_full_cache_evicts_and_still_answers(store: tuple[Path, Dataset]) -> None:
     data_dir, ds = store
-    rolled, scanned = StoreQueries(data_dir), StoreQueries(data_dir, rollups=False)
+    rolled, scanned = StoreQueries(data_dir), StoreQueries(data_dir, caches=False)
     assert rolled.rollups is not None
-    rolled.rollups.max_rows = 50
+    rolled.rollups.files.max_size = 50
     for w in windows(ds):
         assert answers(rolled, *w) == answers(scanned, *w)
-        assert rolled.rollups.rows <= max(50, rolled.rollups.largest)
+        assert rolled.rollups.files.held <= max(50, rolled.rollups.files.largest)
 
 
 def test_windows_off_the_minute_are_scanned(store: tuple[Path, Dataset]) -> None:
@@ -87,4 +87,4 @@ def test_windows_off_the_minute_are_scanned(store: tuple[Path, Dataset]) -> None
     since = ds.now - 50 * MINUTE_MS
     rows = rolled.feature_entities("purchase_amount_7d", "user-feature-pipeline", since,
                                    ds.now, 250_000)  # fmt: skip
-    assert rows and rolled.rollups is not None and rolled.rollups.rows == 0
+    assert rows and rolled.rollups is not None and rolled.rollups.files.held == 0

@@ -1,0 +1,39 @@
+"""The file cache derives each file once and lets the least recently used go first."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from faro.store.filecache import FileCache, split_by_file
+
+
+def test_only_missing_files_are_computed_and_the_oldest_is_evicted() -> None:
+    asked: list[list[str]] = []
+
+    def compute(files: list[str]) -> dict[str, str]:
+        asked.append(files)
+        return {f: f * 2 for f in files}
+
+    cache: FileCache[str] = FileCache(max_size=6, size=len)
+    assert cache.get("k", ["a", "b"], compute) == ["aa", "bb"]
+    assert cache.get("k", ["b", "c"], compute) == ["bb", "cc"]
+    assert asked == [["a", "b"], ["c"]]
+    assert cache.held == 6
+    cache.get("other", ["d"], compute)  # over the bound: "a" was used least recently
+    assert asked[-1] == ["d"] and cache.held == 6
+    cache.get("k", ["a", "b"], compute)
+    assert asked[-1] == ["a"]
+
+
+def test_a_value_larger_than_the_bound_is_still_kept() -> None:
+    cache: FileCache[str] = FileCache(max_size=1, size=len)
+    cache.get("k", ["abc"], lambda files: {f: f for f in files})
+    assert cache.held == cache.largest == 3
+
+
+def test_split_by_file_cuts_where_the_file_changes() -> None:
+    result = pa.table({"filename": ["x", "x", "z"], "v": [1, 2, 3]})
+    parts = split_by_file(result, ["x", "y", "z"])
+    assert {f: t.column("v").to_pylist() for f, t in parts.items()} == {
+        "x": [1, 2], "y": [], "z": [3],
+    }  # fmt: skip
