@@ -31,6 +31,13 @@ log = logging.getLogger("faro.store")
 _SORT = "feature_name, entity_id, operator_id, processing_time, event_id"
 
 
+def _connect() -> duckdb.DuckDBPyConnection:
+    # Progress is logged per partition; DuckDB's own bar would interleave with it.
+    db = duckdb.connect()
+    db.execute("SET enable_progress_bar = false")
+    return db
+
+
 @dataclass
 class CompactionReport:
     partitions: int = 0
@@ -46,7 +53,7 @@ def compact(data_dir: Path | str, min_files: int = 2) -> CompactionReport:
     journal = Journal(data_dir, "maintain")
     journal.recover()
     report = CompactionReport()
-    db = duckdb.connect()
+    db = _connect()
     for partition in layout.event_partitions(data_dir):
         files = sorted(partition.glob("*.parquet"))
         report.files_before += len(files)
@@ -101,7 +108,7 @@ def erase_entity(data_dir: Path | str, entity_id: str) -> int:
     data_dir = Path(data_dir)
     journal = Journal(data_dir, "maintain")
     journal.recover()
-    db = duckdb.connect()
+    db = _connect()
     removed = 0
     for path in layout.event_files(data_dir, "ENTITY"):
         if not _may_contain(path, entity_id):
