@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from faro.store.columns import SCHEMA
 from faro.store.journal import Change, Journal, fsync_file
 
 ROW_GROUP_SIZE = 32_768
+_POOL = ThreadPoolExecutor(2, thread_name_prefix="faro-write")
 KAFKA_PARTITION = "_kafka_partition"
 _DAY_MS = 86_400_000
 _EPOCH = dt.date(1970, 1, 1)
@@ -103,6 +105,7 @@ class EventWriter:
             .sort_by([(k, "ascending") for k in _GROUP_KEYS])
         )
         data = rows.select(SCHEMA.names).cast(SCHEMA)
+        writes = []
         start = 0
         for event_type, pipeline_id, days, kafka_partition, count in zip(
             *(groups.column(c).to_pylist() for c in (*_GROUP_KEYS, "count_all")), strict=True
@@ -115,11 +118,12 @@ class EventWriter:
             else:
                 name = f"{self._kind}-{uuid.uuid4().hex}.parquet"
             staged = self.journal.staging_path()
-            write_parquet(data.slice(start, count), staged)
+            writes.append((data.slice(start, count), staged))
             change.moves.append(
                 (self.journal.relative(staged), self.journal.relative(target / name))
             )
             start += count
+        list(_POOL.map(lambda w: write_parquet(*w), writes))
 
     def _stage_dead_letters(
         self, dead: pa.Table, source: KafkaSource | None, change: Change
