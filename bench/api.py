@@ -29,6 +29,7 @@ from fastapi.testclient import TestClient
 
 from faro.api import create_app
 from faro.core.avro_codec import encode_container
+from faro.core.sampling import trace_id
 from faro.store.columns import SCHEMA, table_to_events
 from faro.store.maintenance import compact
 from faro.store.writer import EventWriter
@@ -53,11 +54,12 @@ def chunk(start: int, n: int, now: int, rng: np.random.Generator) -> pa.Table:
     def only(mask: np.ndarray, arr: np.ndarray, type_: pa.DataType) -> pa.Array:
         return pa.array(arr, type_, mask=~mask)
 
+    pipelines = np.array(PIPELINES)[entity % 2]
     cols = {
         "event_id": pa.array(np.char.add("e", ids.astype(str))),
         "event_type": pa.array(np.where(agg, "AGGREGATE", "ENTITY")),
         "schema_version": pa.array(np.ones(n, np.int32)),
-        "pipeline_id": pa.array(np.array(PIPELINES)[entity % 2]),
+        "pipeline_id": pa.array(pipelines),
         "operator_id": pa.array(
             np.where(agg, np.char.add("op-", (ids % 20).astype(str)), "rolling-window")
         ),
@@ -79,20 +81,36 @@ def chunk(start: int, n: int, now: int, rng: np.random.Generator) -> pa.Table:
         "value_type": only(ent, np.full(n, "SCALAR_DOUBLE"), pa.string()),
         "event_time": only(ent, t - 1000, pa.int64()),
         "sample_rate": only(ent, np.full(n, 0.1), pa.float64()),
-        "trace_id": only(ent, np.char.add("t", entity.astype(str)), pa.string()),
+        "trace_id": pa.array(traces(pipelines, entity, t - 1000, ent)),
     }
     return pa.table(
         [cols[f.name] if f.name in cols else pa.nulls(n, f.type) for f in SCHEMA], schema=SCHEMA
     )
 
 
-def build(data_dir: Path, n: int) -> None:
+def traces(pipelines: np.ndarray, entity: np.ndarray, event_time: np.ndarray,
+           ent: np.ndarray) -> list[str | None]:  # fmt: skip
+    """Trace ids as the recorder makes them: hashes, in no order that row-group
+    statistics could prune by (one per record here: one operator per pipeline)."""
+    return [
+        trace_id(p, f"user-{e}", int(t)) if is_ent else None
+        for p, e, t, is_ent in zip(pipelines.tolist(), entity.tolist(), event_time.tolist(),
+                                   ent.tolist(), strict=True)
+    ]  # fmt: skip
+
+
+def build(data_dir: Path, n: int) -> str:
+    """Stores ``n`` events; returns the trace id of one of them."""
     rng = np.random.default_rng(7)
     now = int(time.time() * 1000)
     writer = EventWriter(data_dir, "bench")
+    sample = ""
     for start in range(0, n, CHUNK):
-        writer.write(chunk(start, min(CHUNK, n - start), now, rng))
+        table = chunk(start, min(CHUNK, n - start), now, rng)
+        sample = sample or table.column("trace_id").drop_null()[0].as_py()
+        writer.write(table)
         print(f"  stored {min(start + CHUNK, n):,} events", flush=True)
+    return sample
 
 
 def timings(client: TestClient, url: str, repeat: int) -> tuple[float, float, float]:
@@ -129,7 +147,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         print(f"building a store of {n:,} events", flush=True)
-        build(data_dir, n)
+        sample_trace = build(data_dir, n)
         client = TestClient(create_app(data_dir))
         p = "user-feature-pipeline"
         reads = {
@@ -141,7 +159,7 @@ def main() -> None:
             "&entity_id=user-4242&window=24h",
             "value summary": f"/features/purchase_amount_7d/values/summary?pipeline_id={p}"
             "&window=24h",
-            "trace": "/traces/t4242",
+            "trace": f"/traces/{sample_trace}",
             "lineage": "/entities/user-4242/lineage",
         }
         measure(client, reads, args.repeat, f"{n:,} stored events as written")

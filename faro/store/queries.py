@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from faro.store import layout
 from faro.store.rollups import Kind, RollupCache, aligned
+from faro.store.trace_index import TraceIndex
 from faro.store.value_cache import ValueCache
 
 _T = TypeVar("_T")
@@ -38,8 +39,9 @@ class StoreQueries:
     """Thread-safe: each call runs on its own DuckDB cursor.
 
     ``caches``: answer minute-aligned feature windows from per-file rollups
-    (:mod:`faro.store.rollups`) and value summaries from per-file values held in
-    memory (:mod:`faro.store.value_cache`) instead of scanning events each time;
+    (:mod:`faro.store.rollups`), value summaries from per-file values held in
+    memory (:mod:`faro.store.value_cache`) and traces from the files an index
+    names (:mod:`faro.store.trace_index`) instead of scanning events each time;
     the answers are the same.
     """
 
@@ -52,6 +54,7 @@ class StoreQueries:
         self._lock = threading.Lock()
         self.rollups = RollupCache(self._cursor, _NULLS) if caches else None
         self.values = ValueCache(self._cursor) if caches else None
+        self.traces = TraceIndex(self._cursor) if caches else None
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
@@ -330,6 +333,9 @@ class StoreQueries:
         )
 
     def trace(self, trace_id: str) -> list[dict[str, Any]]:
+        files = self._files("ENTITY")
+        if self.traces is not None:
+            files = self.traces.files_with(trace_id, files)
         return self._rows(
             """
             SELECT pipeline_id, operator_id, operator_type, feature_name, entity_id,
@@ -337,7 +343,7 @@ class StoreQueries:
             FROM {events} WHERE trace_id = $trace
             ORDER BY processing_time, pipeline_id, operator_id, event_id
             """,
-            self._files("ENTITY"),
+            files,
             trace=trace_id,
         )
 

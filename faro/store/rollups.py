@@ -19,24 +19,24 @@ from typing import Literal
 import duckdb
 import pyarrow as pa
 
-from faro.store.filecache import FileCache, split_by_file
+from faro.store.filecache import FileCache, runs
 
 MINUTE_MS = 60_000
 
 Kind = Literal["flow", "values", "stats"]
 
-_READ = "read_parquet($files, hive_partitioning = false, filename = true)"
+_READ = "read_parquet($files, hive_partitioning = false)"
 _MINUTE = f"processing_time // {MINUTE_MS} * {MINUTE_MS}"
 _SQL: dict[Kind, str] = {
     # AGGREGATE flushes, per feature they compute: records in and out, late ones,
     # and the watermark lag of the flushes that carried a watermark.
     "flow": f"""
-        SELECT filename, feature, minute,
+        SELECT file_index, feature, minute,
                sum(input_count)::BIGINT AS input_count,
                sum(output_count)::BIGINT AS output_count,
                sum(late_count)::BIGINT AS late_count,
                count(lag) AS lag_count, sum(lag)::BIGINT AS lag_sum, max(lag) AS lag_max
-        FROM (SELECT filename, unnest(list_distinct(features)) AS feature,
+        FROM (SELECT file_index, unnest(list_distinct(features)) AS feature,
                      {_MINUTE} AS minute, input_count, output_count, late_count,
                      processing_time - watermark AS lag
               FROM {_READ})
@@ -44,7 +44,7 @@ _SQL: dict[Kind, str] = {
     """,
     # ENTITY values: how many, how many null, and the count and sum of numeric ones.
     "values": f"""
-        SELECT filename, feature_name AS feature, {_MINUTE} AS minute,
+        SELECT file_index, feature_name AS feature, {_MINUTE} AS minute,
                count(*) AS value_count, {{nulls}} AS nulls,
                count(feature_value) AS numeric, sum(feature_value) AS numeric_sum
         FROM {_READ}
@@ -53,10 +53,10 @@ _SQL: dict[Kind, str] = {
     """,
     # AGGREGATE per-flush value statistics (features whose entity data is suppressed).
     "stats": f"""
-        SELECT filename, s.name AS feature, minute,
+        SELECT file_index, s.name AS feature, minute,
                sum(s.count)::BIGINT AS count, sum(s.null_count)::BIGINT AS nulls, sum(s.sum) AS sum,
                sum(s.sum_sq) AS sum_sq, min(s.min) AS min, max(s.max) AS max
-        FROM (SELECT filename, unnest(feature_stats) AS s, {_MINUTE} AS minute FROM {_READ})
+        FROM (SELECT file_index, unnest(feature_stats) AS s, {_MINUTE} AS minute FROM {_READ})
         GROUP BY ALL
     """,
 }
@@ -93,7 +93,7 @@ class RollupCache:
 
     def table(self, kind: Kind, files: list[str]) -> pa.Table:
         """The rollup rows of ``files`` (at least one; columns as in the ``kind`` query,
-        without ``filename``); files seen for the first time are rolled up now, in one
+        without ``file_index``); files seen for the first time are rolled up now, in one
         query."""
         return pa.concat_tables(self.files.get(kind, files, lambda new: self._compute(kind, new)))
 
@@ -101,7 +101,11 @@ class RollupCache:
         sql = _SQL[kind].replace("{nulls}", self._nulls)
         cursor = self._cursor()
         try:
-            result = cursor.execute(sql + " ORDER BY filename", {"files": files}).to_arrow_table()
+            result = cursor.execute(sql + " ORDER BY file_index", {"files": files}).to_arrow_table()
         finally:
             cursor.close()
-        return split_by_file(result, files)
+        body = result.drop_columns(["file_index"])
+        out = {f: body.slice(0, 0) for f in files}
+        for i, start, stop in runs(result.column("file_index").to_numpy()):
+            out[files[i]] = body.slice(start, stop - start)
+        return out

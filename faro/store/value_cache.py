@@ -9,13 +9,12 @@ and any later window, aligned or not, is a binary search per file.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 
 import duckdb
 import numpy as np
 
-from faro.store.filecache import FileCache
+from faro.store.filecache import FileCache, runs
 
 Values = tuple[np.ndarray, np.ndarray]
 """Processing times (ascending) and the numeric values recorded at them."""
@@ -26,8 +25,7 @@ _SQL = """
     WHERE feature_name = $feature AND feature_value IS NOT NULL
     ORDER BY file_index
 """
-"""``file_index`` is the position in ``$files``: far cheaper to carry and sort than
-``filename``; times are sorted per file in numpy (half the cost of a DuckDB sort)."""
+"""Times are sorted per file in numpy (half the cost of sorting them in DuckDB)."""
 
 
 class ValueCache:
@@ -59,12 +57,9 @@ class ValueCache:
             result = cursor.execute(_SQL, {"files": files, "feature": feature}).to_arrow_table()
         finally:
             cursor.close()
-        index = result.column(0).to_numpy()
         times, values = result.column(1).to_numpy(), result.column(2).to_numpy()
         out: dict[str, Values] = {f: (np.empty(0, np.int64), np.empty(0)) for f in files}
-        bounds = [0, *(np.flatnonzero(np.diff(index)) + 1).tolist(), len(index)]
-        for start, stop in itertools.pairwise(bounds):
-            if stop > start:
-                order = np.argsort(times[start:stop], kind="stable")
-                out[files[index[start]]] = (times[start:stop][order], values[start:stop][order])
+        for i, start, stop in runs(result.column(0).to_numpy()):
+            order = np.argsort(times[start:stop], kind="stable")
+            out[files[i]] = (times[start:stop][order], values[start:stop][order])
         return out

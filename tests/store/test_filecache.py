@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pyarrow as pa
+import numpy as np
 
-from faro.store.filecache import FileCache, split_by_file
+from faro.store.filecache import FileCache, runs
 
 
 def test_only_missing_files_are_computed_and_the_oldest_is_evicted() -> None:
@@ -31,9 +31,6 @@ def test_a_value_larger_than_the_bound_is_still_kept() -> None:
     assert cache.held == cache.largest == 3
 
 
-def test_split_by_file_cuts_where_the_file_changes() -> None:
-    result = pa.table({"filename": ["x", "x", "z"], "v": [1, 2, 3]})
-    parts = split_by_file(result, ["x", "y", "z"])
-    assert {f: t.column("v").to_pylist() for f, t in parts.items()} == {
-        "x": [1, 2], "y": [], "z": [3],
-    }  # fmt: skip
+def test_runs_cut_where_the_file_changes() -> None:
+    assert list(runs(np.array([0, 0, 2, 5, 5, 5]))) == [(0, 0, 2), (2, 2, 3), (5, 3, 6)]
+    assert list(runs(np.array([], np.int64))) == []

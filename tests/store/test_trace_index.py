@@ -1,0 +1,48 @@
+"""The trace index names exactly the files that hold a trace, as files come and go."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from faro.store.columns import events_to_table
+from faro.store.maintenance import compact
+from faro.store.queries import StoreQueries
+from faro.store.writer import EventWriter
+from tests.api.dataset import generate
+
+
+def holding(files: list[str], trace: str) -> list[str]:
+    rows = duckdb.execute(
+        "SELECT DISTINCT filename FROM read_parquet($files) WHERE trace_id = $t",
+        {"files": files, "t": trace},
+    ).fetchall()
+    return sorted(r[0] for r in rows)
+
+
+def test_lookups_open_only_the_files_holding_the_trace(tmp_path: Path) -> None:
+    ds = generate()
+    stored = []
+    for part in range(3):
+        EventWriter(tmp_path, "test").write(events_to_table(ds.events[part::4]))
+        stored += ds.events[part::4]
+    indexed, scanned = StoreQueries(tmp_path), StoreQueries(tmp_path, caches=False)
+    assert indexed.traces is not None
+    traces = sorted({e.trace_id for e in ds.events if e.trace_id})
+
+    def check() -> None:
+        files = indexed._files("ENTITY")
+        for trace in traces[::7]:  # each trace spans two pipelines, so several files
+            assert indexed.traces.files_with(trace, files) == holding(files, trace)  # type: ignore[union-attr]
+            expected = scanned.trace(trace)
+            assert indexed.trace(trace) == expected
+            assert len(expected) == sum(e.trace_id == trace for e in stored)
+        assert indexed.trace("no-such-trace") == []
+
+    check()
+    EventWriter(tmp_path, "test").write(events_to_table(ds.events[3::4]))  # a new file
+    stored += ds.events[3::4]
+    check()
+    compact(tmp_path)  # every file replaced
+    check()
