@@ -44,18 +44,20 @@ class TraceIndex:
         """The files of ``files`` that may hold ``trace_id``; those not held are
         indexed now, in one query."""
         held = self.files.get("trace", files, self._read)
-        h = np.uint64(self._query("SELECT hash($id::VARCHAR)", {"id": trace_id})[0][0])
+        h = np.uint64(self._hash(trace_id))
         return [
             f for f, hashes in zip(files, held, strict=True)
             if (i := np.searchsorted(hashes, h)) < hashes.size and hashes[i] == h
         ]  # fmt: skip
 
-    def _query(self, sql: str, params: dict[str, object]) -> list[tuple[object, ...]]:
+    def _hash(self, trace_id: str) -> int:
         cursor = self._cursor()
         try:
-            return cursor.execute(sql, params).fetchall()
+            row = cursor.execute("SELECT hash($id::VARCHAR)", {"id": trace_id}).fetchone()
         finally:
             cursor.close()
+        assert row is not None, "SELECT without FROM returns one row"
+        return int(row[0])
 
     def _read(self, files: list[str]) -> dict[str, np.ndarray]:
         cursor = self._cursor()
