@@ -31,6 +31,13 @@ _NULLS = f"count(*) FILTER (WHERE {_NULL_ROW})"
 """How many ENTITY values are null (``{nulls}`` in SQL)."""
 _WINDOW = "feature_name = $feature AND processing_time >= $since AND processing_time < $until"
 """ENTITY events of one feature in a window of processing time."""
+_TRACE = """
+    SELECT pipeline_id, operator_id, operator_type, feature_name, entity_id,
+           feature_value, value_type, event_time, processing_time, subtask_index, event_id
+    FROM {events} WHERE trace_id = $trace
+    ORDER BY processing_time, pipeline_id, operator_id, event_id
+"""
+"""Every ENTITY event of one trace, in processing order."""
 _ROLLUP_WINDOW = "feature = $feature AND minute >= $since AND minute < $until"
 """The same window over rollup rows (minutes that start inside it)."""
 
@@ -334,17 +341,21 @@ class StoreQueries:
 
     def trace(self, trace_id: str) -> list[dict[str, Any]]:
         files = self._files("ENTITY")
-        if self.traces is not None:
-            files = self.traces.files_with(trace_id, files)
-        return self._rows(
-            """
-            SELECT pipeline_id, operator_id, operator_type, feature_name, entity_id,
-                   feature_value, value_type, event_time, processing_time, subtask_index, event_id
-            FROM {events} WHERE trace_id = $trace
-            ORDER BY processing_time, pipeline_id, operator_id, event_id
-            """,
-            files,
-            trace=trace_id,
+        if self.traces is None:
+            return self._rows(_TRACE, files, trace=trace_id)
+        # Only the rows the index names, file by file (DuckDB skips the other row groups).
+        params: dict[str, Any] = {"trace": trace_id}
+        reads = []
+        for i, (file, rows) in enumerate(self.traces.rows_of(trace_id, files).items()):
+            params[f"file{i}"], params[f"rows{i}"] = file, rows
+            reads.append(
+                f"SELECT * FROM read_parquet($file{i}, hive_partitioning = false, "
+                f"file_row_number = true) WHERE file_row_number = ANY($rows{i})"
+            )
+        if not reads:
+            return []
+        return self._run(
+            _TRACE.replace("{events}", f"({' UNION ALL '.join(reads)})"), params, _dicts
         )
 
     def lineage(self, entity_id: str) -> list[dict[str, Any]]:

@@ -4,9 +4,10 @@ Trace ids are hashes, so no row order puts one trace's rows together, and
 row-group statistics cannot skip anything: without an index a trace lookup
 reads the trace ids of every ENTITY event (about 0.5 s at 10 M events). A
 file's trace ids never change (:mod:`faro.store.filecache`), so each file's
-are hashed to 64 bits once and kept sorted; a lookup then opens only the
-files whose hashes include the trace's (a collision only costs reading one
-more file: the query still matches the id itself).
+are hashed to 64 bits once and kept sorted with their row numbers; a lookup
+then reads only those rows of the files that hold the trace (DuckDB skips
+row groups by ``file_row_number``). A collision only costs reading one more
+row: the query still matches the id itself.
 """
 
 from __future__ import annotations
@@ -19,36 +20,41 @@ import numpy as np
 from faro.store.filecache import FileCache, runs
 
 _HASHES = """
-    SELECT file_index, hash(trace_id) AS h
-    FROM read_parquet($files, hive_partitioning = false)
+    SELECT file_index, hash(trace_id) AS h, file_row_number
+    FROM read_parquet($files, hive_partitioning = false, file_row_number = true)
     WHERE trace_id IS NOT NULL
     ORDER BY file_index
 """
 
+Rows = tuple[np.ndarray, np.ndarray]
+"""Trace-id hashes (ascending) and the row numbers holding them."""
+
 
 class TraceIndex:
-    """Thread-safe; holds at most ``max_ids`` hashes (8 bytes each: 256 MB by
-    default), least recently used file out first.
+    """Thread-safe; holds at most ``max_rows`` rows (16 bytes each with their row
+    numbers: 256 MB by default), least recently used file out first.
 
     ``cursor`` opens a DuckDB cursor; DuckDB's ``hash`` hashes both the stored ids
     and the one looked up, so they agree by construction.
     """
 
     def __init__(
-        self, cursor: Callable[[], duckdb.DuckDBPyConnection], max_ids: int = 32_000_000
+        self, cursor: Callable[[], duckdb.DuckDBPyConnection], max_rows: int = 16_000_000
     ) -> None:
         self._cursor = cursor
-        self.files: FileCache[np.ndarray] = FileCache(max_ids, lambda h: h.size)
+        self.files: FileCache[Rows] = FileCache(max_rows, lambda r: r[0].size)
 
-    def files_with(self, trace_id: str, files: list[str]) -> list[str]:
-        """The files of ``files`` that may hold ``trace_id``; those not held are
-        indexed now, in one query."""
+    def rows_of(self, trace_id: str, files: list[str]) -> dict[str, list[int]]:
+        """The row numbers that may hold ``trace_id``, per file of ``files`` that may
+        hold it; files not held are indexed now, in one query."""
         held = self.files.get("trace", files, self._read)
         h = np.uint64(self._hash(trace_id))
-        return [
-            f for f, hashes in zip(files, held, strict=True)
-            if (i := np.searchsorted(hashes, h)) < hashes.size and hashes[i] == h
-        ]  # fmt: skip
+        out = {}
+        for f, (hashes, rows) in zip(files, held, strict=True):
+            start, stop = np.searchsorted(hashes, h), np.searchsorted(hashes, h, side="right")
+            if stop > start:
+                out[f] = rows[start:stop].tolist()
+        return out
 
     def _hash(self, trace_id: str) -> int:
         cursor = self._cursor()
@@ -59,14 +65,15 @@ class TraceIndex:
         assert row is not None, "SELECT without FROM returns one row"
         return int(row[0])
 
-    def _read(self, files: list[str]) -> dict[str, np.ndarray]:
+    def _read(self, files: list[str]) -> dict[str, Rows]:
         cursor = self._cursor()
         try:
             result = cursor.execute(_HASHES, {"files": files}).to_arrow_table()
         finally:
             cursor.close()
-        hashes = result.column(1).to_numpy()
-        out = {f: np.empty(0, np.uint64) for f in files}
+        hashes, rows = result.column(1).to_numpy(), result.column(2).to_numpy()
+        out: dict[str, Rows] = {f: (np.empty(0, np.uint64), np.empty(0, np.int64)) for f in files}
         for i, start, stop in runs(result.column(0).to_numpy()):
-            out[files[i]] = np.unique(hashes[start:stop])
+            order = np.argsort(hashes[start:stop])
+            out[files[i]] = (hashes[start:stop][order], rows[start:stop][order])
         return out
