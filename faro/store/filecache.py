@@ -11,12 +11,17 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator
-from typing import Generic, TypeVar
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, TypeVar
 
 import numpy as np
+import pyarrow as pa
 
 V = TypeVar("V")
+Query = Callable[[str, dict[str, Any]], pa.Table]
+"""Runs SQL with its ``$`` parameters bound, on a cursor of its own, and returns the
+result as Arrow; ``{events}`` in the SQL reads ``$files`` and ``{nulls}`` counts null
+ENTITY values (:class:`faro.store.queries.StoreQueries` gives the caches its own)."""
 
 
 class FileCache(Generic[V]):
@@ -73,10 +78,13 @@ class FileCache(Generic[V]):
                 self._held -= self._size(evicted)
 
 
-def runs(file_index: np.ndarray) -> Iterator[tuple[int, int, int]]:
-    """``(file, start, stop)`` for each run of equal values in ``file_index`` (DuckDB's
-    ``file_index`` column of a result sorted by it: far cheaper than ``filename``)."""
+def per_file(files: list[str], file_index: np.ndarray) -> dict[str, slice]:
+    """The rows of each of ``files`` in a result sorted by DuckDB's ``file_index``
+    column (a row's position in ``files``: far cheaper to carry than ``filename``);
+    an empty slice for a file without rows."""
+    out = {f: slice(0, 0) for f in files}
     bounds = [0, *(np.flatnonzero(np.diff(file_index)) + 1).tolist(), len(file_index)]
     for start, stop in itertools.pairwise(bounds):
         if stop > start:
-            yield int(file_index[start]), start, stop
+            out[files[int(file_index[start])]] = slice(start, stop)
+    return out

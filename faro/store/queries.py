@@ -59,9 +59,9 @@ class StoreQueries:
         # be cached: a per-entity lookup then reads row groups, not every footer again.
         self._db.execute("SET parquet_metadata_cache = true")
         self._lock = threading.Lock()
-        self.rollups = RollupCache(self._cursor, _NULLS) if caches else None
-        self.values = ValueCache(self._cursor) if caches else None
-        self.traces = TraceIndex(self._cursor) if caches else None
+        self.rollups = RollupCache(self._arrow) if caches else None
+        self.values = ValueCache(self._arrow) if caches else None
+        self.traces = TraceIndex(self._arrow) if caches else None
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
@@ -108,6 +108,9 @@ class StoreQueries:
             return read(cursor.execute(sql.replace("{nulls}", _NULLS), params))
         finally:
             cursor.close()
+
+    def _arrow(self, sql: str, params: dict[str, Any]) -> pa.Table:
+        return self._run(sql, params, lambda result: result.to_arrow_table())
 
     def _use_rollups(self, *bounds: int) -> bool:
         return self.rollups is not None and aligned(*bounds)
@@ -206,11 +209,14 @@ class StoreQueries:
         if self.values is not None:
             x = self.values.between(feature, files, since, until)
         else:
-            x = self._run(
-                f"SELECT feature_value FROM {{events}} WHERE {_WINDOW} "
-                "AND feature_value IS NOT NULL",
-                {"files": files, **params},
-                lambda result: result.to_arrow_table().column(0).to_numpy(),
+            x = (
+                self._arrow(
+                    f"SELECT feature_value FROM {{events}} WHERE {_WINDOW} "
+                    "AND feature_value IS NOT NULL",
+                    {"files": files, **params},
+                )
+                .column(0)
+                .to_numpy()
             )
         if x.size:
             summary.update(

@@ -13,19 +13,16 @@ counts and percentiles are answered from the events themselves.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Literal
 
-import duckdb
 import pyarrow as pa
 
-from faro.store.filecache import FileCache, runs
+from faro.store.filecache import FileCache, Query, per_file
 
 MINUTE_MS = 60_000
 
 Kind = Literal["flow", "values", "stats"]
 
-_READ = "read_parquet($files, hive_partitioning = false)"
 _MINUTE = f"processing_time // {MINUTE_MS} * {MINUTE_MS}"
 _SQL: dict[Kind, str] = {
     # AGGREGATE flushes, per feature they compute: records in and out, late ones,
@@ -39,7 +36,7 @@ _SQL: dict[Kind, str] = {
         FROM (SELECT file_index, unnest(list_distinct(features)) AS feature,
                      {_MINUTE} AS minute, input_count, output_count, late_count,
                      processing_time - watermark AS lag
-              FROM {_READ})
+              FROM {{events}})
         GROUP BY ALL
     """,
     # ENTITY values: how many, how many null, and the count and sum of numeric ones.
@@ -47,7 +44,7 @@ _SQL: dict[Kind, str] = {
         SELECT file_index, feature_name AS feature, {_MINUTE} AS minute,
                count(*) AS value_count, {{nulls}} AS nulls,
                count(feature_value) AS numeric, sum(feature_value) AS numeric_sum
-        FROM {_READ}
+        FROM {{events}}
         WHERE feature_name IS NOT NULL
         GROUP BY ALL
     """,
@@ -56,7 +53,7 @@ _SQL: dict[Kind, str] = {
         SELECT file_index, s.name AS feature, minute,
                sum(s.count)::BIGINT AS count, sum(s.null_count)::BIGINT AS nulls, sum(s.sum) AS sum,
                sum(s.sum_sq) AS sum_sq, min(s.min) AS min, max(s.max) AS max
-        FROM (SELECT file_index, unnest(feature_stats) AS s, {_MINUTE} AS minute FROM {_READ})
+        FROM (SELECT file_index, unnest(feature_stats) AS s, {_MINUTE} AS minute FROM {{events}})
         GROUP BY ALL
     """,
 }
@@ -75,20 +72,12 @@ def aligned(*times: int) -> bool:
 
 class RollupCache:
     """Thread-safe; holds at most ``max_rows`` rollup rows (``files``), least recently
-    used out first.
-
-    ``cursor`` opens a DuckDB cursor; ``nulls`` is the SQL that counts null ENTITY
-    values (shared with the raw queries, so both agree on what null means).
+    used out first. ``query`` runs the rollup SQL (its ``{nulls}`` is the raw queries'
+    own, so both agree on what null means).
     """
 
-    def __init__(
-        self,
-        cursor: Callable[[], duckdb.DuckDBPyConnection],
-        nulls: str,
-        max_rows: int = 2_000_000,
-    ) -> None:
-        self._cursor = cursor
-        self._nulls = nulls
+    def __init__(self, query: Query, max_rows: int = 2_000_000) -> None:
+        self._query = query
         self.files: FileCache[pa.Table] = FileCache(max_rows, lambda t: t.num_rows)
 
     def table(self, kind: Kind, files: list[str]) -> pa.Table:
@@ -98,14 +87,7 @@ class RollupCache:
         return pa.concat_tables(self.files.get(kind, files, lambda new: self._compute(kind, new)))
 
     def _compute(self, kind: Kind, files: list[str]) -> dict[str, pa.Table]:
-        sql = _SQL[kind].replace("{nulls}", self._nulls)
-        cursor = self._cursor()
-        try:
-            result = cursor.execute(sql + " ORDER BY file_index", {"files": files}).to_arrow_table()
-        finally:
-            cursor.close()
+        result = self._query(_SQL[kind] + " ORDER BY file_index", {"files": files})
         body = result.drop_columns(["file_index"])
-        out = {f: body.slice(0, 0) for f in files}
-        for i, start, stop in runs(result.column("file_index").to_numpy()):
-            out[files[i]] = body.slice(start, stop - start)
-        return out
+        rows = per_file(files, result.column("file_index").to_numpy())
+        return {f: body.slice(r.start, r.stop - r.start) for f, r in rows.items()}

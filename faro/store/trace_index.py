@@ -12,12 +12,9 @@ row: the query still matches the id itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import duckdb
 import numpy as np
 
-from faro.store.filecache import FileCache, runs
+from faro.store.filecache import FileCache, Query, per_file
 
 _HASHES = """
     SELECT file_index, hash(trace_id) AS h, file_row_number
@@ -34,21 +31,19 @@ class TraceIndex:
     """Thread-safe; holds at most ``max_rows`` rows (16 bytes each with their row
     numbers: 256 MB by default), least recently used file out first.
 
-    ``cursor`` opens a DuckDB cursor; DuckDB's ``hash`` hashes both the stored ids
-    and the one looked up, so they agree by construction.
+    ``query`` runs the SQL; DuckDB's ``hash`` hashes both the stored ids and the one
+    looked up, so they agree by construction.
     """
 
-    def __init__(
-        self, cursor: Callable[[], duckdb.DuckDBPyConnection], max_rows: int = 16_000_000
-    ) -> None:
-        self._cursor = cursor
+    def __init__(self, query: Query, max_rows: int = 16_000_000) -> None:
+        self._query = query
         self.files: FileCache[Rows] = FileCache(max_rows, lambda r: r[0].size)
 
     def rows_of(self, trace_id: str, files: list[str]) -> dict[str, list[int]]:
         """The row numbers that may hold ``trace_id``, per file of ``files`` that may
         hold it; files not held are indexed now, in one query."""
         held = self.files.get("trace", files, self._read)
-        h = np.uint64(self._hash(trace_id))
+        h = self._query("SELECT hash($id::VARCHAR)", {"id": trace_id}).column(0).to_numpy()[0]
         out = {}
         for f, (hashes, rows) in zip(files, held, strict=True):
             start, stop = np.searchsorted(hashes, h), np.searchsorted(hashes, h, side="right")
@@ -56,24 +51,11 @@ class TraceIndex:
                 out[f] = rows[start:stop].tolist()
         return out
 
-    def _hash(self, trace_id: str) -> int:
-        cursor = self._cursor()
-        try:
-            row = cursor.execute("SELECT hash($id::VARCHAR)", {"id": trace_id}).fetchone()
-        finally:
-            cursor.close()
-        assert row is not None, "SELECT without FROM returns one row"
-        return int(row[0])
-
     def _read(self, files: list[str]) -> dict[str, Rows]:
-        cursor = self._cursor()
-        try:
-            result = cursor.execute(_HASHES, {"files": files}).to_arrow_table()
-        finally:
-            cursor.close()
-        hashes, rows = result.column(1).to_numpy(), result.column(2).to_numpy()
-        out: dict[str, Rows] = {f: (np.empty(0, np.uint64), np.empty(0, np.int64)) for f in files}
-        for i, start, stop in runs(result.column(0).to_numpy()):
-            order = np.argsort(hashes[start:stop])
-            out[files[i]] = (hashes[start:stop][order], rows[start:stop][order])
+        result = self._query(_HASHES, {"files": files})
+        hashes, numbers = result.column(1).to_numpy(), result.column(2).to_numpy()
+        out: dict[str, Rows] = {}
+        for f, rows in per_file(files, result.column(0).to_numpy()).items():
+            order = np.argsort(hashes[rows])
+            out[f] = (hashes[rows][order], numbers[rows][order])
         return out

@@ -9,19 +9,16 @@ and any later window, aligned or not, is a binary search per file.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import duckdb
 import numpy as np
 
-from faro.store.filecache import FileCache, runs
+from faro.store.filecache import FileCache, Query, per_file
 
 Values = tuple[np.ndarray, np.ndarray]
 """Processing times (ascending) and the numeric values recorded at them."""
 
 _SQL = """
     SELECT file_index, processing_time, feature_value
-    FROM read_parquet($files, hive_partitioning = false)
+    FROM {events}
     WHERE feature_name = $feature AND feature_value IS NOT NULL
     ORDER BY file_index
 """
@@ -31,14 +28,11 @@ _SQL = """
 class ValueCache:
     """Thread-safe; holds at most ``max_values`` values (16 bytes each with their
     times: 256 MB by default), least recently used file and feature out first.
-
-    ``cursor`` opens a DuckDB cursor.
+    ``query`` reads the values.
     """
 
-    def __init__(
-        self, cursor: Callable[[], duckdb.DuckDBPyConnection], max_values: int = 16_000_000
-    ) -> None:
-        self._cursor = cursor
+    def __init__(self, query: Query, max_values: int = 16_000_000) -> None:
+        self._query = query
         self.files: FileCache[Values] = FileCache(max_values, lambda v: v[0].size)
 
     def between(self, feature: str, files: list[str], since: int, until: int) -> np.ndarray:
@@ -52,14 +46,10 @@ class ValueCache:
         return np.concatenate(parts) if parts else np.empty(0)
 
     def _read(self, feature: str, files: list[str]) -> dict[str, Values]:
-        cursor = self._cursor()
-        try:
-            result = cursor.execute(_SQL, {"files": files, "feature": feature}).to_arrow_table()
-        finally:
-            cursor.close()
+        result = self._query(_SQL, {"files": files, "feature": feature})
         times, values = result.column(1).to_numpy(), result.column(2).to_numpy()
-        out: dict[str, Values] = {f: (np.empty(0, np.int64), np.empty(0)) for f in files}
-        for i, start, stop in runs(result.column(0).to_numpy()):
-            order = np.argsort(times[start:stop], kind="stable")
-            out[files[i]] = (times[start:stop][order], values[start:stop][order])
+        out: dict[str, Values] = {}
+        for f, rows in per_file(files, result.column(0).to_numpy()).items():
+            order = np.argsort(times[rows], kind="stable")
+            out[f] = (times[rows][order], values[rows][order])
         return out

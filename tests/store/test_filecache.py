@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from faro.store.filecache import FileCache, runs
+from faro.store.filecache import FileCache, per_file
 
 
 def test_only_missing_files_are_computed_and_the_oldest_is_evicted() -> None:
@@ -31,6 +31,10 @@ def test_a_value_larger_than_the_bound_is_still_kept() -> None:
     assert cache.held == cache.largest == 3
 
 
-def test_runs_cut_where_the_file_changes() -> None:
-    assert list(runs(np.array([0, 0, 2, 5, 5, 5]))) == [(0, 0, 2), (2, 2, 3), (5, 3, 6)]
-    assert list(runs(np.array([], np.int64))) == []
+def test_per_file_cuts_where_the_file_changes() -> None:
+    files = ["a", "b", "c", "d", "e", "f"]
+    assert per_file(files, np.array([0, 0, 2, 5, 5, 5])) == {
+        "a": slice(0, 2), "b": slice(0, 0), "c": slice(2, 3), "d": slice(0, 0),
+        "e": slice(0, 0), "f": slice(3, 6),
+    }  # fmt: skip
+    assert per_file(["a"], np.array([], np.int64)) == {"a": slice(0, 0)}

@@ -7,12 +7,11 @@ from typing import Any
 
 import pytest
 
-from faro.store.columns import events_to_table
 from faro.store.maintenance import compact
 from faro.store.queries import StoreQueries
 from faro.store.rollups import MINUTE_MS, next_minute
-from faro.store.writer import EventWriter
 from tests.api.dataset import Dataset, generate
+from tests.store.events import write_parts
 
 PIPELINES = {"order-pipeline": "revenue", "user-feature-pipeline": "purchase_amount_7d"}
 
@@ -48,9 +47,7 @@ def windows(ds: Dataset) -> list[tuple[int, int, int]]:
 @pytest.fixture
 def store(tmp_path: Path) -> tuple[Path, Dataset]:
     ds = generate()
-    writer = EventWriter(tmp_path, "test")
-    for part in range(3):  # three files per partition
-        writer.write(events_to_table(ds.events[part::4]))
+    write_parts(tmp_path, ds.events, range(3), of=4)  # three files per partition
     return tmp_path, ds
 
 
@@ -64,7 +61,7 @@ def test_rollups_agree_with_the_events_as_files_come_and_go(store: tuple[Path, D
         assert any(row["values"] for row in first[5])  # ... and values
     assert rolled.rollups is not None and rolled.rollups.files.held > 0
 
-    EventWriter(data_dir, "test").write(events_to_table(ds.events[3::4]))  # a new file
+    write_parts(data_dir, ds.events, [3], of=4)  # a new file
     compacted_before = [answers(scanned, *w) for w in windows(ds)]
     assert [answers(rolled, *w) for w in windows(ds)] == compacted_before
     compact(data_dir)  # every file replaced by one per partition

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import duckdb
 
-from faro.store.columns import events_to_table
 from faro.store.maintenance import compact
 from faro.store.queries import StoreQueries
-from faro.store.writer import EventWriter
 from tests.api.dataset import generate
+from tests.store.events import write_parts
 
 
 def holding(files: list[str], trace: str) -> dict[str, list[int]]:
@@ -24,10 +23,7 @@ def holding(files: list[str], trace: str) -> dict[str, list[int]]:
 
 def test_lookups_read_only_the_rows_holding_the_trace(tmp_path: Path) -> None:
     ds = generate()
-    stored = []
-    for part in range(3):
-        EventWriter(tmp_path, "test").write(events_to_table(ds.events[part::4]))
-        stored += ds.events[part::4]
+    stored = write_parts(tmp_path, ds.events, range(3), of=4)
     indexed, scanned = StoreQueries(tmp_path), StoreQueries(tmp_path, caches=False)
     assert indexed.traces is not None
     traces = sorted({e.trace_id for e in ds.events if e.trace_id})
@@ -43,8 +39,7 @@ def test_lookups_read_only_the_rows_holding_the_trace(tmp_path: Path) -> None:
         assert indexed.trace("no-such-trace") == []
 
     check()
-    EventWriter(tmp_path, "test").write(events_to_table(ds.events[3::4]))  # a new file
-    stored += ds.events[3::4]
+    stored += write_parts(tmp_path, ds.events, [3], of=4)  # a new file
     check()
     compact(tmp_path)  # every file replaced
     check()

@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faro.store.columns import events_to_table
 from faro.store.queries import StoreQueries
-from faro.store.writer import EventWriter
 from tests.api.dataset import MIN, Dataset, generate
+from tests.store.events import write_parts
 
 FEATURE, PIPELINE = "purchase_amount_7d", "user-feature-pipeline"
 
@@ -18,9 +17,7 @@ FEATURE, PIPELINE = "purchase_amount_7d", "user-feature-pipeline"
 @pytest.fixture
 def store(tmp_path: Path) -> tuple[Path, Dataset]:
     ds = generate()
-    writer = EventWriter(tmp_path, "test")
-    for part in range(3):  # three files per partition
-        writer.write(events_to_table(ds.events[part::3]))
+    write_parts(tmp_path, ds.events, range(3), of=3)  # all of it, three files per partition
     return tmp_path, ds
 
 
