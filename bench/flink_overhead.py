@@ -163,7 +163,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
-    with LocalBroker() as broker:
+    with LocalBroker() as broker, tempfile.TemporaryDirectory() as tmp:
         aggregate = FaroFlink(
             "bench",
             AsyncCaptureEventSink.wrap(
@@ -181,7 +181,7 @@ def main() -> None:
                 "amount": FaroFeatureConfig(entity_key=lambda p: p[0], feature_value=lambda p: p[1])
             }
         )
-        clock = Path(tempfile.mkdtemp()) / "steady-state"
+        clock = Path(tmp) / "steady-state"
         warmup = args.records // 10
 
         def user() -> RollingTotal:

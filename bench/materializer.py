@@ -88,19 +88,20 @@ def decode_only(bootstrap: str, topic: str, n: int, batch_size: int, result: mp.
         {"bootstrap.servers": bootstrap, "group.id": "bench-decode", **CONSUMER_DEFAULTS}
     )
     consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
-    decoder = AvroBatchDecoder(Path(tempfile.mkdtemp()))
-    seen = 0
-    start = None
-    while seen < n:
-        batch = []
-        while len(batch) < batch_size and seen + len(batch) < n:
-            got = consumer.consume(10_000, 1.0)
-            if got and start is None:
-                start = time.perf_counter()
-            batch += [m.value() for m in got if m.error() is None]
-        seen += decoder.decode(batch).table.num_rows
-    assert start is not None
-    elapsed = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as dead_letters:
+        decoder = AvroBatchDecoder(Path(dead_letters))
+        seen = 0
+        start = None
+        while seen < n:
+            batch = []
+            while len(batch) < batch_size and seen + len(batch) < n:
+                got = consumer.consume(10_000, 1.0)
+                if got and start is None:
+                    start = time.perf_counter()
+                batch += [m.value() for m in got if m.error() is None]
+            seen += decoder.decode(batch).table.num_rows
+        assert start is not None
+        elapsed = time.perf_counter() - start
     result.put((n / elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 

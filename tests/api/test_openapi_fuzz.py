@@ -6,6 +6,8 @@ store behind the app holds the generated dataset, so reads hit real data.
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -29,7 +31,9 @@ schemathesis.openapi.media_type(
         st.binary(max_size=300),
     ),
 )
+# Schemathesis reads the schema at import, so the store is made here too, not in a fixture.
 _store = Path(tempfile.mkdtemp(prefix="faro-fuzz-"))
+atexit.register(shutil.rmtree, _store, ignore_errors=True)
 seed(_store, generate(seed=3))
 app = create_app(_store, FaroSettings(ingest_max_bytes=64 * 1024))
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
