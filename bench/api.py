@@ -1,16 +1,17 @@
 """Query API latency at 1 M and 10 M stored events, and ingest throughput.
 
-Builds a store of ``--events`` (1 M; ``--scale 10`` for 10 M) generated
-events through the store's writer: 90 % ENTITY events of 4 features for
-100,000 entities in 2 pipelines, 10 % AGGREGATE flushes of 20 operators,
-spread over the last 24 hours. Then times every read endpoint ``--repeat``
-times in-process (FastAPI's test client: routing, validation, DuckDB and
-serialization; no network), once on the store as written and once after
-``faro compact``, and prints the first request's time and p50/p95 of the rest
-per endpoint; then POSTs Avro batches to /ingest from one client and from two
-at once, and prints events/s.
+For each size in ``--events`` (1 M and 10 M by default, in this one run)
+builds a fresh store of generated events through the store's writer: 90 %
+ENTITY events of 4 features for 100,000 entities in 2 pipelines, 10 %
+AGGREGATE flushes of 20 operators, spread over the last 24 hours. Then
+times every read endpoint ``--repeat`` times in-process (FastAPI's test
+client: routing, validation, DuckDB and serialization; no network), once on
+the store as written and once after ``faro compact``, and prints the first
+request's time and p50/p95 of the rest per endpoint; then POSTs Avro
+batches to /ingest of the largest store from one client and from two at
+once, and prints events/s.
 
-    python bench/api.py [--events 1000000] [--scale 1] [--repeat 30]
+    python bench/api.py [--events 1000000 10000000] [--repeat 30]
 """
 
 from __future__ import annotations
@@ -138,45 +139,53 @@ def measure(client: TestClient, reads: dict[str, str], repeat: int, title: str) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--scale", type=int, default=1)
+    parser.add_argument(
+        "--events", type=int, nargs="+", default=[1_000_000, 10_000_000],
+        help="store sizes, each measured in a fresh store",
+    )  # fmt: skip
     parser.add_argument("--repeat", type=int, default=30)
     args = parser.parse_args()
-    n = args.events * args.scale
+    for i, n in enumerate(args.events):
+        with tempfile.TemporaryDirectory() as tmp:
+            data_dir = Path(tmp)
+            print(f"\nbuilding a store of {n:,} events", flush=True)
+            client = TestClient(create_app(data_dir))
+            reads = read_urls(build(data_dir, n))
+            measure(client, reads, args.repeat, f"{n:,} stored events as written")
+            report = compact(data_dir)
+            print(f"\nfaro compact: {report.files_before} files -> {report.files_after}")
+            measure(client, reads, args.repeat, f"{n:,} stored events after faro compact")
+            if i == len(args.events) - 1:
+                ingest(client, n)
+
+
+def read_urls(sample_trace: str) -> dict[str, str]:
+    p, feature = "user-feature-pipeline", "/features/purchase_amount_7d"
+    return {
+        "pipelines": "/pipelines",
+        "pipeline health": f"/pipelines/{p}/health",
+        "operators": f"/pipelines/{p}/operators?window=24h",
+        "feature health": f"{feature}/health?pipeline_id={p}&window=24h",
+        "entity values": f"{feature}/values?pipeline_id={p}&entity_id=user-4242&window=24h",
+        "value summary": f"{feature}/values/summary?pipeline_id={p}&window=24h",
+        "trace": f"/traces/{sample_trace}",
+        "lineage": "/entities/user-4242/lineage",
+    }
+
+
+def ingest(client: TestClient, stored: int) -> None:
     rng = np.random.default_rng(11)
-    with tempfile.TemporaryDirectory() as tmp:
-        data_dir = Path(tmp)
-        print(f"building a store of {n:,} events", flush=True)
-        sample_trace = build(data_dir, n)
-        client = TestClient(create_app(data_dir))
-        p = "user-feature-pipeline"
-        reads = {
-            "pipelines": "/pipelines",
-            "pipeline health": f"/pipelines/{p}/health",
-            "operators": f"/pipelines/{p}/operators?window=24h",
-            "feature health": f"/features/purchase_amount_7d/health?pipeline_id={p}&window=24h",
-            "entity values": f"/features/purchase_amount_7d/values?pipeline_id={p}"
-            "&entity_id=user-4242&window=24h",
-            "value summary": f"/features/purchase_amount_7d/values/summary?pipeline_id={p}"
-            "&window=24h",
-            "trace": f"/traces/{sample_trace}",
-            "lineage": "/entities/user-4242/lineage",
-        }
-        measure(client, reads, args.repeat, f"{n:,} stored events as written")
-        report = compact(data_dir)
-        print(f"\nfaro compact: {report.files_before} files -> {report.files_after}")
-        measure(client, reads, args.repeat, f"{n:,} stored events after faro compact")
-        print("\ningest (Avro containers of 10,000 events, 20 POSTs per run)")
-        for posters in (1, 2):
-            bodies = [
-                encode_container(
-                    table_to_events(chunk(start, 10_000, int(time.time() * 1000), rng))
-                )
-                for start in range(n + posters * 10**7, n + posters * 10**7 + 200_000, 10_000)
-            ]
-            rate = ingest_rate(client.app, bodies, posters)
-            print(f"{posters} concurrent poster(s): {rate:>9,.0f} events/s "
-                  f"({rate / 100_000:.2f} x the 100k target)")  # fmt: skip
+    print(f"\ningest into the {stored:,}-event store (Avro containers of 10,000 events, "
+          "20 POSTs per run)")  # fmt: skip
+    for posters in (1, 2):
+        bodies = [
+            encode_container(table_to_events(chunk(start, 10_000, int(time.time() * 1000), rng)))
+            for start in range(stored + posters * 10**7, stored + posters * 10**7 + 200_000,
+                               10_000)
+        ]  # fmt: skip
+        rate = ingest_rate(client.app, bodies, posters)
+        print(f"{posters} concurrent poster(s): {rate:>9,.0f} events/s "
+              f"({rate / 100_000:.2f} x the 100k target)")  # fmt: skip
 
 
 def ingest_rate(app: Any, bodies: list[bytes], posters: int) -> float:

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 
 from faro import __version__
 from faro.api.deps import Service
-from faro.api.metrics import ApiMetrics
+from faro.api.metrics import ApiMetrics, CountRequests
 from faro.api.routers import features, ingest, pipelines, service, traces, ui, violations
 from faro.core.settings import FaroSettings, settings
 from faro.core.windows import WindowError
@@ -81,16 +80,6 @@ def create_app(data_dir: Path | str | None = None, config: FaroSettings | None =
         )
         return JSONResponse({"detail": problems}, status_code=422)
 
-    @app.middleware("http")
-    async def count(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        start = time.perf_counter()
-        response: Response = await call_next(request)
-        route = request.scope.get("route")
-        name = getattr(route, "path", "unmatched")
-        metrics.requests.labels(name, str(response.status_code)).inc()
-        metrics.latency.labels(name).observe(time.perf_counter() - start)
-        return response
+    app.add_middleware(CountRequests, metrics=metrics)
 
     return app

