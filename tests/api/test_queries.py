@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from faro import CaptureEvent, EventType, FeatureValueType, OperatorType
 from faro.api import create_app
+from faro.store.columns import events_to_table
+from faro.store.writer import EventWriter
 from tests.api.dataset import MIN, Dataset, generate, seed
 
 
@@ -260,3 +264,35 @@ def test_feature_health_names_the_known_features(client: TestClient) -> None:
     r = client.get("/features/revenue/health",
                    params={"pipeline_id": "order-pipeline", "compare_to": "yesterday"})  # fmt: skip
     assert r.status_code == 422 and "24h_ago" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("value_type", "values"),
+    [
+        (FeatureValueType.SCALAR_DOUBLE, [1.5, None, -2.25]),
+        (FeatureValueType.SCALAR_LONG, [3, 2**40, None]),
+        (FeatureValueType.BOOLEAN, [True, False, None]),
+        (FeatureValueType.STRING, ["gold", None, ""]),
+        (FeatureValueType.VECTOR_DOUBLE, [[0.5, 1.0], None, []]),
+    ],
+)
+def test_entity_values_come_back_as_their_type_stored_them(
+    tmp_path: Path, value_type: FeatureValueType, values: list[object]
+) -> None:
+    now = int(time.time() * 1000)
+    events = [
+        CaptureEvent(
+            f"e{i}", EventType.ENTITY, "typed-pipeline", "op", OperatorType.PROCESS,
+            now - 1000 * (len(values) - i), features=["f"], entity_id="user-1",
+            feature_name="f", feature_value=v, value_type=value_type, event_time=now - 5000,
+        )
+        for i, v in enumerate(values)
+    ]  # fmt: skip
+    EventWriter(tmp_path, "test").write(events_to_table(events))
+    body = TestClient(create_app(tmp_path)).get(
+        "/features/f/values",
+        params={"pipeline_id": "typed-pipeline", "entity_id": "user-1", "window": "15m"},
+    ).json()
+    got = [(v["value_type"], v["value"]) for v in body["values"]]
+    assert got == [(value_type.value, v) for v in values]
+    assert [type(v["value"]) for v in body["values"]] == [type(v) for v in values]

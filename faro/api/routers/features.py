@@ -51,9 +51,10 @@ def feature_values(
 
 
 def _exact(row: dict[str, Any]) -> bool | int | float | str | list[float] | None:
+    """The value as its type stores it (the typed columns are absent for doubles)."""
     for typed in ("feature_value_bool", "feature_value_long", "feature_value_string",
                   "feature_value_vector"):  # fmt: skip
-        if row[typed] is not None:
+        if row.get(typed) is not None:
             value: bool | int | str | list[float] = row[typed]
             return value
     number: float | None = row["feature_value"]
