@@ -115,8 +115,8 @@ def build(data_dir: Path, n: int) -> str:
 
 
 def timings(client: TestClient, url: str, repeat: int) -> tuple[float, float, float]:
-    """The first request (it also fills DuckDB's footer cache and the rollups of the
-    files it reads), then p50 and p95 of ``repeat`` more."""
+    """The first request (it also fills DuckDB's footer cache and the rollups, value
+    cache and indexes of the files it reads), then p50 and p95 of ``repeat`` more."""
     start = time.perf_counter()
     client.get(url).raise_for_status()
     first = (time.perf_counter() - start) * 1000
