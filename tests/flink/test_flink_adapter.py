@@ -15,7 +15,7 @@ from faro import (
 from faro._dev.broker import free_port
 from faro.core.sampling import is_sampled
 from faro.flink import FaroFlink
-from tests.flink.conftest import received_events
+from tests.flink.conftest import CLOSE_GRACE_S, received_events, wait_received
 from tests.flink.jobs import (
     ORDER_TYPE,
     SMALL,
@@ -75,8 +75,7 @@ def test_window_trace_counts_every_pane_and_changes_nothing(
          min(o.ts for o in pane), max(o.ts for o in pane))
         for (_, start), pane in panes.items()
     )  # fmt: skip
-    assert wait_for(lambda: len(received_events(receiver)) >= len(panes))
-    events = received_events(receiver)
+    events = wait_received(receiver, len(panes))
     assert (
         Counter(
             (
@@ -146,7 +145,7 @@ def test_process_filter_and_map_traces_count_ground_truth(flink_env, receiver, p
         "big-orders": (len(not_c), len(big)),  # side-output records are not outputs
         "double": (len(big), len(big)),
     }
-    assert wait_for(lambda: totals() == expected), totals()
+    assert wait_for(lambda: totals() == expected, CLOSE_GRACE_S), totals()
     events = received_events(receiver)
     process_events = [e for e in events if e.operator_id == "big-orders"]
     assert min(e.event_time_min for e in process_events) == min(o.ts for o in not_c)
@@ -172,8 +171,8 @@ def test_entity_events_at_rate_one_are_one_per_input_record(flink_env, receiver)
     )
     collect(window_job(flink_env(2), data, traced))
     panes = _panes(data)
-    assert wait_for(lambda: len(received_events(receiver)) >= len(data) + len(panes))
-    entities = [e for e in received_events(receiver) if e.event_type is EventType.ENTITY]
+    events = wait_received(receiver, len(data) + len(panes))
+    entities = [e for e in events if e.event_type is EventType.ENTITY]
     assert Counter((e.entity_id, e.feature_value) for e in entities) == Counter(
         (o.user, o.amount) for o in data
     )
@@ -191,8 +190,8 @@ def test_entity_sampling_at_a_tenth_keeps_exactly_the_hashed_entities(flink_env,
         n * 0.1 * 0.9
     )  # the hash behaves like a coin
     panes = _panes(data)
-    assert wait_for(lambda: len(received_events(receiver)) >= len(expected) + len(panes))
-    entities = [e for e in received_events(receiver) if e.event_type is EventType.ENTITY]
+    events = wait_received(receiver, len(expected) + len(panes))
+    entities = [e for e in events if e.event_type is EventType.ENTITY]
     assert Counter(e.entity_id for e in entities) == Counter(o.user for o in expected)
 
 
@@ -201,8 +200,7 @@ def test_personal_features_produce_no_entity_events(flink_env, receiver) -> None
     config = _purchase_config(1.0, DataClassification.PERSONAL)
     collect(window_job(flink_env(1), data, _faro(receiver).window_trace(OrderAggFn(), config, "w")))
     panes = _panes(data)
-    assert wait_for(lambda: len(received_events(receiver)) >= len(panes))
-    events = received_events(receiver)
+    events = wait_received(receiver, len(panes))
     assert len(events) == len(panes)
     assert all(e.event_type is EventType.AGGREGATE for e in events)
     assert sum(e.feature_stats[0].count for e in events) == len(data)
