@@ -40,6 +40,11 @@ class FaroSettings(BaseSettings):
         description="how long the async worker waits for producer queue space per event",
     )
     http_batch_size: int = Field(default=500, ge=1, description="events per POST")
+    http_linger_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="longest an event waits for its batch to fill before a partial POST",
+    )
     http_timeout_s: float = Field(
         default=5.0, gt=0, description="connect and read timeout of one POST"
     )

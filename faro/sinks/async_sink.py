@@ -38,7 +38,10 @@ class AsyncCaptureEventSink:
 
     A background thread builds the wrapped sink from its factory (so
     connections live in the worker, never pickled) and hands it batches of up
-    to ``batch_size`` events, at least every ``interval_ms``. When the buffer
+    to ``batch_size`` events, at least every ``interval_ms``. After an
+    interval with no new event it flushes the wrapped sink, so a batching sink
+    (HTTP, Delta) sends a quiet stream's last events instead of holding them
+    until more arrive. When the buffer
     holds ``capacity`` events, new ENTITY events are dropped and counted; the
     next AGGREGATE event delivered carries ``capture_drop_since_last=True``
     and the number dropped in ``dropped_count``. AGGREGATE events may use a
@@ -69,6 +72,7 @@ class AsyncCaptureEventSink:
         self.dropped = 0
         self.delivered = 0
         self._dropped_reported = 0
+        self._unflushed = False
         self._inner: CaptureEventSink | None = None
         self._worker = threading.Thread(target=self._run, name="faro-async-sink", daemon=True)
         self._worker.start()
@@ -123,9 +127,12 @@ class AsyncCaptureEventSink:
                 "building the wrapped sink failed; every event will be dropped", exc
             )
         while True:
-            self._wake.wait(self._interval)
+            woken = self._wake.wait(self._interval)
             self._wake.clear()
-            self._drain()
+            if self._queue:
+                self._drain()
+            elif not woken and self._unflushed:
+                self._flush_inner(time.monotonic() + self._close_timeout)
             if self._closed and not self._queue:
                 break
         if self._inner is not None:
@@ -181,6 +188,7 @@ class AsyncCaptureEventSink:
                 for event in batch:
                     inner.emit(event)
             self.delivered += len(batch)
+            self._unflushed = True
         except Exception as exc:
             self.failures.record(f"the wrapped sink raised; {len(batch)} events lost", exc)
 
@@ -188,6 +196,7 @@ class AsyncCaptureEventSink:
         if self._inner is None:
             return False
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        self._unflushed = False
         try:
             return bool(self._inner.flush(remaining))
         except Exception as exc:

@@ -8,6 +8,7 @@ DuckDB's ``delta_scan`` read it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -19,7 +20,8 @@ if TYPE_CHECKING:
 
 
 class DeltaCaptureEventSink(BaseSink):
-    """Buffers ``batch_size`` events, then appends them as one Delta commit.
+    """Buffers ``batch_size`` events, then appends them as one Delta commit;
+    a partial batch is appended once its oldest event has waited ``linger_s``.
 
     Every append is one transaction: a reader sees a batch whole or not at
     all. Several writers (Spark executors, one sink each) may append to the
@@ -31,6 +33,7 @@ class DeltaCaptureEventSink(BaseSink):
         path: str,
         *,
         batch_size: int = 10_000,
+        linger_s: float = 60.0,
         storage_options: Mapping[str, str] | None = None,
     ):
         super().__init__()
@@ -38,12 +41,19 @@ class DeltaCaptureEventSink(BaseSink):
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.path = path
         self.batch_size = batch_size
+        self.linger_s = linger_s
+        self._oldest = 0.0
         self._options = dict(storage_options or {})
         self._buffer: list[CaptureEvent] = []
 
     def emit_batch(self, events: list[CaptureEvent]) -> None:
+        if not self._buffer:
+            self._oldest = time.monotonic()
         self._buffer.extend(events)
-        if len(self._buffer) >= self.batch_size:
+        if (
+            len(self._buffer) >= self.batch_size
+            or time.monotonic() - self._oldest >= self.linger_s
+        ):
             self.flush()
 
     def flush(self, timeout: float | None = None) -> bool:

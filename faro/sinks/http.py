@@ -21,7 +21,11 @@ class BatchingHttpSink(BaseSink):
     """Buffers events and POSTs them ``batch_size`` at a time; subclasses encode.
 
     Runs in the caller's thread: a POST happens inside ``emit`` when a batch
-    fills up, so wrap it in ``AsyncCaptureEventSink`` on an operator thread.
+    fills up, or when the oldest buffered event has waited ``linger_s`` (so a
+    slow pipeline's events do not sit until 500 accumulate). Without a thread
+    of its own the sink only looks at the clock when an event arrives; wrap it
+    in ``AsyncCaptureEventSink``, which also flushes when the stream goes
+    idle, and POSTs leave the operator thread too.
     A POST that still fails after ``max_retries`` (5xx, 429, network error,
     timeout) drops its batch and opens a cool-down during which further
     batches are dropped at once instead of waiting on a dead endpoint; 4xx
@@ -33,6 +37,7 @@ class BatchingHttpSink(BaseSink):
         url: str,
         *,
         batch_size: int | None = None,
+        linger_s: float | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
         headers: Mapping[str, str] | None = None,
@@ -49,12 +54,14 @@ class BatchingHttpSink(BaseSink):
         self._port = parts.port
         self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.batch_size = batch_size or cfg.http_batch_size
+        self.linger_s = cfg.http_linger_s if linger_s is None else linger_s
         self._timeout = timeout or cfg.http_timeout_s
         self._retries = cfg.http_max_retries if max_retries is None else max_retries
         self._backoff = cfg.http_backoff_s
         self._headers = dict(headers or {})
         self._compress = compress
         self._buffer: list[CaptureEvent] = []
+        self._oldest = 0.0
         self._conn: http.client.HTTPConnection | None = None
         self._down_until = 0.0
 
@@ -62,10 +69,16 @@ class BatchingHttpSink(BaseSink):
         raise NotImplementedError
 
     def emit_batch(self, events: list[CaptureEvent]) -> None:
+        if not self._buffer:
+            self._oldest = time.monotonic()
         self._buffer.extend(events)
         while len(self._buffer) >= self.batch_size:
             batch = self._buffer[: self.batch_size]
             del self._buffer[: self.batch_size]
+            self._send(batch)
+            self._oldest = time.monotonic()
+        if self._buffer and time.monotonic() - self._oldest >= self.linger_s:
+            batch, self._buffer = self._buffer, []
             self._send(batch)
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -157,6 +170,7 @@ class HttpCaptureEventSink(BatchingHttpSink):
         format: str = "avro",
         bearer_token: str | None = None,
         batch_size: int | None = None,
+        linger_s: float | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
         headers: Mapping[str, str] | None = None,
@@ -170,6 +184,7 @@ class HttpCaptureEventSink(BatchingHttpSink):
         super().__init__(
             url,
             batch_size=batch_size,
+            linger_s=linger_s,
             timeout=timeout,
             max_retries=max_retries,
             headers=all_headers,

@@ -65,12 +65,14 @@ class OtlpCaptureEventSink(BatchingHttpSink):
         service_name: str = "faro",
         headers: Mapping[str, str] | None = None,
         batch_size: int | None = None,
+        linger_s: float | None = None,
         timeout: float | None = None,
         max_retries: int | None = None,
     ):
         super().__init__(
             endpoint.rstrip("/") + "/v1/logs",
             batch_size=batch_size,
+            linger_s=linger_s,
             timeout=timeout,
             max_retries=max_retries,
             headers=headers,

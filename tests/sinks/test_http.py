@@ -7,7 +7,13 @@ from faro import AsyncCaptureEventSink, HttpCaptureEventSink
 from faro.core.avro_codec import decode_container
 from faro.core.json_codec import from_json
 from tests.sinks.events import mixed_events
-from tests.support import http_receiver, p99_emit_seconds
+from tests.support import http_receiver, p99_emit_seconds, wait_for
+
+
+@pytest.fixture(autouse=True)
+def _no_linger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batch boundaries in these tests are exact; lingering has tests of its own."""
+    monkeypatch.setenv("FARO_HTTP_LINGER_S", "3600")
 
 
 @pytest.mark.parametrize("fmt", ["avro", "json"])
@@ -102,3 +108,32 @@ def test_json_body_uses_schema_field_names_and_epoch_millis() -> None:
     [body] = json.loads(rx.requests[0].body)
     assert body["processing_time"] == event.processing_time
     assert body["event_type"] == "ENTITY" and body["entity_id"] == event.entity_id
+
+
+def test_a_partial_batch_goes_out_once_its_oldest_event_has_lingered() -> None:
+    events = mixed_events(5)
+    with http_receiver() as rx:
+        sink = HttpCaptureEventSink(rx.url, batch_size=100, linger_s=0.3)
+        for e in events[:3]:
+            sink.emit(e)
+        assert rx.requests == []
+        time.sleep(0.35)
+        sink.emit(events[3])  # the first event has now waited 0.35 s
+        assert [decode_container(r.body) for r in rx.requests] == [events[:4]]
+        sink.emit(events[4])  # starts a new batch, with a fresh clock
+        assert len(rx.requests) == 1
+        sink.close()
+    assert decode_container(rx.requests[-1].body) == events[4:]
+
+
+def test_the_async_wrapper_flushes_a_stream_that_went_quiet() -> None:
+    events = mixed_events(7)
+    with http_receiver() as rx:
+        factory = HttpCaptureEventSink.factory(rx.url, batch_size=500, linger_s=3600)
+        sink = AsyncCaptureEventSink.wrap(factory, interval_ms=50)()
+        for e in events:
+            sink.emit(e)
+        assert wait_for(lambda: len(rx.requests) == 1, 5)  # no flush() called
+        assert decode_container(rx.requests[0].body) == events
+        sink.close()
+    assert len(rx.requests) == 1
