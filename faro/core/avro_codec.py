@@ -76,18 +76,19 @@ def decode_single_object(data: bytes) -> CaptureEvent:
     return _event(record)
 
 
+CONTAINER_BLOCK_EVENTS = 1_000
+"""Events per block of a container: blocks let a reader split a large body and
+decode its parts in parallel (``/ingest`` does)."""
+
+
 def encode_container(events: list[CaptureEvent]) -> bytes:
-    """An uncompressed object container with one block (HTTP gzips the whole body)."""
+    """An uncompressed object container (HTTP gzips the whole body)."""
     sync = os.urandom(16)
-    body = b"".join(avro_binary.encode(e) for e in events)
     parts = [_container_header(), sync]
-    if events:
-        parts += [
-            avro_binary.long_bytes(len(events)),
-            avro_binary.long_bytes(len(body)),
-            body,
-            sync,
-        ]
+    for start in range(0, len(events), CONTAINER_BLOCK_EVENTS):
+        block = events[start : start + CONTAINER_BLOCK_EVENTS]
+        body = b"".join(avro_binary.encode(e) for e in block)
+        parts += [avro_binary.long_bytes(len(block)), avro_binary.long_bytes(len(body)), body, sync]
     return b"".join(parts)
 
 

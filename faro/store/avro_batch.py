@@ -1,9 +1,9 @@
 """Decodes a batch of Kafka messages (Avro single-object CaptureEvents) into an Arrow table.
 
 Decoding dominates the materializer's cost, and any Python decoder spends
-several microseconds per event. So the payloads of a batch are framed as one
-block of an Avro object container (they are the same binary encoding) and
-decoded by DuckDB's C++ Avro reader, at about a million events per second.
+several microseconds per event. So the payloads of a batch are framed as
+blocks of Avro object containers (they are the same binary encoding), one
+file per DuckDB thread, and decoded by DuckDB's C++ Avro reader.
 Messages whose single-object header is wrong are rejected one by one first;
 if the block still fails to decode, the batch falls back to decoding each
 message strictly with fastavro, so one corrupt message costs only its own
@@ -93,6 +93,8 @@ class AvroBatchDecoder:
         self._scratch_dir = scratch_dir
         self._batches = 0
         self._db = connect_with_avro()
+        [(threads,)] = self._db.execute("SELECT current_setting('threads')").fetchall()
+        self._threads = int(threads)
 
     def decode(self, messages: list[bytes]) -> DecodedBatch:
         kept: list[int] = []
@@ -111,38 +113,54 @@ class AvroBatchDecoder:
         return _without_invalid(batch)
 
     def decode_container(self, data: bytes) -> pa.Table:
-        """An Avro object container of CaptureEvents (``/ingest``) as a table.
+        """An Avro object container of CaptureEvents (``/ingest``) as a table, rows in
+        the body's order.
 
-        Raises ``duckdb.Error`` when DuckDB cannot read it as written by faro's
-        schema; callers fall back to the generic reader, whose errors explain more.
+        DuckDB reads one file on one thread, so a body of several blocks is split
+        at block boundaries into one file per thread (1.5-1.8x faster at 10,000
+        events on two cores). Raises ``duckdb.Error`` when DuckDB cannot read it
+        as written by faro's schema; callers fall back to the generic reader,
+        whose errors explain more.
         """
         self._batches += 1
-        scratch = self._scratch_dir / f"container-{os.getpid()}-{self._batches}.avro"
-        scratch.write_bytes(data)
+        scratch = []
         try:
-            table = self._db.execute(_SELECT, [str(scratch)]).to_arrow_table()
+            for i, part in enumerate(split_container(data, self._threads)):
+                path = self._scratch_dir / f"container-{os.getpid()}-{self._batches}-{i}.avro"
+                scratch.append(path)
+                path.write_bytes(part)
+            table = self._db.execute(_SELECT, [[str(p) for p in scratch]]).to_arrow_table()
         finally:
-            scratch.unlink()
+            for path in scratch:
+                path.unlink(missing_ok=True)
         return table.cast(SCHEMA)
 
     def _decode_block(self, payloads: list[bytes]) -> pa.Table:
+        """One container file per DuckDB thread (it reads one file on one thread)."""
         if not payloads:
             return SCHEMA.empty_table()
-        body = b"".join(payloads)
         # A fresh name per batch: DuckDB caches file contents by path.
         self._batches += 1
-        scratch = self._scratch_dir / f"batch-{os.getpid()}-{self._batches}.avro"
-        with open(scratch, "wb") as f:
-            f.write(_container_header())
-            f.write(_SYNC)
-            f.write(avro_binary.long_bytes(len(payloads)))
-            f.write(avro_binary.long_bytes(len(body)))
-            f.write(body)
-            f.write(_SYNC)
+        parts = max(1, min(self._threads, len(payloads) // MIN_EVENTS_PER_PART))
+        size = -(-len(payloads) // parts)
+        scratch = []
         try:
-            table = self._db.execute(_SELECT, [str(scratch)]).to_arrow_table()
+            for i in range(0, len(payloads), size):
+                part = payloads[i : i + size]
+                body = b"".join(part)
+                path = self._scratch_dir / f"batch-{os.getpid()}-{self._batches}-{i}.avro"
+                scratch.append(path)
+                with open(path, "wb") as f:
+                    f.write(_container_header())
+                    f.write(_SYNC)
+                    f.write(avro_binary.long_bytes(len(part)))
+                    f.write(avro_binary.long_bytes(len(body)))
+                    f.write(body)
+                    f.write(_SYNC)
+            table = self._db.execute(_SELECT, [[str(p) for p in scratch]]).to_arrow_table()
         finally:
-            scratch.unlink()
+            for path in scratch:
+                path.unlink(missing_ok=True)
         if table.num_rows != len(payloads):
             raise duckdb.InvalidInputException(
                 f"block decoded to {table.num_rows} rows, expected {len(payloads)}"
@@ -162,6 +180,79 @@ class AvroBatchDecoder:
                 rejected.append((i, str(exc)))
         rejected.sort()
         return DecodedBatch(events_to_table(events), kept, rejected)
+
+
+MIN_EVENTS_PER_PART = 1_000
+"""Smaller parts cost more in per-file overhead than parallel decoding saves."""
+
+
+def split_container(data: bytes, parts: int) -> list[bytes]:
+    """The container as up to ``parts`` containers of consecutive whole blocks, each
+    of at least ``MIN_EVENTS_PER_PART`` events; ``[data]`` when it has one block or
+    does not parse (DuckDB then says what is wrong)."""
+    try:
+        header_end, blocks = _blocks(data)
+    except (IndexError, ValueError):
+        return [data]
+    total = sum(count for _, _, count in blocks)
+    parts = min(parts, len(blocks), total // MIN_EVENTS_PER_PART)
+    if parts < 2:
+        return [data]
+    header, start, taken = data[:header_end], blocks[0][0], 0
+    out: list[bytes] = []
+    for _, end, count in blocks[:-1]:  # the last block always ends the last part
+        taken += count
+        if len(out) < parts - 1 and taken + count / 2 >= total * (len(out) + 1) / parts:
+            out.append(header + data[start:end])
+            start = end
+    out.append(header + data[start : blocks[-1][1]])
+    return out
+
+
+def _blocks(data: bytes) -> tuple[int, list[tuple[int, int, int]]]:
+    """Where the header ends, and each block's (start, end, event count)."""
+    if data[:4] != b"Obj\x01":
+        raise ValueError("not an Avro object container")
+    pos = 4
+    while True:  # the metadata map: blocks of (key, value) pairs, ended by a zero count
+        count, pos = _read_long(data, pos)
+        if count == 0:
+            break
+        if count < 0:
+            count = -count
+            _, pos = _read_long(data, pos)  # the block's size in bytes
+        for _ in range(2 * count):
+            size, pos = _read_long(data, pos)
+            pos += size
+    sync = data[pos : pos + 16]
+    header_end = pos = pos + 16
+    blocks = []
+    while pos < len(data):
+        start = pos
+        count, pos = _read_long(data, pos)
+        size, pos = _read_long(data, pos)
+        pos += size
+        if count < 0 or size < 0 or data[pos : pos + 16] != sync:
+            raise ValueError("block does not end with the sync marker")
+        pos += 16
+        blocks.append((start, pos, count))
+    if not blocks or len(sync) != 16:
+        raise ValueError("no block")
+    return header_end, blocks
+
+
+def _read_long(data: bytes, pos: int) -> tuple[int, int]:
+    """An Avro long (zig-zag varint) at ``pos``, and the position after it."""
+    shift = n = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        n |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return (n >> 1) ^ -(n & 1), pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint longer than 64 bits")
 
 
 def _without_invalid(batch: DecodedBatch) -> DecodedBatch:
