@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -83,13 +84,25 @@ decode its parts in parallel (``/ingest`` does)."""
 
 def encode_container(events: list[CaptureEvent]) -> bytes:
     """An uncompressed object container (HTTP gzips the whole body)."""
-    sync = os.urandom(16)
-    parts = [_container_header(), sync]
-    for start in range(0, len(events), CONTAINER_BLOCK_EVENTS):
-        block = events[start : start + CONTAINER_BLOCK_EVENTS]
-        body = b"".join(avro_binary.encode(e) for e in block)
-        parts += [avro_binary.long_bytes(len(block)), avro_binary.long_bytes(len(body)), body, sync]
-    return b"".join(parts)
+    encoded = [avro_binary.encode(e) for e in events]
+    blocks = (
+        encoded[start : start + CONTAINER_BLOCK_EVENTS]
+        for start in range(0, len(encoded), CONTAINER_BLOCK_EVENTS)
+    )
+    return b"".join(container_chunks(blocks, os.urandom(16)))
+
+
+def container_chunks(blocks: Iterable[Sequence[bytes]], sync: bytes) -> Iterator[bytes]:
+    """An uncompressed object container of records already encoded, one block per
+    sequence, as chunks to join or to write out one after another."""
+    yield _container_header()
+    yield sync
+    for records in blocks:
+        body = b"".join(records)
+        yield avro_binary.long_bytes(len(records))
+        yield avro_binary.long_bytes(len(body))
+        yield body
+        yield sync
 
 
 @lru_cache(maxsize=1)

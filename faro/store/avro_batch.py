@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,12 +22,11 @@ import duckdb
 import fastavro
 import pyarrow as pa
 
-from faro.core import avro_binary
 from faro.core.avro_codec import (
     SINGLE_OBJECT_MARKER,
     CaptureEventDecodeError,
-    _container_header,
     _event,
+    container_chunks,
     parsed_schema,
     schema_fingerprint,
 )
@@ -122,50 +122,45 @@ class AvroBatchDecoder:
         as written by faro's schema; callers fall back to the generic reader,
         whose errors explain more.
         """
-        self._batches += 1
-        scratch = []
-        try:
-            for i, part in enumerate(split_container(data, self._threads)):
-                path = self._scratch_dir / f"container-{os.getpid()}-{self._batches}-{i}.avro"
-                scratch.append(path)
-                path.write_bytes(part)
-            table = self._db.execute(_SELECT, [[str(p) for p in scratch]]).to_arrow_table()
-        finally:
-            for path in scratch:
-                path.unlink(missing_ok=True)
+        parts = split_container(data, self._threads)
+        table = self._read("container", ([part] for part in parts))
         return table.cast(SCHEMA)
 
     def _decode_block(self, payloads: list[bytes]) -> pa.Table:
         """One container file per DuckDB thread (it reads one file on one thread)."""
         if not payloads:
             return SCHEMA.empty_table()
-        # A fresh name per batch: DuckDB caches file contents by path.
-        self._batches += 1
         parts = max(1, min(self._threads, len(payloads) // MIN_EVENTS_PER_PART))
         size = -(-len(payloads) // parts)
-        scratch = []
-        try:
-            for i in range(0, len(payloads), size):
-                part = payloads[i : i + size]
-                body = b"".join(part)
-                path = self._scratch_dir / f"batch-{os.getpid()}-{self._batches}-{i}.avro"
-                scratch.append(path)
-                with open(path, "wb") as f:
-                    f.write(_container_header())
-                    f.write(_SYNC)
-                    f.write(avro_binary.long_bytes(len(part)))
-                    f.write(avro_binary.long_bytes(len(body)))
-                    f.write(body)
-                    f.write(_SYNC)
-            table = self._db.execute(_SELECT, [[str(p) for p in scratch]]).to_arrow_table()
-        finally:
-            for path in scratch:
-                path.unlink(missing_ok=True)
+        table = self._read(
+            "batch",
+            (
+                container_chunks([payloads[i : i + size]], _SYNC)
+                for i in range(0, len(payloads), size)
+            ),
+        )
         if table.num_rows != len(payloads):
             raise duckdb.InvalidInputException(
                 f"block decoded to {table.num_rows} rows, expected {len(payloads)}"
             )
         return table.cast(SCHEMA)
+
+    def _read(self, kind: str, files: Iterable[Iterable[bytes]]) -> pa.Table:
+        """Writes each file (its chunks) to scratch, reads them all in one query,
+        rows in file order, and removes them."""
+        # A fresh name per file: DuckDB caches file contents by path.
+        self._batches += 1
+        scratch = []
+        try:
+            for i, chunks in enumerate(files):
+                path = self._scratch_dir / f"{kind}-{os.getpid()}-{self._batches}-{i}.avro"
+                scratch.append(path)
+                with open(path, "wb") as f:
+                    f.writelines(chunks)
+            return self._db.execute(_SELECT, [[str(p) for p in scratch]]).to_arrow_table()
+        finally:
+            for path in scratch:
+                path.unlink(missing_ok=True)
 
     def _decode_one_by_one(
         self, messages: list[bytes], candidates: list[int], rejected: list[tuple[int, str]]
