@@ -47,13 +47,11 @@ class DeltaCaptureEventSink(BaseSink):
         self._buffer: list[CaptureEvent] = []
 
     def emit_batch(self, events: list[CaptureEvent]) -> None:
+        now = time.monotonic()
         if not self._buffer:
-            self._oldest = time.monotonic()
+            self._oldest = now
         self._buffer.extend(events)
-        if (
-            len(self._buffer) >= self.batch_size
-            or time.monotonic() - self._oldest >= self.linger_s
-        ):
+        if len(self._buffer) >= self.batch_size or now - self._oldest >= self.linger_s:
             self.flush()
 
     def flush(self, timeout: float | None = None) -> bool:

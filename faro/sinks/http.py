@@ -69,15 +69,16 @@ class BatchingHttpSink(BaseSink):
         raise NotImplementedError
 
     def emit_batch(self, events: list[CaptureEvent]) -> None:
+        now = time.monotonic()
         if not self._buffer:
-            self._oldest = time.monotonic()
+            self._oldest = now
         self._buffer.extend(events)
         while len(self._buffer) >= self.batch_size:
             batch = self._buffer[: self.batch_size]
             del self._buffer[: self.batch_size]
             self._send(batch)
-            self._oldest = time.monotonic()
-        if self._buffer and time.monotonic() - self._oldest >= self.linger_s:
+            self._oldest = now  # what is left arrived in this call
+        if self._buffer and now - self._oldest >= self.linger_s:
             batch, self._buffer = self._buffer, []
             self._send(batch)
 

@@ -23,12 +23,11 @@ from faro.store.rollups import Kind, RollupCache, aligned
 from faro.store.value_cache import ValueCache
 
 _T = TypeVar("_T")
-_NULL_ROW = (
-    "(feature_value IS NULL AND feature_value_string IS NULL AND feature_value_vector IS NULL)"
+_NULLS = (
+    "count(*) FILTER (WHERE feature_value IS NULL AND feature_value_string IS NULL "
+    "AND feature_value_vector IS NULL)"
 )
-"""An ENTITY value that is null: no typed column holds a value."""
-_NULLS = f"count(*) FILTER (WHERE {_NULL_ROW})"
-"""How many ENTITY values are null (``{nulls}`` in SQL)."""
+"""How many ENTITY values are null: no typed column holds a value (``{nulls}`` in SQL)."""
 _WINDOW = "feature_name = $feature AND processing_time >= $since AND processing_time < $until"
 """ENTITY events of one feature in a window of processing time."""
 _TRACE = """
