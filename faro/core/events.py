@@ -210,6 +210,38 @@ class CaptureEvent:
         return event
 
 
+def entity_event(
+    event_id: str,
+    pipeline_id: str,
+    operator_id: str,
+    operator_type: OperatorType,
+    processing_time: int,
+    subtask_index: int,
+    features: list[str],
+    entity_id: str,
+    feature_name: str,
+    feature_value: FeatureValue,
+    value_type: FeatureValueType | None,
+    event_time: int | None,
+    sample_rate: float,
+    trace_id: str,
+) -> CaptureEvent:
+    """An ENTITY event, built positionally.
+
+    The recorder builds one per sampled record inside the user's operator, and
+    matching 15 keywords against the class's 28 fields costs more than the
+    build itself (1.22 against 0.56 µs). Tests check it against the keyword
+    constructor, so a reordered field fails there.
+    """
+    return CaptureEvent(
+        event_id, EventType.ENTITY, pipeline_id, operator_id, operator_type, processing_time,
+        subtask_index, features, SCHEMA_VERSION,
+        None, None, None, None, None, None, None, None, None,  # the AGGREGATE counts and times
+        False, 0, [],
+        entity_id, feature_name, feature_value, value_type, event_time, sample_rate, trace_id,
+    )  # fmt: skip
+
+
 def parse_enum(cls: type[E], value: Any, what: str) -> E:
     """The member named ``value``, or a ValueError listing the accepted names."""
     if isinstance(value, cls):

@@ -24,6 +24,7 @@ from faro.core.events import (
     FeatureValueType,
     OperatorType,
     coerce_value,
+    entity_event,
 )
 from faro.core.failures import FailureLog
 from faro.core.sampling import is_sampled, trace_id
@@ -390,25 +391,13 @@ class OperatorRecorder:
             value = coerce_value(value, p.value_type)
         except (TypeError, ValueError):
             value = None
-        self._emit(
-            CaptureEvent(
-                event_id=self._next_id(),
-                event_type=EventType.ENTITY,
-                pipeline_id=self.pipeline_id,
-                operator_id=self.operator_id,
-                operator_type=self.operator_type,
-                processing_time=self._clock(),
-                subtask_index=self.subtask_index,
-                features=p.names,
-                entity_id=entity_id,
-                feature_name=p.name,
-                feature_value=value,
-                value_type=p.value_type,
-                event_time=event_time,
-                sample_rate=p.rate,
-                trace_id=trace_id(self.pipeline_id, entity_id, event_time),
-            )
-        )
+        pipeline_id = self.pipeline_id
+        event = entity_event(
+            self._next_id(), pipeline_id, self.operator_id, self.operator_type,
+            self._clock(), self.subtask_index, p.names, entity_id, p.name, value,
+            p.value_type, event_time, p.rate, trace_id(pipeline_id, entity_id, event_time),
+        )  # fmt: skip
+        self._emit(event)
 
     def _next_id(self) -> str:
         self._seq += 1
