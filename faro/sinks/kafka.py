@@ -17,12 +17,13 @@ _librdkafka_log = logging.getLogger("faro.sinks.kafka")
 _POLL_EVERY = 1000
 
 
-def message_key(event: CaptureEvent) -> bytes:
+def message_key(event: CaptureEvent) -> str:
     """The entity for ENTITY events, so one entity's events stay ordered in one
-    partition; pipeline and operator for AGGREGATE events, for the same reason."""
+    partition; pipeline and operator for AGGREGATE events, for the same reason.
+    A str: the producer encodes it in C, cheaper than ``str.encode`` per event."""
     if event.entity_id is not None:
-        return event.entity_id.encode()
-    return f"{event.pipeline_id}/{event.operator_id}".encode()
+        return event.entity_id
+    return f"{event.pipeline_id}/{event.operator_id}"
 
 
 class KafkaCaptureEventSink(BaseSink):
@@ -82,7 +83,7 @@ class KafkaCaptureEventSink(BaseSink):
         failed = 0
         for event in events:
             try:
-                produce(topic, encode_single_object(event), message_key(event))
+                produce(topic, encode_single_object(event), event.entity_id or message_key(event))
             except Exception:
                 failed += 1 - self._produce(event, self._queue_full_wait)
         self.emitted += len(events) - failed
@@ -106,7 +107,7 @@ class KafkaCaptureEventSink(BaseSink):
             return 0
         return 1
 
-    def _produce_when_space(self, value: bytes, key: bytes, wait: float) -> int:
+    def _produce_when_space(self, value: bytes, key: str, wait: float) -> int:
         deadline = time.monotonic() + wait
         while True:
             self._producer.poll(min(max(0.0, deadline - time.monotonic()), 0.05))

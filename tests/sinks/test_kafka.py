@@ -15,19 +15,19 @@ pytestmark = pytest.mark.kafka
 
 def _consume_all(
     bootstrap: str, topic: str, expected: int, partitions: int = 3
-) -> list[tuple[int, bytes]]:
+) -> list[tuple[int, bytes, bytes]]:
     """Reads every partition from the start without a consumer group (no rebalance wait)."""
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False}
     )
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    out: list[tuple[int, bytes]] = []
+    out: list[tuple[int, bytes, bytes]] = []
     deadline = time.monotonic() + 30
     try:
         while len(out) < expected and time.monotonic() < deadline:
             for msg in consumer.consume(1000, 0.5):
                 assert msg.error() is None, msg.error()
-                out.append((msg.partition(), msg.value()))
+                out.append((msg.partition(), msg.key(), msg.value()))
     finally:
         consumer.close()
     return out
@@ -45,7 +45,11 @@ def test_every_event_arrives_decoded_and_each_entity_stays_ordered(broker, wrapp
     sink.close()
 
     received = _consume_all(broker.bootstrap_servers, topic, len(events))
-    decoded = [(p, decode_single_object(v)) for p, v in received]
+    decoded = [(p, decode_single_object(v)) for p, _, v in received]
+    keys = {decode_single_object(v).event_id: k for _, k, v in received}
+    for e in events:  # an entity's id, else the operator: both keep their events in order
+        key = e.entity_id if e.entity_id is not None else f"{e.pipeline_id}/{e.operator_id}"
+        assert keys[e.event_id] == key.encode()
     assert sorted((e for _, e in decoded), key=lambda e: e.event_id) == sorted(
         events, key=lambda e: e.event_id
     )
