@@ -8,6 +8,8 @@ peak RSS is its own:
   batches with the same Avro decoder, nothing written;
 * materialize: the real materializer (default batch size) into a fresh store.
 
+Both keep pandas out of their process, as ``faro materialize`` does.
+
 Prints events/s of both, the ratio, and the materializer's peak RSS.
 
     python bench/materializer.py [--events 1000000] [--scale 1]
@@ -32,7 +34,7 @@ from faro import CaptureEvent, EventType, FeatureStats, FeatureValueType, Operat
 from faro._dev.broker import LocalBroker
 from faro.core.avro_codec import encode_single_object
 from faro.store.avro_batch import AvroBatchDecoder
-from faro.store.materializer import CONSUMER_DEFAULTS, Materializer
+from faro.store.materializer import CONSUMER_DEFAULTS, Materializer, keep_pandas_out
 
 PARTITIONS = 4
 DEFAULT_BATCH = inspect.signature(Materializer).parameters["batch_size"].default
@@ -84,6 +86,7 @@ def produce(bootstrap: str, topic: str, n: int) -> None:
 
 
 def decode_only(bootstrap: str, topic: str, n: int, batch_size: int, result: mp.Queue) -> None:
+    keep_pandas_out()  # as `faro materialize` does
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "bench-decode", **CONSUMER_DEFAULTS}
     )
@@ -106,6 +109,7 @@ def decode_only(bootstrap: str, topic: str, n: int, batch_size: int, result: mp.
 
 
 def materialize(bootstrap: str, topic: str, n: int, batch_size: int, result: mp.Queue) -> None:
+    keep_pandas_out()  # as `faro materialize` does
     with tempfile.TemporaryDirectory() as data_dir:
         m = Materializer(
             bootstrap, data_dir, topic=topic, group="bench-materializer", batch_size=batch_size

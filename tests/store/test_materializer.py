@@ -150,3 +150,33 @@ def _kill_and_restart(broker: LocalBroker, tmp_path: Path, stack: contextlib.Exi
     assert proc.wait(30) == 0
     assert _counts(tmp_path) == (len(ids), len(ids))
     assert sorted(r[0] for r in stored_rows(tmp_path, "event_id")) == sorted(ids)
+
+
+def test_the_materializer_process_keeps_pandas_out(tmp_path: Path) -> None:
+    """pyarrow and DuckDB import pandas on first use when it is installed (~45 MB)."""
+    script = f"""
+import sys
+from pathlib import Path
+from faro.store.materializer import keep_pandas_out
+keep_pandas_out()
+from faro.core.avro_codec import encode_single_object
+from faro.store.avro_batch import AvroBatchDecoder
+from faro.store.writer import EventWriter
+from tests.sinks.events import mixed_events
+events = mixed_events(3_000)
+data = Path({str(tmp_path)!r})
+table = AvroBatchDecoder(data / "scratch").decode([encode_single_object(e) for e in events]).table
+assert EventWriter(data, "test").write(table).rows == len(events)
+print("pandas" in sys.modules)
+try:
+    import pandas
+except ImportError as exc:
+    print(exc)
+"""
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    loaded, error = run.stdout.splitlines()
+    assert loaded == "False"
+    assert "keep_pandas_out" in error
