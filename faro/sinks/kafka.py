@@ -83,7 +83,7 @@ class KafkaCaptureEventSink(BaseSink):
         failed = 0
         for event in events:
             try:
-                produce(topic, encode_single_object(event), event.entity_id or message_key(event))
+                produce(topic, encode_single_object(event), message_key(event))
             except Exception:
                 failed += 1 - self._produce(event, self._queue_full_wait)
         self.emitted += len(events) - failed
