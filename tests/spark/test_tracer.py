@@ -19,6 +19,7 @@ from faro import (
     FaroFeatureConfig,
     OperatorType,
 )
+from faro.core.sampling import is_sampled
 from faro.spark import FaroSpark, FaroStreamingListener, QueryProgress
 from tests.spark.conftest import Batch, stream, write_batches
 
@@ -56,9 +57,10 @@ def expected_watermarks() -> list[int | None]:
     return marks
 
 
-def run(spark, tmp_path: Path, faro: FaroSpark, config: FaroConfig, listener=None):
+def run(spark, tmp_path: Path, faro: FaroSpark, config: FaroConfig, listener=None,
+        batches: list[Batch] = BATCHES):  # fmt: skip
     source = tmp_path / "source"
-    write_batches(source, BATCHES)
+    write_batches(source, batches)
     trace = faro.trace("order-agg-window", OperatorType.AGG, config, aggregate)
     traced, plain = {}, {}
 
@@ -180,6 +182,31 @@ def test_personal_features_never_leave_as_entity_events(spark, tmp_path):
     events = read_delta(table)
     assert sorted(e["input_count"] for e in events) == sorted(len(rows) for rows in BATCHES)
     assert all(e["event_type"] == "AGGREGATE" for e in events)
+
+
+def test_entities_dropped_in_the_jvm_are_exactly_the_ones_the_core_does_not_sample(spark, tmp_path):
+    # Spark filters unsampled rows with xxhash64 before Python sees them; what
+    # arrives must be exactly the rows whose user the core's is_sampled keeps.
+    batches: list[Batch] = [
+        [(f"user-{b}-{i}", float(i), T + b * 5000 + i) for i in range(2500)] for b in range(2)
+    ]
+    table = tmp_path / "capture-events"
+    faro = FaroSpark("orders", DeltaCaptureEventSink.factory(str(table)))
+    faro.with_streaming_context(event_time_col="event_time")
+    config = FaroConfig(features={
+        "amount": FaroFeatureConfig(entity_key="user_id", feature_value="amount",
+                                    sample_rate=0.1),
+        "never": FaroFeatureConfig(entity_key="user_id", feature_value="amount",
+                                   sample_rate=0.0),
+    })  # fmt: skip
+    _, traced, plain = run(spark, tmp_path, faro, config, batches=batches)
+    faro.close()
+    assert traced == plain
+    entities = [e for e in read_delta(table) if e["event_type"] == "ENTITY"]
+    expected = sorted((u, a) for rows in batches for u, a, _ in rows if is_sampled(u, 0.1))
+    assert 400 < len(expected) < 600  # 5,000 users at 0.1
+    assert sorted((e["entity_id"], e["feature_value"]) for e in entities) == expected
+    assert {e["feature_name"] for e in entities} == {"amount"}
 
 
 def test_a_failing_sink_does_not_fail_the_query(spark, tmp_path):
