@@ -42,6 +42,11 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     "heartbeat.interval.ms": 1_000,
     # Prefetch is bounded so that memory stays flat whatever the backlog.
     "queued.max.messages.kbytes": 16_384,
+    # Once that bound is reached, librdkafka waits this long before fetching a
+    # partition again (default 1,000 ms). A batch drains the prefetch long
+    # before then, so with the default consuming stalled while each batch was
+    # decoded: 122k events/s consume-and-decode, 284k with 10 ms.
+    "fetch.queue.backoff.ms": 10,
 }
 
 
