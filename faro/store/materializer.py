@@ -3,9 +3,10 @@
 Exactly once into files: a batch is decoded, written to staging, fsynced and
 moved into place as one journaled change that also records the batch's last
 offset per partition in the store itself; only then are offsets committed to
-Kafka. On (re)assignment each partition resumes after the offset the store
-holds, so a crash between the rename and the commit neither loses nor
-duplicates an event, and the commit only serves lag monitoring and tools.
+Kafka (asynchronously). On (re)assignment each partition resumes after the
+offset the store holds, so a crash between the rename and the commit neither
+loses nor duplicates an event, and the commit only serves lag monitoring and
+tools.
 Messages that do not decode go to ``dead_letters/`` with their raw bytes,
 offset and reason, in the same change.
 
@@ -31,6 +32,12 @@ from faro.store.writer import DEAD_LETTER_SCHEMA, KAFKA_PARTITION, EventWriter, 
 
 log = logging.getLogger("faro.materializer")
 
+
+def _on_commit(err: Any, partitions: list[Any]) -> None:
+    if err is not None:
+        log.warning("offset commit failed (the store's offsets still apply): %s", err)
+
+
 DEFAULT_TOPIC = "faro.capture-events"
 DEFAULT_GROUP = "faro-materializer"
 CONSUMER_DEFAULTS: dict[str, Any] = {
@@ -47,6 +54,7 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     # before then, so with the default consuming stalled while each batch was
     # decoded: 122k events/s consume-and-decode, 284k with 10 ms.
     "fetch.queue.backoff.ms": 10,
+    "on_commit": _on_commit,
 }
 
 
@@ -246,11 +254,13 @@ class Materializer:
                 batch[decoded.rejected[0][0]].offset(),
                 decoded.rejected[0][1],
             )
+        # The commit is advisory (a restart resumes after the store's own offsets), so
+        # the loop does not wait for the broker's answer; failures reach _on_commit.
         commits = [TopicPartition(self.topic, p, last + 1) for p, (_, last) in ranges.items()]
         try:
-            self._consumer.commit(offsets=commits, asynchronous=False)
-        except Exception as exc:  # the store holds the offsets; the commit is advisory
-            log.warning("offset commit failed (the store's offsets still apply): %s", exc)
+            self._consumer.commit(offsets=commits, asynchronous=True)
+        except Exception as exc:
+            _on_commit(exc, commits)
         self.stats.busy_seconds = time.monotonic() - first_message
 
 
