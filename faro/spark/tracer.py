@@ -353,6 +353,8 @@ class SparkTrace:
                 value_type=spec.value_type, classification=spec.classification,
                 sample_rate=spec.sample_rate, on=side,
             )  # fmt: skip
+        if sampled == []:  # every feature samples at rate 0: no job to run
+            return
         et = self._event_time_ms(schema)
         if et is not None:
             columns += self._parsed([f"{et} AS _faro_et"])
@@ -365,7 +367,7 @@ class SparkTrace:
             # The core's sampling hash is Spark's xxhash64: unsampled rows stay in
             # the JVM (at rate 0.1, nine in ten never cost a pickled Row). The
             # executors' recorders still decide; this only drops rows they would drop.
-            rows = rows.where(F.expr(" OR ".join(sampled) or "false"))
+            rows = rows.where(F.expr(" OR ".join(sampled)))
         rows.foreachPartition(writer)
 
     # -- reporting -------------------------------------------------------------------
