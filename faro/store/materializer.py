@@ -33,6 +33,16 @@ from faro.store.writer import DEAD_LETTER_SCHEMA, KAFKA_PARTITION, EventWriter, 
 log = logging.getLogger("faro.materializer")
 
 
+def _report_errors(messages: list[Any]) -> None:
+    """Raises on a fatal consumer error; logs the others (librdkafka retries them)."""
+    for message in messages:
+        error = message.error()
+        if error is not None:
+            if error.fatal():
+                raise RuntimeError(f"Kafka consumer failed: {error}")
+            log.warning("Kafka: %s", error)
+
+
 def _on_commit(err: Any, partitions: list[Any]) -> None:
     if err is not None:
         log.warning("offset commit failed (the store's offsets still apply): %s", err)
@@ -196,19 +206,17 @@ class Materializer:
             stopping = self._stop.is_set()
             if not stopping:
                 want = min(self.batch_size - len(batch), 10_000)
-                for message in self._consumer.consume(num_messages=want, timeout=0.2):
-                    error = message.error()
-                    if error is not None:
-                        if error.fatal():
-                            raise RuntimeError(f"Kafka consumer failed: {error}")
-                        log.warning("Kafka: %s", error)
-                        continue
+                messages = self._consumer.consume(num_messages=want, timeout=0.2)
+                good = [m for m in messages if m.error() is None]
+                if len(good) != len(messages):
+                    _report_errors(messages)
+                if good:
+                    last_message = time.monotonic()
                     if not batch:
-                        batch_started = time.monotonic()
+                        batch_started = last_message
                         if first_message is None:
                             first_message = batch_started
-                    batch.append(message)
-                    last_message = time.monotonic()
+                    batch += good
                 self.pending = len(batch)
             now = time.monotonic()
             full = len(batch) >= self.batch_size
@@ -231,15 +239,16 @@ class Materializer:
         assert self._writer is not None
         values = [m.value() for m in batch]
         partitions = [m.partition() for m in batch]
+        offsets = [m.offset() for m in batch]
         decoded = decoder.decode(values)
         kept_partitions = pa.array(partitions, pa.int32())
         if len(decoded.kept) != len(batch):
             kept_partitions = kept_partitions.take(pa.array(decoded.kept, pa.int64()))
         table = decoded.table.append_column(KAFKA_PARTITION, kept_partitions)
-        ranges: dict[int, tuple[int, int]] = {}
-        for p, m in zip(partitions, batch, strict=True):  # offsets ascend per partition
-            o = m.offset()
-            ranges[p] = (ranges[p][0], o) if p in ranges else (o, o)
+        # Offsets ascend per partition: its first offset is its first message's.
+        first = dict(zip(reversed(partitions), reversed(offsets), strict=True))
+        last = dict(zip(partitions, offsets, strict=True))
+        ranges = {p: (first[p], last[p]) for p in last}
         dead = _dead_letters(self.topic, batch, decoded.rejected)
         summary = self._writer.write(table, KafkaSource(self.topic, ranges), dead)
         self.stats.events += summary.rows
