@@ -33,16 +33,6 @@ from faro.store.writer import DEAD_LETTER_SCHEMA, KAFKA_PARTITION, EventWriter, 
 log = logging.getLogger("faro.materializer")
 
 
-def _report_errors(messages: list[Any]) -> None:
-    """Raises on a fatal consumer error; logs the others (librdkafka retries them)."""
-    for message in messages:
-        error = message.error()
-        if error is not None:
-            if error.fatal():
-                raise RuntimeError(f"Kafka consumer failed: {error}")
-            log.warning("Kafka: %s", error)
-
-
 def _on_commit(err: Any, partitions: list[Any]) -> None:
     if err is not None:
         log.warning("offset commit failed (the store's offsets still apply): %s", err)
@@ -271,6 +261,16 @@ class Materializer:
         except Exception as exc:
             _on_commit(exc, commits)
         self.stats.busy_seconds = time.monotonic() - first_message
+
+
+def _report_errors(messages: list[Any]) -> None:
+    """Raises on a fatal consumer error; logs the others (librdkafka retries them)."""
+    for message in messages:
+        error = message.error()
+        if error is not None:
+            if error.fatal():
+                raise RuntimeError(f"Kafka consumer failed: {error}")
+            log.warning("Kafka: %s", error)
 
 
 def _dead_letters(topic: str, batch: list[Any], rejected: list[tuple[int, str]]) -> pa.Table:
