@@ -229,16 +229,15 @@ class Materializer:
         assert self._writer is not None
         values = [m.value() for m in batch]
         partitions = [m.partition() for m in batch]
-        offsets = [m.offset() for m in batch]
         decoded = decoder.decode(values)
         kept_partitions = pa.array(partitions, pa.int32())
         if len(decoded.kept) != len(batch):
             kept_partitions = kept_partitions.take(pa.array(decoded.kept, pa.int64()))
         table = decoded.table.append_column(KAFKA_PARTITION, kept_partitions)
-        # Offsets ascend per partition: its first offset is its first message's.
-        first = dict(zip(reversed(partitions), reversed(offsets), strict=True))
-        last = dict(zip(partitions, offsets, strict=True))
-        ranges = {p: (first[p], last[p]) for p in last}
+        # Offsets ascend per partition: its range runs from its first message to its last.
+        first = dict(zip(reversed(partitions), range(len(batch) - 1, -1, -1), strict=True))
+        last = dict(zip(partitions, range(len(batch)), strict=True))
+        ranges = {p: (batch[first[p]].offset(), batch[i].offset()) for p, i in last.items()}
         dead = _dead_letters(self.topic, batch, decoded.rejected)
         summary = self._writer.write(table, KafkaSource(self.topic, ranges), dead)
         self.stats.events += summary.rows
