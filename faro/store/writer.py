@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -38,9 +37,8 @@ _GROUP_KEYS = ["event_type", "pipeline_id", "_day", KAFKA_PARTITION]
 # Partition keys first (files are contiguous slices), then the row order inside a
 # file: entity first, because per-entity lookups (values, lineage) are the selective
 # ones and row-group statistics can only skip groups along the leading key.
-_ROW_ORDER = [
-    (k, "ascending") for k in ("entity_id", "feature_name", "operator_id", "processing_time")
-]
+_ROW_ORDER = ["entity_id", "feature_name", "operator_id", "processing_time"]
+_SORT_KEYS = [*_GROUP_KEYS, *_ROW_ORDER]
 
 
 @dataclass
@@ -105,32 +103,17 @@ class EventWriter:
             no_partition = pa.repeat(pa.scalar(-1, pa.int32()), unique.num_rows)
             unique = unique.append_column(KAFKA_PARTITION, no_partition)
         day = pc.divide(unique.column("processing_time"), _DAY_MS)  # validated >= 0
-        # Sorting the batch by partition and row keys at once cost ~8 of ~30 ms per
-        # 25,000 events on one thread. Rows are grouped by partition instead (a hash
-        # aggregation), each file's rows are ordered on the write pool, where Arrow's
-        # sort releases the GIL, and the batch is gathered in that order once.
-        keys = (
-            unique.select(["event_type", "pipeline_id", KAFKA_PARTITION])
-            .append_column("_day", day)
-            .append_column("_row", pa.array(np.arange(unique.num_rows, dtype=np.int64)))
-        )
+        rows = unique.append_column("_day", day).sort_by([(k, "ascending") for k in _SORT_KEYS])
         groups = (
-            keys.group_by(_GROUP_KEYS, use_threads=False)
-            .aggregate([("_row", "list")])
+            rows.group_by(_GROUP_KEYS, use_threads=False)
+            .aggregate([([], "count_all")])
             .sort_by([(k, "ascending") for k in _GROUP_KEYS])
         )
-        row_keys = unique.select([k for k, _ in _ROW_ORDER])
-
-        def ordered(rows: pa.Array) -> pa.Array:
-            return rows.take(pc.sort_indices(row_keys.take(rows), sort_keys=_ROW_ORDER))
-
-        row_lists = groups.column("_row_list").combine_chunks()
-        order = list(_POOL.map(ordered, (row_lists[i].values for i in range(len(row_lists)))))
-        data = unique.take(pa.concat_arrays(order)).select(SCHEMA.names).cast(SCHEMA)
+        data = rows.select(SCHEMA.names).cast(SCHEMA)
         writes = []
         start = 0
-        for event_type, pipeline_id, days, kafka_partition, rows in zip(
-            *(groups.column(c).to_pylist() for c in _GROUP_KEYS), order, strict=True
+        for event_type, pipeline_id, days, kafka_partition, count in zip(
+            *(groups.column(c).to_pylist() for c in (*_GROUP_KEYS, "count_all")), strict=True
         ):
             date = (_EPOCH + dt.timedelta(days=days)).isoformat()
             target = layout.partition_dir(self.data_dir, event_type, pipeline_id, date)
@@ -140,11 +123,11 @@ class EventWriter:
             else:
                 name = f"{self._kind}-{uuid.uuid4().hex}.parquet"
             staged = self.journal.staging_path()
-            writes.append((data.slice(start, len(rows)), staged))
+            writes.append((data.slice(start, count), staged))
             change.moves.append(
                 (self.journal.relative(staged), self.journal.relative(target / name))
             )
-            start += len(rows)
+            start += count
         list(_POOL.map(lambda w: write_parquet(*w), writes))
 
     def _stage_dead_letters(
