@@ -21,7 +21,6 @@ of the per-round ratios.
 from __future__ import annotations
 
 import argparse
-import inspect
 import multiprocessing as mp
 import platform
 import resource
@@ -37,11 +36,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from faro import CaptureEvent, EventType, FeatureStats, FeatureValueType, OperatorType
 from faro._dev.broker import LocalBroker
 from faro.core.avro_codec import encode_single_object
+from faro.store import defaults
 from faro.store.avro_batch import AvroBatchDecoder
 from faro.store.materializer import CONSUMER_DEFAULTS, Materializer, keep_pandas_out
 
 PARTITIONS = 4
-DEFAULT_BATCH = inspect.signature(Materializer).parameters["batch_size"].default
 T0 = 1_790_000_000_000
 
 
@@ -138,7 +137,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--scale", type=int, default=1, help="multiply --events")
     parser.add_argument(
-        "--batch-size", type=int, default=DEFAULT_BATCH, help="events per batch, both paths"
+        "--batch-size", type=int, default=defaults.BATCH_SIZE, help="events per batch, both paths"
     )
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
     args = parser.parse_args()

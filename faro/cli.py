@@ -16,6 +16,7 @@ from pathlib import Path
 
 from faro.core.settings import settings
 from faro.core.windows import parse_time
+from faro.store import defaults
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,21 +54,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     m.add_argument("--bootstrap-servers", required=True, help="Kafka bootstrap.servers")
     m.add_argument("--topic", default=settings().kafka_topic, help="default: %(default)s")
-    m.add_argument("--group", default="faro-materializer", help="default: %(default)s")
+    m.add_argument("--group", default=defaults.GROUP, help="default: %(default)s")
     m.add_argument(
         "--batch-size",
         type=int,
-        default=25_000,
+        default=defaults.BATCH_SIZE,
         help="events per file batch (%(default)s); memory follows it, ~2 MB per 1,000 events",
     )
     m.add_argument(
         "--max-batch-seconds",
         type=float,
-        default=5.0,
+        default=defaults.MAX_BATCH_SECONDS,
         help="store a partial batch after this long (%(default)s)",
     )
     m.add_argument(
-        "--progress-seconds", type=float, default=10.0, help="log interval (%(default)s)"
+        "--progress-seconds",
+        type=float,
+        default=defaults.PROGRESS_INTERVAL_S,
+        help="log interval (%(default)s)",
     )
     m.add_argument(
         "--consumer-config",

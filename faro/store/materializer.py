@@ -26,7 +26,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from faro.store import layout
+from faro.core.settings import settings
+from faro.store import defaults, layout
 from faro.store.avro_batch import AvroBatchDecoder
 from faro.store.writer import DEAD_LETTER_SCHEMA, KAFKA_PARTITION, EventWriter, KafkaSource
 
@@ -38,8 +39,6 @@ def _on_commit(err: Any, partitions: list[Any]) -> None:
         log.warning("offset commit failed (the store's offsets still apply): %s", err)
 
 
-DEFAULT_TOPIC = "faro.capture-events"
-DEFAULT_GROUP = "faro-materializer"
 CONSUMER_DEFAULTS: dict[str, Any] = {
     "enable.auto.commit": False,
     "auto.offset.reset": "earliest",
@@ -75,6 +74,7 @@ class MaterializerStats:
 class Materializer:
     """Consumes until :meth:`stop` is called (or ``idle_exit_s`` passes with no message).
 
+    ``topic`` defaults to ``FARO_KAFKA_TOPIC``, the Kafka sink's topic.
     ``consumer_config`` is merged into the librdkafka configuration, so SASL,
     TLS or any other client setting of the user's Kafka can be passed through.
     """
@@ -83,11 +83,11 @@ class Materializer:
         self,
         bootstrap_servers: str,
         data_dir: Path | str,
-        topic: str = DEFAULT_TOPIC,
-        group: str = DEFAULT_GROUP,
-        batch_size: int = 25_000,
-        max_batch_seconds: float = 5.0,
-        progress_interval_s: float = 10.0,
+        topic: str | None = None,
+        group: str = defaults.GROUP,
+        batch_size: int = defaults.BATCH_SIZE,
+        max_batch_seconds: float = defaults.MAX_BATCH_SECONDS,
+        progress_interval_s: float = defaults.PROGRESS_INTERVAL_S,
         consumer_config: dict[str, Any] | None = None,
     ) -> None:
         if batch_size < 1:
@@ -95,7 +95,7 @@ class Materializer:
         if max_batch_seconds <= 0:
             raise ValueError(f"max_batch_seconds must be positive, got {max_batch_seconds}")
         self.data_dir = Path(data_dir)
-        self.topic = topic
+        self.topic = topic or settings().kafka_topic
         self.batch_size = batch_size
         self.max_batch_seconds = max_batch_seconds
         self.progress_interval_s = progress_interval_s

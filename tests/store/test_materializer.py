@@ -180,3 +180,11 @@ except ImportError as exc:
     loaded, error = run.stdout.splitlines()
     assert loaded == "False"
     assert "keep_pandas_out" in error
+
+
+def test_the_topic_defaults_to_the_kafka_sinks_topic(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FARO_KAFKA_TOPIC", "team-a.capture-events")
+    assert Materializer("127.0.0.1:1", tmp_path).topic == "team-a.capture-events"
+    assert Materializer("127.0.0.1:1", tmp_path, topic="other").topic == "other"
