@@ -142,6 +142,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
     args = parser.parse_args()
     n = args.events * args.scale
+    if n % args.batch_size:
+        # The materializer stores a partial batch only after --max-batch-seconds (5 s),
+        # which would count as its time; consume-and-decode has no such wait.
+        parser.error(
+            f"{n:,} events do not fill whole batches of {args.batch_size:,}: "
+            "choose --events as a multiple of --batch-size"
+        )
     print(
         f"python {platform.python_version()}, {n:,} events, {PARTITIONS} partitions, "
         f"batches of {args.batch_size:,}, {args.rounds} rounds"
