@@ -367,7 +367,8 @@ class SparkTrace:
             # The core's sampling hash is Spark's xxhash64: unsampled rows stay in
             # the JVM (at rate 0.1, nine in ten never cost a pickled Row). The
             # executors' recorders still decide; this only drops rows they would drop.
-            rows = rows.where(F.expr(" OR ".join(sampled)))
+            [keep] = self._parsed([" OR ".join(sampled)])
+            rows = rows.where(keep)
         rows.foreachPartition(writer)
 
     # -- reporting -------------------------------------------------------------------
