@@ -295,7 +295,7 @@ class SparkTrace:
         if et is not None:
             sql += [f"min({et}) AS et_min", f"max({et}) AS et_max"]
             if watermark is not None:  # changes every batch: parsed, not kept
-                late.append(F.expr(f"count_if({et} < {int(watermark)}) AS late"))
+                late.append(F.expr(_late_sql(et, watermark)))
         return self._parsed(sql) + late
 
     def _output_features(self, schema: StructType) -> list[tuple[str, bool]]:
@@ -425,6 +425,29 @@ class _Deferred:
 def _quote(name: str) -> str:
     """A column name as Spark SQL text, whatever characters it holds."""
     return "`" + name.replace("`", "``") + "`"
+
+
+_DECIMAL_MS_MAX = 10**18 - 1
+
+
+def _late_sql(event_time_ms: str, watermark: int) -> str:
+    """Spark SQL counting rows below ``watermark``, compiled once for all batches.
+
+    Spark writes a long literal into the Java code it generates and compiles,
+    so a watermark that moves every batch compiled the observation anew each
+    time (~20 ms a batch at 200,000 rows). A decimal literal is handed to that
+    code as a reference instead, so the code, and Spark's cache of it, stay
+    the same. DECIMAL(18,0) is held in a long, so the comparison stays cheap;
+    event times are clamped into its range, which leaves every comparison with
+    a watermark inside it unchanged (a Spark timestamp in ms is far inside it,
+    and so is any watermark Spark computes). NULL stays NULL, never late."""
+    low, high = -_DECIMAL_MS_MAX, _DECIMAL_MS_MAX
+    et = event_time_ms
+    clamped = f"CASE WHEN {et} < {low} THEN {low} WHEN {et} > {high} THEN {high} ELSE {et} END"
+    threshold = min(max(int(watermark), low + 1), high)
+    return (
+        f"count_if(CAST({clamped} AS DECIMAL(18,0)) < CAST({threshold} AS DECIMAL(18,0))) AS late"
+    )
 
 
 def _sampled_sql(key: str, rate: float) -> str:

@@ -226,3 +226,17 @@ def test_a_failing_sink_does_not_fail_the_query(spark, tmp_path):
     assert traced == plain and len(traced) == len(BATCHES)
     assert faro.failures.count == 0  # nothing failed in faro itself ...
     assert sink.dropped == len(BATCHES) and sink.emitted == 0  # ... the sink counted its drops
+
+
+def test_late_rows_count_exactly_across_the_whole_range_of_long_event_times(spark):
+    # The late count compares as DECIMAL(18,0), so that the code Spark compiles
+    # is the same each batch; event times beyond that range must still count
+    # exactly, and must not trip ANSI overflow errors.
+    from faro.spark.tracer import _late_sql
+
+    edge = 10**18
+    times = [-(2**63), -edge - 5, -edge, -1, 0, T - 1, T, T + 1, edge - 1, edge, 2**63 - 1, None]
+    df = spark.createDataFrame([(t,) for t in times], "t BIGINT")
+    for watermark in (T, -edge + 7, edge - 2, 0):
+        [row] = df.agg(F.expr(_late_sql("`t`", watermark))).collect()
+        assert row["late"] == sum(1 for t in times if t is not None and t < watermark)
