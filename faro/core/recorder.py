@@ -9,6 +9,7 @@ happens here once.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import math
 import os
@@ -217,7 +218,13 @@ class OperatorRecorder:
         self._in_probes = [p for p in probes if config.feature_specs[p.name].on == "input"]
         self._out_probes = [p for p in probes if config.feature_specs[p.name].on == "output"]
         self._id_prefix = os.urandom(8).hex()
-        self._seq = 0
+        # next() is atomic: deferred ENTITY events take their ids on another thread
+        self._ids = itertools.count(1)
+        # A sink that builds ENTITY events on its own thread (the async wrapper)
+        # leaves the operator thread only the reading, sampling and an append.
+        self._deferred: Callable[[tuple[Any, ...]], None] | None = getattr(
+            sink, "emit_deferred", None
+        )
         self.watermark: int | None = None
         self._reset()
 
@@ -387,21 +394,33 @@ class OperatorRecorder:
         entity_id = str(key)
         if not is_sampled(entity_id, p.rate):
             return
-        try:
+        try:  # here, not deferred: the record may change once the operator returns
             value = coerce_value(value, p.value_type)
         except (TypeError, ValueError):
             value = None
+        deferred = self._deferred
+        if deferred is None:
+            self._emit(self._entity_event(p, entity_id, value, event_time, self._clock()))
+            return
+        try:
+            deferred((self._entity_event, p, entity_id, value, event_time, self._clock()))
+        except Exception as exc:
+            self.failures.record("the sink raised on emit; the event is lost", exc)
+
+    def _entity_event(
+        self, p: _Probe, entity_id: str, value: Any, event_time: int | None, processing_time: int
+    ) -> CaptureEvent:
+        """Called on the operator thread, or later on the sink's own thread when it
+        defers: reads nothing that changes after start-up."""
         pipeline_id = self.pipeline_id
-        event = entity_event(
+        return entity_event(
             self._next_id(), pipeline_id, self.operator_id, self.operator_type,
-            self._clock(), self.subtask_index, p.names, entity_id, p.name, value,
+            processing_time, self.subtask_index, p.names, entity_id, p.name, value,
             p.value_type, event_time, p.rate, trace_id(pipeline_id, entity_id, event_time),
         )  # fmt: skip
-        self._emit(event)
 
     def _next_id(self) -> str:
-        self._seq += 1
-        return f"{self._id_prefix}{self._seq:x}"
+        return f"{self._id_prefix}{next(self._ids):x}"
 
     def _emit(self, event: CaptureEvent) -> None:
         try:

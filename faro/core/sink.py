@@ -2,7 +2,10 @@
 
 Any object with these three methods is a sink; faro's own sinks live in
 ``faro.sinks``. A sink may also offer ``emit_batch(events)``, which the async
-wrapper prefers when present.
+wrapper prefers when present, and ``emit_deferred(draft)``, which takes an
+ENTITY event still to be built (``draft[0](*draft[1:])`` builds it): the
+recorder then leaves building to the sink's own thread (the async wrapper does
+this).
 """
 
 from __future__ import annotations

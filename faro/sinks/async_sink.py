@@ -95,6 +95,20 @@ class AsyncCaptureEventSink:
         if n + 1 == self._batch_size:
             self._wake.set()
 
+    def emit_deferred(self, draft: tuple[Any, ...]) -> None:
+        """``emit`` for an ENTITY event not built yet: the worker builds it as
+        ``draft[0](*draft[1:])``. The recorder hands events over this way so the
+        operator thread pays for an append, not for ids, the trace id and the
+        event object (~1.1 µs of ~3 µs per captured record)."""
+        queue = self._queue
+        n = len(queue)
+        if self._closed or n >= self.capacity:
+            self.dropped += 1
+            return
+        queue.append(draft)
+        if n + 1 == self._batch_size:
+            self._wake.set()
+
     def flush(self, timeout: float | None = None) -> bool:
         """Waits until everything emitted before the call reached the wrapped sink
         and that sink flushed, or ``timeout`` seconds passed; True on success."""
@@ -148,7 +162,10 @@ class AsyncCaptureEventSink:
         while queue:
             popleft = queue.popleft
             items = [popleft() for _ in range(min(len(queue), size))]
-            if _FlushMarker not in set(map(type, items)):
+            kinds = set(map(type, items))
+            if tuple in kinds:
+                items = self._built(items)
+            if _FlushMarker not in kinds:
                 self._deliver(items)
                 continue
             batch: list[CaptureEvent] = []
@@ -163,6 +180,23 @@ class AsyncCaptureEventSink:
                     batch.append(item)
             if batch:
                 self._deliver(batch)
+
+    def _built(self, items: list[Any]) -> list[Any]:
+        """``items`` with each deferred draft built; one that fails is counted and left out."""
+        try:
+            return [i[0](*i[1:]) if type(i) is tuple else i for i in items]
+        except Exception:
+            pass
+        built = []
+        for item in items:
+            if type(item) is not tuple:
+                built.append(item)
+                continue
+            try:
+                built.append(item[0](*item[1:]))
+            except Exception as exc:
+                self.failures.record("building a deferred event failed; the event is lost", exc)
+        return built
 
     def _deliver(self, batch: list[CaptureEvent]) -> None:
         pending = self.dropped - self._dropped_reported

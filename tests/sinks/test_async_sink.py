@@ -1,8 +1,17 @@
+import dataclasses
 import pickle
 import threading
 import time
 
-from faro import AsyncCaptureEventSink, CaptureEvent, EventType, OperatorType
+from faro import (
+    AsyncCaptureEventSink,
+    CaptureEvent,
+    EventType,
+    FaroConfig,
+    FaroFeatureConfig,
+    OperatorRecorder,
+    OperatorType,
+)
 from tests.support import ListSink, wait_for
 
 
@@ -105,3 +114,55 @@ def test_wrap_returns_a_picklable_factory() -> None:
         assert (built.capacity, built._batch_size) == (123, 7)
     finally:
         built.close()
+
+
+def _recorder(sink: object) -> OperatorRecorder:
+    config = FaroConfig(features={"amount": FaroFeatureConfig(entity_key="user",
+                                                              feature_value="amount")})  # fmt: skip
+    return OperatorRecorder("p", "op", OperatorType.MAP, config, sink, clock=lambda: 42)  # type: ignore[arg-type]
+
+
+def test_deferred_entity_events_arrive_as_the_recorder_would_have_built_them() -> None:
+    # The recorder hands ENTITY events to the async sink unbuilt; the worker
+    # builds them. What arrives must equal what a plain sink receives, in order.
+    direct, inner = ListSink(), ListSink()
+    sink = AsyncCaptureEventSink(lambda: inner, 10_000, batch_size=64)
+    recorders = [_recorder(direct), _recorder(sink)]
+    for i in range(2000):
+        for recorder in recorders:
+            recorder.record_in({"user": f"u{i % 7}", "amount": i}, 1_000 + i)
+            if i % 100 == 99:
+                recorder.flush()
+    assert sink.flush(10)
+    sink.close()
+    assert len(inner.events) == len(direct.events) == 2000 + 20
+
+    def without_id(e: CaptureEvent) -> CaptureEvent:
+        return dataclasses.replace(e, event_id="")
+
+    assert [without_id(e) for e in inner.events] == [without_id(e) for e in direct.events]
+    assert len({e.event_id for e in inner.events}) == len(inner.events)
+
+
+def test_deferred_events_overflow_like_any_entity_and_a_failing_build_is_counted() -> None:
+    inner = GatedSink()
+    sink = AsyncCaptureEventSink(lambda: inner, 10, batch_size=1, interval_ms=5)
+    sink.emit(_event(-1))
+    assert inner.entered.wait(5)
+    for i in range(15):
+        sink.emit_deferred((_event, i))
+    assert sink.dropped == 5
+
+    def broken(i: int) -> CaptureEvent:
+        raise ValueError("cannot build")
+
+    sink.emit_deferred((broken, 99))
+    assert sink.dropped == 6  # still full: dropped before it could fail
+    inner.gate.set()
+    assert sink.flush(10)
+    sink.emit_deferred((broken, 99))
+    sink.emit_deferred((_event, 100))
+    assert sink.flush(10)
+    assert [e.event_id for e in inner.events] == [f"e{i}" for i in [-1, *range(10), 100]]
+    assert sink.failures.count == 1
+    sink.close()
