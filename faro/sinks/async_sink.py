@@ -36,6 +36,9 @@ class _FlushMarker:
 class AsyncCaptureEventSink:
     """Wraps any sink so that ``emit`` costs one append to a bounded buffer.
 
+    The recorder goes one step further with :meth:`emit_deferred`: it hands
+    over ENTITY events unbuilt, and the worker builds them.
+
     A background thread builds the wrapped sink from its factory (so
     connections live in the worker, never pickled) and hands it batches of up
     to ``batch_size`` events, at least every ``interval_ms``. After an
