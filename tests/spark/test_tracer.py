@@ -240,3 +240,23 @@ def test_late_rows_count_exactly_across_the_whole_range_of_long_event_times(spar
     for watermark in (T, -edge + 7, edge - 2, 0):
         [row] = df.agg(F.expr(_late_sql("`t`", watermark))).collect()
         assert row["late"] == sum(1 for t in times if t is not None and t < watermark)
+
+
+def test_a_new_watermark_does_not_make_spark_compile_the_late_count_again(spark):
+    # A live stream has a new watermark every batch; the code Spark generates
+    # for the late count must not change with it (a compile costs ~20 ms).
+    from faro.spark.tracer import _late_sql
+
+    metrics = getattr(spark.sparkContext._jvm, "org.apache.spark.metrics.source.CodegenMetrics")
+    df = spark.createDataFrame([(T + i,) for i in range(100)], "t BIGINT")
+
+    def compilations(sql: str, late: int) -> int:
+        before = metrics.METRIC_COMPILATION_TIME().getCount()
+        [row] = df.agg(F.expr(sql)).collect()
+        assert row["late"] == late
+        return metrics.METRIC_COMPILATION_TIME().getCount() - before
+
+    # The control: a long literal Spark has not seen yet is compiled anew.
+    assert compilations(f"count_if(t < {T + 37}) AS late", 37) > 0
+    compilations(_late_sql("`t`", T + 5), 5)
+    assert [compilations(_late_sql("`t`", T + w), w) for w in (11, 23, 64)] == [0, 0, 0]
