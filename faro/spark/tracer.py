@@ -167,7 +167,7 @@ class SparkTrace:
         self.config = config
         self.fn = fn
         self.recorder = OperatorRecorder(
-            faro.pipeline_id, operator_id, operator_type, config, _Deferred(faro)
+            faro.pipeline_id, operator_id, operator_type, config, _DriverSink(faro)
         )
         self._entity_specs = {
             side: {n: s for n, s in config.feature_specs.items()
@@ -406,7 +406,7 @@ class SparkTrace:
             p.persisted.unpersist()
 
 
-class _Deferred:
+class _DriverSink:
     """The recorder's sink: the FaroSpark's driver sink, built on first use."""
 
     def __init__(self, faro: FaroSpark) -> None:
