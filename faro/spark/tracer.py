@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pyspark.sql import Column, DataFrame, Observation, Row, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     BooleanType,
@@ -40,6 +41,7 @@ from faro.core.failures import FailureLog
 from faro.core.recorder import OperatorRecorder
 from faro.core.sampling import SAMPLE_SHIFT, sample_threshold
 from faro.core.sink import CaptureEventSink, SinkFactory, build_sink, check_factory
+from faro.spark.executor import EntityWriter
 from faro.spark.listener import FaroStreamingListener, QueryProgress
 
 log = logging.getLogger("faro.spark")
@@ -52,7 +54,8 @@ class FaroSpark:
 
     ``sink`` is a factory (``DeltaCaptureEventSink.factory(path)``,
     ``KafkaCaptureEventSink.factory(...)``): the driver builds one sink for the
-    AGGREGATE events, each executor task one for its ENTITY events.
+    AGGREGATE events, and each executor's Python worker process one for its
+    ENTITY events, which it keeps from task to task (``faro.spark.executor``).
     """
 
     def __init__(self, pipeline_id: str, sink: SinkFactory):
@@ -60,6 +63,7 @@ class FaroSpark:
             raise ValueError("pipeline_id must be a non-empty string such as 'order-pipeline'")
         self.pipeline_id = pipeline_id
         self.sink_factory = check_factory(sink)
+        self.sink_key = uuid.uuid4().hex  # names this pipeline's sink in executor processes
         self.event_time_col: str | None = None
         self.window_col: str | None = None
         self.listener: FaroStreamingListener | None = None
@@ -358,8 +362,8 @@ class SparkTrace:
         et = self._event_time_ms(schema)
         if et is not None:
             columns += self._parsed([f"{et} AS _faro_et"])
-        writer = _EntityWriter(
-            self.faro.pipeline_id, self.operator_id, self.operator_type,
+        writer = EntityWriter(
+            self.faro.sink_key, self.faro.pipeline_id, self.operator_id, self.operator_type,
             FaroConfig(features=aliased), self.faro.sink_factory, side, et is not None,
         )  # fmt: skip
         rows = df.select(*columns)
@@ -473,37 +477,3 @@ def _row(observation: Observation) -> dict[str, Any] | None:
     if observation._jo.getRow().size() == 0:  # type: ignore[union-attr]
         return {"rows": 0}
     return dict(observation.get)
-
-
-class _EntityWriter:
-    """Runs on the executors: one sink and one recorder per partition."""
-
-    def __init__(
-        self,
-        pipeline_id: str,
-        operator_id: str,
-        operator_type: OperatorType,
-        config: FaroConfig,
-        sink: SinkFactory,
-        side: str,
-        has_event_time: bool,
-    ) -> None:
-        self.args = (pipeline_id, operator_id, operator_type, config)
-        self.sink = sink
-        self.side = side
-        self.event_time = "_faro_et" if has_event_time else None
-
-    def __call__(self, rows: Iterable[Row]) -> None:
-        from pyspark import TaskContext
-
-        context = TaskContext.get()
-        failures = FailureLog(f"faro operator {self.args[1]!r} (executor)", log)
-        recorder = OperatorRecorder(
-            *self.args,
-            build_sink(self.sink, failures),
-            subtask_index=context.partitionId() if context else 0,
-            event_time=self.event_time,
-        )
-        for row in rows:
-            recorder.record_entities(row, self.side)
-        recorder.close()
