@@ -65,6 +65,7 @@ class KafkaCaptureEventSink(BaseSink):
         self._queue_full_wait = cfg.kafka_queue_full_wait_s
         self._producer = Producer(conf)
         self._unpolled = 0
+        self._closed = False
         self.undelivered = 0
 
     def emit(self, event: CaptureEvent) -> None:
@@ -134,8 +135,29 @@ class KafkaCaptureEventSink(BaseSink):
             self.failures.record("flushing the producer failed", exc)
             return False
 
-    def close(self) -> None:
-        self.flush(settings().async_close_timeout_s)
+    def close(self, timeout: float | None = None) -> None:
+        """Waits up to ``timeout`` (default ``FARO_ASYNC_CLOSE_TIMEOUT_S``) for
+        delivery, counts what is still queued in :attr:`undelivered`, and releases
+        the producer's connections and threads.
+
+        confluent-kafka's own ``Producer.close`` waits for every queued message
+        without a limit, so what is left is purged first: with the broker down,
+        closing would otherwise take up to ``FARO_KAFKA_MESSAGE_TIMEOUT_MS``.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self.flush(settings().async_close_timeout_s if timeout is None else timeout)
+        producer = self._producer
+        try:
+            if len(producer):
+                producer.purge()
+                producer.poll(0)  # the purged messages' reports count them undelivered
+            close = getattr(producer, "close", None)  # not in older confluent-kafka releases
+            if close is not None:
+                close()
+        except Exception as exc:
+            self.failures.record("closing the producer failed", exc)
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
         """Called for failed deliveries only (``delivery.report.only.error``)."""

@@ -90,3 +90,20 @@ def test_direct_sink_counts_undeliverable_messages(broker) -> None:
     assert sink.flush(5) is True  # nothing left queued: every message timed out
     assert sink.emitted == len(events) and sink.undelivered == len(events)
     assert sink.failures.count >= len(events)
+
+
+def test_close_gives_up_within_its_timeout_counts_the_rest_and_releases_the_producer() -> None:
+    # The broker is down and messages would be retried for 30 s: close must
+    # not wait that long, and what it gives up on must be counted.
+    dead = f"127.0.0.1:{free_port()}"
+    sink = KafkaCaptureEventSink(dead, producer_config={"message.timeout.ms": 30_000})
+    events = mixed_events(40)
+    for e in events:
+        sink.emit(e)
+    start = time.monotonic()
+    sink.close(timeout=0.5)
+    assert time.monotonic() - start < 3
+    assert sink.undelivered == len(events)
+    sink.emit(events[0])  # after close: counted, never raised
+    assert sink.dropped == 1
+    sink.close()  # a second close is harmless
