@@ -186,10 +186,6 @@ class AsyncCaptureEventSink:
 
     def _built(self, items: list[Any]) -> list[Any]:
         """``items`` with each deferred draft built; one that fails is counted and left out."""
-        try:
-            return [i[0](*i[1:]) if type(i) is tuple else i for i in items]
-        except Exception:
-            pass
         built = []
         for item in items:
             if type(item) is not tuple:

@@ -4,10 +4,9 @@ Spark runs a task's Python code in a worker process that it keeps for the
 next task, so each process keeps the sinks it has built (one per
 ``FaroSpark``) rather than building one per task. A new idempotent Kafka
 producer first waits for the broker to give it a producer id: its first flush
-took ~0.5 s against the local broker (3 ms without idempotence), where a
-kept one flushes in ~2 ms. Every task
-still flushes before it ends, so a finished task's events are delivered
-whatever later happens to the process.
+took ~0.5 s against the local broker (3 ms without idempotence), where a kept
+one flushes in ~2 ms. Every task still flushes before it ends, so a finished
+task's events are delivered whatever later happens to the process.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from faro.core.sink import CaptureEventSink, SinkFactory, build_sink
 
 log = logging.getLogger("faro.spark")
 
-FLUSH_TIMEOUT_S = 5.0
+_FLUSH_TIMEOUT_S = 5.0
 _KEPT = 8
 """Sinks one worker process keeps at most; the least recently used is closed."""
 _sinks: OrderedDict[str, CaptureEventSink] = OrderedDict()
@@ -88,7 +87,7 @@ def release(key: str, sink: CaptureEventSink, failures: FailureLog) -> None:
     """Flushes at the end of a task. A sink that cannot flush is closed and
     forgotten, so the next task builds a new one instead of inheriting its fault."""
     try:
-        delivered = sink.flush(FLUSH_TIMEOUT_S)
+        delivered = sink.flush(_FLUSH_TIMEOUT_S)
     except Exception as exc:
         failures.record("flushing the sink failed", exc)
         delivered = False
