@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,14 @@ from tests.spark.test_tracer import BATCHES, read_delta, run
 from tests.support import ListSink
 
 pytestmark = pytest.mark.spark
+
+
+@pytest.fixture(autouse=True)
+def no_kept_sinks() -> Iterator[None]:
+    """Each test starts and ends with this process keeping no sink."""
+    executor._sinks.clear()
+    yield
+    executor._sinks.clear()
 
 
 class Flaky(ListSink):
