@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable
 from enum import Enum
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
 from faro.core.events import (
+    SCHEMA_VERSION,
     CaptureEvent,
     EventType,
     FeatureStats,
@@ -201,3 +203,78 @@ def encode(e: CaptureEvent) -> bytes:
             _opt_string(e.trace_id),
         )
     )
+
+
+EntityEncoder = Callable[[str, int, str, Any, int | None, str], bytes]
+"""``(event_id, processing_time, entity_id, feature_value, event_time, trace_id)``
+to the bytes of one ENTITY event."""
+
+
+def entity_encoder(
+    head: bytes,
+    pipeline_id: str,
+    operator_id: str,
+    operator_type: OperatorType,
+    subtask_index: int,
+    features: list[str],
+    feature_name: str,
+    value_type: FeatureValueType | None,
+    sample_rate: float,
+) -> EntityEncoder:
+    """Encodes ENTITY events of one operator's feature from the six fields that
+    vary per event; the other 22 are encoded here, once. Each event's bytes are
+    ``head`` followed by what :func:`encode` gives for the same event; tests
+    compare the two. Follows :data:`_ENCODED_FIELDS` like :func:`encode` does.
+    """
+    after_id = b"".join(
+        (
+            _EVENT_TYPE[EventType.ENTITY],
+            _long(SCHEMA_VERSION),
+            _identity(pipeline_id),
+            _identity(operator_id),
+            _OPERATOR_TYPE[operator_type],
+        )
+    )
+    after_time = b"".join(
+        (
+            _long(subtask_index),
+            _string_array(tuple(features)),
+            _NULL * 9,  # input_count ... batch_id
+            _FALSE,  # capture_drop_since_last
+            _long(0),  # dropped_count
+            _EMPTY_ARRAY,  # feature_stats
+            _SOME,  # entity_id is set
+        )
+    )
+    after_entity = _SOME + _identity(feature_name)
+    after_value = _NULL if value_type is None else _VALUE_TYPE[value_type]
+    some_time = _SOME
+    before_trace = _opt_double(sample_rate) + _SOME
+    string, long, value_bytes, join = _string, _long, _value, b"".join
+
+    def encode_entity(
+        event_id: str,
+        processing_time: int,
+        entity_id: str,
+        value: Any,
+        event_time: int | None,
+        trace_id: str,
+    ) -> bytes:
+        return join(
+            (
+                head,
+                string(event_id),
+                after_id,
+                long(processing_time),
+                after_time,
+                string(entity_id),
+                after_entity,
+                value_bytes(value),
+                after_value,
+                _NULL if event_time is None else some_time + long(event_time),
+                before_trace,
+                string(trace_id),
+            )
+        )
+
+    return encode_entity

@@ -21,7 +21,7 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from faro.core import avro_binary
-from faro.core.events import CaptureEvent
+from faro.core.events import CaptureEvent, FeatureValueType, OperatorType
 
 SINGLE_OBJECT_MARKER = b"\xc3\x01"
 
@@ -54,6 +54,24 @@ def encode_single_object(event: CaptureEvent) -> bytes:
 
 
 _HEADER = SINGLE_OBJECT_MARKER + schema_fingerprint()
+
+
+def entity_single_object_encoder(
+    pipeline_id: str,
+    operator_id: str,
+    operator_type: OperatorType,
+    subtask_index: int,
+    features: list[str],
+    feature_name: str,
+    value_type: FeatureValueType | None,
+    sample_rate: float,
+) -> avro_binary.EntityEncoder:
+    """:func:`encode_single_object` for ENTITY events that need not be built
+    first: see :func:`faro.core.avro_binary.entity_encoder`."""
+    return avro_binary.entity_encoder(
+        _HEADER, pipeline_id, operator_id, operator_type, subtask_index, features,
+        feature_name, value_type, sample_rate,
+    )  # fmt: skip
 
 
 def decode_single_object(data: bytes) -> CaptureEvent:

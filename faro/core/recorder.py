@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from faro.core.config import Extractor, FaroConfig, FaroFeatureConfig
+from faro.core.drafts import EntityEventTemplate
 from faro.core.events import (
     CaptureEvent,
     EventType,
@@ -25,10 +26,9 @@ from faro.core.events import (
     FeatureValueType,
     OperatorType,
     coerce_value,
-    entity_event,
 )
 from faro.core.failures import FailureLog
-from faro.core.sampling import is_sampled, trace_id
+from faro.core.sampling import is_sampled
 from faro.core.sink import CaptureEventSink
 
 log = logging.getLogger("faro.recorder")
@@ -161,7 +161,10 @@ class _StatsAccumulator:
 class _Probe:
     """One feature's extractors and accumulator, resolved once at start-up."""
 
-    __slots__ = ("entity", "key", "name", "names", "rate", "stats", "value", "value_type")
+    __slots__ = (
+        "entity", "key", "name", "names", "rate", "stats", "template", "value", "value_type",
+    )  # fmt: skip
+    template: EntityEventTemplate  # set by the recorder, which knows the operator
 
     def __init__(self, name: str, spec: FaroFeatureConfig):
         assert spec.feature_value is not None
@@ -220,6 +223,11 @@ class OperatorRecorder:
         self._id_prefix = os.urandom(8).hex()
         # next() is atomic: deferred ENTITY events take their ids on another thread
         self._ids = itertools.count(1)
+        for p in probes:
+            p.template = EntityEventTemplate(
+                self._next_id, pipeline_id, operator_id, self.operator_type, subtask_index,
+                p.names, p.name, p.value_type, p.rate,
+            )  # fmt: skip
         # A sink that builds ENTITY events on its own thread (the async wrapper)
         # leaves the operator thread only the reading, sampling and an append.
         self._deferred: Callable[[tuple[Any, ...]], None] | None = getattr(
@@ -400,24 +408,12 @@ class OperatorRecorder:
             value = None
         deferred = self._deferred
         if deferred is None:
-            self._emit(self._entity_event(p, entity_id, value, event_time, self._clock()))
+            self._emit(p.template.build(entity_id, value, event_time, self._clock()))
             return
         try:
-            deferred((self._entity_event, p, entity_id, value, event_time, self._clock()))
+            deferred((p.template, entity_id, value, event_time, self._clock()))
         except Exception as exc:
             self.failures.record("the sink raised on emit; the event is lost", exc)
-
-    def _entity_event(
-        self, p: _Probe, entity_id: str, value: Any, event_time: int | None, processing_time: int
-    ) -> CaptureEvent:
-        """Called on the operator thread, or later on the sink's own thread when it
-        defers: reads nothing that changes after start-up."""
-        pipeline_id = self.pipeline_id
-        return entity_event(
-            self._next_id(), pipeline_id, self.operator_id, self.operator_type,
-            processing_time, self.subtask_index, p.names, entity_id, p.name, value,
-            p.value_type, event_time, p.rate, trace_id(pipeline_id, entity_id, event_time),
-        )  # fmt: skip
 
     def _next_id(self) -> str:
         return f"{self._id_prefix}{next(self._ids):x}"

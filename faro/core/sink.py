@@ -1,11 +1,15 @@
 """The contract between capture and delivery: emit, flush, close.
 
 Any object with these three methods is a sink; faro's own sinks live in
-``faro.sinks``. A sink may also offer ``emit_batch(events)``, which the async
-wrapper prefers when present, and ``emit_deferred(draft)``, which takes an
-ENTITY event still to be built (``draft[0](*draft[1:])`` builds it): the
-recorder then leaves building to the sink's own thread (the async wrapper does
-this).
+``faro.sinks``. A sink may also offer:
+
+* ``emit_batch(events)``, which the async wrapper prefers when present;
+* ``emit_deferred(draft)``, which takes an ENTITY event still to be built
+  (:mod:`faro.core.drafts`): the recorder then leaves building to the sink's
+  own thread (the async wrapper does this);
+* ``takes_drafts = True``, which tells the async wrapper that its
+  ``emit_batch`` accepts drafts among the events, so they reach it unbuilt
+  (the Kafka sink encodes them directly).
 """
 
 from __future__ import annotations

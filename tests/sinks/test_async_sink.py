@@ -144,24 +144,32 @@ def test_deferred_entity_events_arrive_as_the_recorder_would_have_built_them() -
     assert len({e.event_id for e in inner.events}) == len(inner.events)
 
 
+class _Numbered:
+    """A draft template whose drafts are ``(template, i)``."""
+
+    def build(self, i: int) -> CaptureEvent:
+        return _event(i)
+
+
+class _Unbuildable:
+    def build(self, i: int) -> CaptureEvent:
+        raise ValueError("cannot build")
+
+
 def test_deferred_events_overflow_like_any_entity_and_a_failing_build_is_counted() -> None:
     inner = GatedSink()
     sink = AsyncCaptureEventSink(lambda: inner, 10, batch_size=1, interval_ms=5)
     sink.emit(_event(-1))
     assert inner.entered.wait(5)
     for i in range(15):
-        sink.emit_deferred((_event, i))
+        sink.emit_deferred((_Numbered(), i))
     assert sink.dropped == 5
-
-    def broken(i: int) -> CaptureEvent:
-        raise ValueError("cannot build")
-
-    sink.emit_deferred((broken, 99))
+    sink.emit_deferred((_Unbuildable(), 99))
     assert sink.dropped == 6  # still full: dropped before it could fail
     inner.gate.set()
     assert sink.flush(10)
-    sink.emit_deferred((broken, 99))
-    sink.emit_deferred((_event, 100))
+    sink.emit_deferred((_Unbuildable(), 99))
+    sink.emit_deferred((_Numbered(), 100))
     assert sink.flush(10)
     assert [e.event_id for e in inner.events] == [f"e{i}" for i in [-1, *range(10), 100]]
     assert sink.failures.count == 1

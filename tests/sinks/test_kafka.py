@@ -1,14 +1,24 @@
+import dataclasses
 import time
 from collections import defaultdict
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from faro import AsyncCaptureEventSink, CaptureEvent, EventType, KafkaCaptureEventSink
+from faro import (
+    AsyncCaptureEventSink,
+    CaptureEvent,
+    EventType,
+    FaroConfig,
+    FaroFeatureConfig,
+    KafkaCaptureEventSink,
+    OperatorRecorder,
+    OperatorType,
+)
 from faro._dev.broker import free_port
 from faro.core.avro_codec import decode_single_object
 from tests.sinks.events import mixed_events
-from tests.support import new_topic, p99_emit_seconds
+from tests.support import ListSink, new_topic, p99_emit_seconds
 
 pytestmark = pytest.mark.kafka
 
@@ -65,6 +75,47 @@ def test_every_event_arrives_decoded_and_each_entity_stays_ordered(broker, wrapp
         if e.event_type is EventType.ENTITY:
             emitted_order[e.entity_id].append(e.event_id)
     assert order_in_partition == emitted_order
+
+
+def test_recorded_entity_events_reach_kafka_unbuilt_and_equal_what_the_recorder_builds(
+    broker,
+) -> None:
+    # Through the async sink, the recorder's ENTITY drafts are encoded without
+    # building their events; the consumer must read the events a plain sink gets.
+    topic = new_topic(broker.bootstrap_servers)
+    factory = KafkaCaptureEventSink.factory(broker.bootstrap_servers, topic)
+    sink = AsyncCaptureEventSink.wrap(factory, 10_000)()
+    direct = ListSink()
+    config = FaroConfig(features={"amount": FaroFeatureConfig(entity_key="user",
+                                                              feature_value="amount")})  # fmt: skip
+    recorders = [
+        OperatorRecorder("p", "op", OperatorType.MAP, config, s, clock=lambda: 42)  # type: ignore[arg-type]
+        for s in (direct, sink)
+    ]
+    for i in range(3000):
+        for recorder in recorders:
+            recorder.record_in({"user": f"u{i % 11}", "amount": i * 0.5}, 1_000 + i)
+        if i % 1000 == 999:
+            for recorder in recorders:
+                recorder.flush()
+    assert sink.flush(20)
+    sink.close()
+
+    received = _consume_all(broker.bootstrap_servers, topic, len(direct.events))
+    assert len(received) == len(direct.events) == 3000 + 3
+    by_id = {e.event_id: (k, e) for k, e in ((k, decode_single_object(v)) for _, k, v in received)}
+    assert len(by_id) == len(received)
+    for k, e in by_id.values():
+        assert k == (e.entity_id or "p/op").encode()
+
+    def key(e: CaptureEvent) -> tuple:
+        return (e.event_type.value, e.entity_id or "", e.event_time or 0)
+
+    def without_id(e: CaptureEvent) -> CaptureEvent:
+        return dataclasses.replace(e, event_id="")
+
+    got = sorted((without_id(e) for _, e in by_id.values()), key=key)
+    assert got == sorted(map(without_id, direct.events), key=key)
 
 
 def test_broker_down_never_raises_and_enqueue_stays_under_a_millisecond() -> None:

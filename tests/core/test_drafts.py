@@ -1,0 +1,54 @@
+import itertools
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from faro.core.avro_codec import decode_single_object, encode_single_object
+from faro.core.drafts import EntityEventTemplate, build_draft
+from faro.core.events import EventType, FeatureValueType, OperatorType
+from faro.core.sampling import trace_id
+from tests.strategies import _VALUES, ids, longs, opt_longs
+
+
+@st.composite
+def templates_and_fields(draw: st.DrawFn) -> tuple[EntityEventTemplate, tuple]:
+    value_type = draw(st.sampled_from(FeatureValueType))
+    event_id = draw(ids)
+    template = EntityEventTemplate(
+        lambda: event_id,  # both encodings of a draft must see the same id
+        draw(ids),
+        draw(ids),
+        draw(st.sampled_from(OperatorType)),
+        draw(st.integers(0, 2**31 - 1)),
+        draw(st.lists(ids, max_size=3)),
+        draw(ids),
+        value_type,
+        draw(st.floats(0, 1)),
+    )
+    fields = (draw(ids), draw(st.none() | _VALUES[value_type]), draw(opt_longs), draw(longs))
+    return template, fields
+
+
+@given(templates_and_fields())
+@settings(max_examples=500)
+def test_a_draft_encodes_to_the_bytes_of_the_event_it_builds(case) -> None:
+    template, fields = case
+    event = template.build(*fields)
+    assert template.single_object(*fields) == encode_single_object(event)
+    assert decode_single_object(template.single_object(*fields)) == event
+
+
+def test_a_built_draft_is_the_entity_event_the_recorder_describes() -> None:
+    counter = itertools.count(1)
+    template = EntityEventTemplate(
+        lambda: f"id-{next(counter)}", "pipe", "op", OperatorType.PROCESS, 3, ["amount"],
+        "amount", FeatureValueType.SCALAR_DOUBLE, 0.5,
+    )  # fmt: skip
+    event = build_draft((template, "user-7", 12.5, 1_000, 2_000))
+    assert event.event_type is EventType.ENTITY
+    assert (event.event_id, event.entity_id, event.feature_value) == ("id-1", "user-7", 12.5)
+    assert (event.event_time, event.processing_time, event.subtask_index) == (1_000, 2_000, 3)
+    assert (event.feature_name, event.features, event.sample_rate) == ("amount", ["amount"], 0.5)
+    assert event.trace_id == trace_id("pipe", "user-7", 1_000)
+    # each draft takes the next id, whichever way it is delivered
+    assert decode_single_object(template.single_object("user-7", 1.0, None, 0)).event_id == "id-2"
