@@ -130,11 +130,14 @@ class _StatsAccumulator:
             return
         if not self.numeric:
             return
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            self.null_count += 1  # an unreadable value is as unusable to a model as a null
-            return
+        if type(value) is float:
+            v = value
+        else:
+            try:
+                v = float(value)
+            except (TypeError, ValueError):
+                self.null_count += 1  # an unreadable value is as unusable to a model as a null
+                return
         if v != v:  # NaN
             self.null_count += 1
             return

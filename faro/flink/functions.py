@@ -140,10 +140,19 @@ class TracedKeyedProcessFunction(_Traced, KeyedProcessFunction):
     def process_element(self, value: Any, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
         rec = self._rec
         assert rec is not None, "open() was not called"
-        rec.on_watermark(ctx.timer_service().current_watermark())
+        watermark = ctx.timer_service().current_watermark()
+        if watermark != rec.watermark:
+            rec.on_watermark(watermark)
         # an explicit event_time extractor wins over the element timestamp
         rec.record_in(value, None if self._capture.event_time else ctx.timestamp())
-        yield from self._pass_outputs(rec, self._fn.process_element(value, ctx))
+        # _pass_outputs inlined: this runs per record, and a plain record costs ~45 µs
+        # here, so each 0.1 µs is 0.2 % of the job's throughput
+        outputs = self._fn.process_element(value, ctx)
+        if outputs is not None:
+            for item in outputs:
+                if type(item) is not tuple or not _is_side_output(item):
+                    rec.record_out(item)
+                yield item
         self._tick(rec)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
