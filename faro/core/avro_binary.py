@@ -16,7 +16,7 @@ from collections.abc import Callable
 from enum import Enum
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faro.core.events import (
     SCHEMA_VERSION,
@@ -26,6 +26,9 @@ from faro.core.events import (
     FeatureValueType,
     OperatorType,
 )
+
+if TYPE_CHECKING:
+    from faro.core.drafts import EntityEventTemplate
 
 _SCHEMA = json.loads(resources.files("faro.core").joinpath("schema/capture_event.avsc").read_text())
 _FIELDS = [f["name"] for f in _SCHEMA["fields"]]
@@ -210,35 +213,26 @@ EntityEncoder = Callable[[str, int, str, Any, int | None, str], bytes]
 to the bytes of one ENTITY event."""
 
 
-def entity_encoder(
-    head: bytes,
-    pipeline_id: str,
-    operator_id: str,
-    operator_type: OperatorType,
-    subtask_index: int,
-    features: list[str],
-    feature_name: str,
-    value_type: FeatureValueType | None,
-    sample_rate: float,
-) -> EntityEncoder:
-    """Encodes ENTITY events of one operator's feature from the six fields that
-    vary per event; the other 22 are encoded here, once. Each event's bytes are
+def entity_encoder(head: bytes, template: EntityEventTemplate) -> EntityEncoder:
+    """Encodes the ENTITY events of ``template`` from the six fields that vary
+    per event; the other 22 are encoded here, once. Each event's bytes are
     ``head`` followed by what :func:`encode` gives for the same event; tests
     compare the two. Follows :data:`_ENCODED_FIELDS` like :func:`encode` does.
     """
+    t = template
     after_id = b"".join(
         (
             _EVENT_TYPE[EventType.ENTITY],
             _long(SCHEMA_VERSION),
-            _identity(pipeline_id),
-            _identity(operator_id),
-            _OPERATOR_TYPE[operator_type],
+            _identity(t.pipeline_id),
+            _identity(t.operator_id),
+            _OPERATOR_TYPE[t.operator_type],
         )
     )
     after_time = b"".join(
         (
-            _long(subtask_index),
-            _string_array(tuple(features)),
+            _long(t.subtask_index),
+            _string_array(tuple(t.features)),
             _NULL * 9,  # input_count ... batch_id
             _FALSE,  # capture_drop_since_last
             _long(0),  # dropped_count
@@ -246,10 +240,10 @@ def entity_encoder(
             _SOME,  # entity_id is set
         )
     )
-    after_entity = _SOME + _identity(feature_name)
-    after_value = _NULL if value_type is None else _VALUE_TYPE[value_type]
+    after_entity = _SOME + _identity(t.feature_name)
+    after_value = _NULL if t.value_type is None else _VALUE_TYPE[t.value_type]
     some_time = _SOME
-    before_trace = _opt_double(sample_rate) + _SOME
+    before_trace = _opt_double(t.sample_rate) + _SOME
     string, long, value_bytes, join = _string, _long, _value, b"".join
 
     def encode_entity(

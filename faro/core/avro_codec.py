@@ -15,13 +15,16 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from faro.core import avro_binary
-from faro.core.events import CaptureEvent, FeatureValueType, OperatorType
+from faro.core.events import CaptureEvent
+
+if TYPE_CHECKING:
+    from faro.core.drafts import EntityEventTemplate
 
 SINGLE_OBJECT_MARKER = b"\xc3\x01"
 
@@ -56,22 +59,10 @@ def encode_single_object(event: CaptureEvent) -> bytes:
 _HEADER = SINGLE_OBJECT_MARKER + schema_fingerprint()
 
 
-def entity_single_object_encoder(
-    pipeline_id: str,
-    operator_id: str,
-    operator_type: OperatorType,
-    subtask_index: int,
-    features: list[str],
-    feature_name: str,
-    value_type: FeatureValueType | None,
-    sample_rate: float,
-) -> avro_binary.EntityEncoder:
-    """:func:`encode_single_object` for ENTITY events that need not be built
-    first: see :func:`faro.core.avro_binary.entity_encoder`."""
-    return avro_binary.entity_encoder(
-        _HEADER, pipeline_id, operator_id, operator_type, subtask_index, features,
-        feature_name, value_type, sample_rate,
-    )  # fmt: skip
+def entity_single_object_encoder(template: EntityEventTemplate) -> avro_binary.EntityEncoder:
+    """:func:`encode_single_object` for the ENTITY events of ``template``, which
+    need not be built first: see :func:`faro.core.avro_binary.entity_encoder`."""
+    return avro_binary.entity_encoder(_HEADER, template)
 
 
 def decode_single_object(data: bytes) -> CaptureEvent:

@@ -79,10 +79,7 @@ class EntityEventTemplate:
         if encode is None:
             from faro.core.avro_codec import entity_single_object_encoder
 
-            encode = self._encoder = entity_single_object_encoder(
-                self.pipeline_id, self.operator_id, self.operator_type, self.subtask_index,
-                self.features, self.feature_name, self.value_type, self.sample_rate,
-            )  # fmt: skip
+            encode = self._encoder = entity_single_object_encoder(self)
         return encode(
             self._next_id(), processing_time, entity_id, value, event_time,
             trace_id(self.pipeline_id, entity_id, event_time),
