@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from faro.core.config import Extractor, FaroConfig, FaroFeatureConfig
-from faro.core.drafts import EntityEventTemplate
+from faro.core.drafts import Draft, EntityEventTemplate
 from faro.core.events import (
     CaptureEvent,
     EventType,
@@ -233,7 +233,7 @@ class OperatorRecorder:
             )  # fmt: skip
         # A sink that builds ENTITY events on its own thread (the async wrapper)
         # leaves the operator thread only the reading, sampling and an append.
-        self._deferred: Callable[[tuple[Any, ...]], None] | None = getattr(
+        self._deferred: Callable[[Draft], None] | None = getattr(
             sink, "emit_deferred", None
         )
         self.watermark: int | None = None
