@@ -18,7 +18,7 @@ longs = st.integers(-(2**63), 2**63 - 1)
 opt_longs = st.none() | longs
 doubles = st.floats(allow_nan=False)
 
-_VALUES = {
+VALUES = {
     FeatureValueType.SCALAR_DOUBLE: doubles,
     FeatureValueType.SCALAR_LONG: longs,
     FeatureValueType.STRING: text,
@@ -74,7 +74,7 @@ def capture_events(
         **common,
         entity_id=draw(ids),
         feature_name=draw(ids),
-        feature_value=draw(st.none() | _VALUES[value_type]),
+        feature_value=draw(st.none() | VALUES[value_type]),
         value_type=value_type,
         event_time=draw(opt_longs),
         sample_rate=draw(st.floats(0, 1)),

@@ -90,9 +90,12 @@ class KafkaCaptureEventSink(BaseSink):
         for event in events:
             try:
                 if isinstance(event, CaptureEvent):
-                    produce(topic, encode_single_object(event), message_key(event))
+                    value, key = encode_single_object(event), message_key(event)
                 else:
-                    produce(topic, event[0].single_object(*event[1:]), event[1])
+                    value, key = event[0].single_object(*event[1:]), event[1]
+                produce(topic, value, key)
+            except BufferError:  # queue full: the encoded message waits for space
+                failed += 1 - self._produce_when_space(value, key, self._queue_full_wait)
             except Exception:
                 failed += 1 - self._produce(event, self._queue_full_wait)
         self.emitted += len(events) - failed

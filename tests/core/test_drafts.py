@@ -7,7 +7,7 @@ from faro.core.avro_codec import decode_single_object, encode_single_object
 from faro.core.drafts import EntityEventTemplate, build_draft
 from faro.core.events import EventType, FeatureValueType, OperatorType
 from faro.core.sampling import trace_id
-from tests.strategies import _VALUES, ids, longs, opt_longs
+from tests.strategies import VALUES, ids, longs, opt_longs
 
 
 @st.composite
@@ -25,7 +25,7 @@ def templates_and_fields(draw: st.DrawFn) -> tuple[EntityEventTemplate, tuple]:
         value_type,
         draw(st.floats(0, 1)),
     )
-    fields = (draw(ids), draw(st.none() | _VALUES[value_type]), draw(opt_longs), draw(longs))
+    fields = (draw(ids), draw(st.none() | VALUES[value_type]), draw(opt_longs), draw(longs))
     return template, fields
 
 

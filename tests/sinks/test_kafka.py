@@ -17,6 +17,7 @@ from faro import (
 )
 from faro._dev.broker import free_port
 from faro.core.avro_codec import decode_single_object
+from faro.core.drafts import EntityEventTemplate
 from tests.sinks.events import mixed_events
 from tests.support import ListSink, new_topic, p99_emit_seconds
 
@@ -116,6 +117,33 @@ def test_recorded_entity_events_reach_kafka_unbuilt_and_equal_what_the_recorder_
 
     got = sorted((without_id(e) for _, e in by_id.values()), key=key)
     assert got == sorted(map(without_id, direct.events), key=key)
+
+
+def test_a_full_producer_queue_makes_a_batch_wait_for_space_not_drop(broker) -> None:
+    # The async worker's path: with librdkafka's queue holding 5 messages, a
+    # batch of events and drafts must wait for space, and every one arrives.
+    topic = new_topic(broker.bootstrap_servers)
+    sink = KafkaCaptureEventSink(
+        broker.bootstrap_servers, topic, producer_config={"queue.buffering.max.messages": 5}
+    )
+    events = mixed_events(151)
+    sink.emit(events.pop())  # connected, with its producer id: a new one waits ~0.5 s for it
+    assert sink.flush(20)
+    template = EntityEventTemplate(
+        lambda: "draft", "p", "op", OperatorType.MAP, 0, ["amount"], "amount", None, 1.0
+    )
+    drafts = [(template, f"u{i}", float(i), 1_000 + i, 2_000) for i in range(50)]
+    sink.emit_batch([*events, *drafts])
+    assert sink.flush(20)
+    assert (sink.emitted, sink.dropped) == (201, 0)
+    sink.close()
+    received = _consume_all(broker.bootstrap_servers, topic, 201)
+    decoded = [decode_single_object(v) for _, _, v in received]
+    assert sorted(e.event_id for e in decoded) == sorted(
+        [e.event_id for e in mixed_events(151)] + ["draft"] * 50
+    )
+    drafted = sorted((e.entity_id, e.feature_value) for e in decoded if e.event_id == "draft")
+    assert drafted == sorted((f"u{i}", float(i)) for i in range(50))
 
 
 def test_broker_down_never_raises_and_enqueue_stays_under_a_millisecond() -> None:
