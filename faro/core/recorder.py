@@ -248,10 +248,12 @@ class OperatorRecorder:
         for p in self._probes:
             p.stats.reset()
 
-    def record_in(self, record: Any, event_time: int | None = None) -> None:
+    def record_in(self, record: Any, event_time: int | None = None) -> int | None:
         """One record entered the operator; ``event_time`` in epoch ms if known.
 
         A record whose event time is below the current watermark counts as late.
+        Returns the event time counted (``None`` when unknown): what the
+        operator's outputs of this record inherit.
         """
         self._in += 1
         if event_time is None and self._event_time_of is not None:
@@ -267,13 +269,15 @@ class OperatorRecorder:
                 self._late += 1
         if self._in_probes:
             self._observe(self._in_probes, record, event_time)
+        return event_time
 
     def record_in_many(self, records: Iterable[Any], event_times: Iterable[int | None]) -> None:
         for record, event_time in zip(records, event_times, strict=False):
             self.record_in(record, event_time)
 
     def record_out(self, record: Any, event_time: int | None = None) -> None:
-        """One record left the operator."""
+        """One record left the operator; ``event_time`` is the one the engine gives
+        it, which its ENTITY events carry."""
         self._out += 1
         if self._out_probes:
             self._observe(self._out_probes, record, event_time)

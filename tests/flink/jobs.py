@@ -90,6 +90,13 @@ class BigOrders(KeyedProcessFunction):
             yield SMALL, value
 
 
+class PassThrough(KeyedProcessFunction):
+    """Emits each record as it came."""
+
+    def process_element(self, value, ctx):
+        yield value
+
+
 def windowed(stream: DataStream, fn: ProcessWindowFunction) -> DataStream:
     """Orders keyed by merchant in tumbling event-time windows, summarized by ``fn``."""
     return (

@@ -13,16 +13,18 @@ from faro import (
     OperatorType,
 )
 from faro._dev.broker import free_port
-from faro.core.sampling import is_sampled
+from faro.core.sampling import is_sampled, trace_id
 from faro.flink import FaroFlink
 from tests.flink.conftest import CLOSE_GRACE_S, received_events, wait_received
 from tests.flink.jobs import (
     ORDER_TYPE,
     SMALL,
+    SUMMARY_TYPE,
     WINDOW_MS,
     BigOrders,
     Order,
     OrderAggFn,
+    PassThrough,
     collect,
     order_stream,
     orders,
@@ -237,3 +239,54 @@ def test_broken_sinks_never_change_or_fail_the_job(flink_env, receiver) -> None:
     )
     traced = windowed(stream, down.window_trace(OrderAggFn(), _purchase_config(1.0), "w"))
     assert sorted(collect(traced)) == sorted(plain)
+
+
+def test_a_window_result_and_the_operator_after_it_report_one_trace(flink_env, receiver) -> None:
+    """Window results carry the window's last millisecond as event time, as Flink
+    stamps them, so the next operator's ENTITY events of the same row share its
+    trace id: one id per merchant and window, not one per merchant."""
+    data = orders(400)
+    faro = _faro(receiver, flush_interval=3600)
+
+    def revenue(side: str) -> FaroConfig:
+        spec = FaroFeatureConfig(entity_key="merchant", feature_value="revenue", on=side)
+        return FaroConfig(features={"revenue": spec})
+
+    results = windowed(
+        order_stream(flink_env(2), data),
+        faro.window_trace(OrderAggFn(), revenue("output"), "order-agg-window"),
+    )
+    after = results.key_by(lambda r: r[0], key_type=Types.STRING()).process(
+        faro.process_trace(PassThrough(), revenue("input"), "after-window"), SUMMARY_TYPE
+    )
+    collect(after)
+
+    expected: Counter[tuple[str, int, float]] = Counter()
+    for (merchant, start), pane in _panes(data).items():
+        for category in {o.category for o in pane}:
+            revenue_sum = sum(o.amount for o in pane if o.category == category)
+            expected[(merchant, start + WINDOW_MS - 1, round(revenue_sum, 6))] += 1
+
+    def entities(operator: str) -> list:
+        return [
+            e for e in received_events(receiver)
+            if e.event_type is EventType.ENTITY and e.operator_id == operator
+        ]  # fmt: skip
+
+    n = sum(expected.values())
+    assert wait_for(
+        lambda: len(entities("order-agg-window")) == len(entities("after-window")) == n,
+        CLOSE_GRACE_S,
+    ), (len(entities("order-agg-window")), len(entities("after-window")), n)
+    for operator in ("order-agg-window", "after-window"):
+        seen = entities(operator)
+        assert (
+            Counter((e.entity_id, e.event_time, round(e.feature_value, 6)) for e in seen)
+            == expected
+        )
+        assert all(
+            e.trace_id == trace_id("order-pipeline", e.entity_id, e.event_time) for e in seen
+        )
+    ids = {e.trace_id for e in entities("order-agg-window")}
+    assert ids == {e.trace_id for e in entities("after-window")}
+    assert len(ids) == len({(m, t) for m, t, _ in expected})  # one per merchant and window

@@ -5,9 +5,11 @@ at the end of bounded input, wrapped or not, so ``on_timer`` is driven directly
 here, on the real wrapper, with a minimal context object.
 """
 
+import pytest
 from pyflink.datastream import OutputTag
+from pyflink.datastream.time_domain import TimeDomain
 
-from faro import EventType, FaroConfig
+from faro import EventType, FaroConfig, FaroFeatureConfig
 from faro.flink import FaroFlink
 from tests.flink.jobs import ORDER_TYPE, BigOrders
 from tests.support import ListSink
@@ -16,11 +18,15 @@ LATE = OutputTag("late", ORDER_TYPE)
 
 
 class _Ctx:
-    def __init__(self, key: str):
+    def __init__(self, key: str, domain: TimeDomain = TimeDomain.EVENT_TIME):
         self._key = key
+        self._domain = domain
 
     def get_current_key(self) -> str:
         return self._key
+
+    def time_domain(self) -> TimeDomain:
+        return self._domain
 
 
 class _RuntimeContext:
@@ -44,3 +50,18 @@ def test_records_from_on_timer_pass_through_and_count_as_outputs() -> None:
     [event] = sink.of_type(EventType.AGGREGATE)
     assert (event.input_count, event.output_count, event.subtask_index) == (0, 1, 1)
     assert sink.closed
+
+
+@pytest.mark.parametrize(
+    ("domain", "event_time"), [(TimeDomain.EVENT_TIME, 42), (TimeDomain.PROCESSING_TIME, None)]
+)
+def test_what_a_timer_emits_carries_the_time_flink_stamps_it_with(domain, event_time) -> None:
+    sink = ListSink()
+    spec = FaroFeatureConfig(entity_key=lambda o: o[0], feature_value=lambda o: o[2], on="output")
+    config = FaroConfig(features={"amount": spec})
+    traced = FaroFlink("p", lambda: sink).process_trace(Timed(), config, "timed")
+    traced.open(_RuntimeContext())
+    list(traced.on_timer(42, _Ctx("m1", domain)))
+    traced.close()
+    [entity] = sink.of_type(EventType.ENTITY)  # the side output is not an output
+    assert (entity.entity_id, entity.event_time) == ("m1", event_time)
