@@ -203,6 +203,7 @@ def _report(api: str) -> None:
         f"mean {summary['mean']:.2f}, p95 {summary['p95']:.2f}"
     )
     print(f"\nweb page: {api}/ui    API docs: {api}/docs    metrics: {api}/metrics")
+    print(f"{user} on the web page: {api}/ui?entity={user}")
     print("everything keeps running; `make demo-stop` stops the broker, materializer and API")
 
 

@@ -3,6 +3,7 @@ is what the JSON endpoints answer."""
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import subprocess
 import time
@@ -71,10 +72,13 @@ def dom(url: str) -> Rows:
     raise AssertionError(f"the page did not finish loading: {out.stderr[-2000:]}")
 
 
+DATASET = generate(seed=5)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     store = tmp_path_factory.mktemp("ui-store")
-    seed(store, generate(seed=5))
+    seed(store, DATASET)
     now = int(time.time() * 1000)
     stale = Finding(
         ViolationType.FRESHNESS, "order-pipeline", "order-agg-window", None, "silence_s",
@@ -124,6 +128,52 @@ def test_a_summary_link_shows_the_api_numbers(server):
     [row] = page.rows["summary-row"]
     assert row[:3] == [api["source"], str(api["count"]), str(api["nulls"])]
     assert row[4] == f"{api['mean']:.3f}"
+
+
+NONE = "\u2013"  # the en dash the page writes for a missing value
+
+
+def _when(ms: int | None) -> str:
+    """As the page writes times: UTC, to the second."""
+    if ms is None:
+        return NONE
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _value(v: float | None) -> str:
+    return NONE if v is None else f"{v:.3f}"
+
+
+def test_an_entity_link_shows_its_lineage_and_one_trace(server):
+    entity = "user-7"
+    seen = sorted(
+        DATASET.entities(entity_id=entity), key=lambda e: (e.processing_time, e.pipeline_id)
+    )
+    assert len(seen) == 60  # 30 records, each seen by two pipelines
+    trace = seen[0].trace_id
+    page = dom(f"{server}/ui?entity={entity}&trace={trace}")
+    assert 'data-testid="error"></div>' in page.html
+    assert page.rows["lineage-step"] == [
+        [_when(e.processing_time), e.pipeline_id, e.operator_id, e.operator_type.value,
+         e.feature_name, _value(e.feature_value), _when(e.event_time), e.trace_id]
+        for e in seen
+    ]  # fmt: skip
+    traced = sorted(
+        (e for e in DATASET.events if e.trace_id == trace), key=lambda e: e.processing_time
+    )
+    assert [r[1] for r in page.rows["trace-event"]] == ["user-feature-pipeline", "fraud-pipeline"]
+    assert page.rows["trace-event"] == [
+        [_when(e.processing_time), e.pipeline_id, e.operator_id, e.operator_type.value,
+         str(e.subtask_index), e.feature_name, _value(e.feature_value), _when(e.event_time)]
+        for e in traced
+    ]  # fmt: skip
+
+
+def test_an_entity_that_was_never_captured_is_explained_not_an_error(server):
+    page = dom(f"{server}/ui?entity=nobody-at-all")
+    assert 'data-testid="error"></div>' in page.html
+    assert "lineage-step" not in page.rows
+    assert "it was not sampled" in page.html
 
 
 def test_the_root_redirects_to_the_page(server):
