@@ -360,6 +360,10 @@ class SparkTrace:
         if sampled == []:  # every feature samples at rate 0: no job to run
             return
         et = self._event_time_ms(schema)
+        if et is None and side == "output" and self._has_window(schema):
+            # a window's result has no event time column of its own: it takes the
+            # window's last millisecond, as Flink stamps window results
+            et = f"unix_millis({_quote(self.faro.window_col)}.`end`) - 1"  # type: ignore[arg-type]
         if et is not None:
             columns += self._parsed([f"{et} AS _faro_et"])
         writer = EntityWriter(

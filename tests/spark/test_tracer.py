@@ -158,10 +158,11 @@ def test_counts_watermark_results_entities_and_delta_match_ground_truth(spark, t
                      for e in entities if e["feature_name"] == "amount")  # fmt: skip
     truth = sorted((u, a, t) for rows in BATCHES for u, a, t in rows)
     assert amounts == truth
-    windowed = sorted((e["entity_id"], e["feature_value"])
+    windowed = sorted((e["entity_id"], e["feature_value"], e["event_time"])
                       for e in entities if e["feature_name"] == "window_revenue")  # fmt: skip
+    # a window's result has the window's last millisecond as its event time
     assert windowed == sorted(
-        (str(int(r[0]["start"].timestamp())), r[2])  # cast("long") of a timestamp: seconds
+        (str(int(r[0]["start"].timestamp())), r[2], int(r[0]["end"].timestamp() * 1000) - 1)
         for rows in traced.values() for r in rows
     )  # fmt: skip
     assert len(events) == len(BATCHES) + len(amounts) + len(windowed)
