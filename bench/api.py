@@ -164,6 +164,7 @@ def read_urls(sample_trace: str) -> dict[str, str]:
     return {
         "pipelines": "/pipelines",
         "pipeline health": f"/pipelines/{p}/health",
+        "features": f"/pipelines/{p}/features",
         "operators": f"/pipelines/{p}/operators?window=24h",
         "feature health": f"{feature}/health?pipeline_id={p}&window=24h",
         "entity values": f"{feature}/values?pipeline_id={p}&entity_id=user-4242&window=24h",

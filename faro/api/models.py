@@ -23,6 +23,19 @@ class PipelineSummary(BaseModel):
     pipeline_id: str
 
 
+class FeatureInfo(BaseModel):
+    name: str
+    entity_values: bool = Field(
+        description="whether ENTITY events carry it (per-entity values, lineage and percentiles); "
+        "false for features with AGGREGATE statistics only (PERSONAL, SENSITIVE, aggregate-only)"
+    )
+
+
+class PipelineFeatures(BaseModel):
+    pipeline_id: str
+    features: list[FeatureInfo]
+
+
 class OperatorHealth(BaseModel):
     operator_id: str
     operator_type: str

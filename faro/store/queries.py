@@ -139,16 +139,32 @@ class StoreQueries:
         return sorted(names)
 
     def features(self, pipeline_id: str | None = None) -> list[str]:
-        rows = self._rows(
-            """
-            SELECT DISTINCT name FROM (
-                SELECT unnest(features) AS name FROM {events}
-                UNION ALL SELECT feature_name FROM {events} WHERE feature_name IS NOT NULL
-            ) ORDER BY name
-            """,
-            self._files(pipeline_id=pipeline_id),
-        )
-        return [r["name"] for r in rows if r["name"] is not None]
+        return [f["name"] for f in self.feature_catalog(pipeline_id)]
+
+    def feature_catalog(self, pipeline_id: str | None = None) -> list[dict[str, Any]]:
+        """Each feature the operators declare (the ``features`` of their AGGREGATE
+        events) or that has ENTITY values, by name, with ``entity_values``: whether
+        any ENTITY event carries it. From the per-file rollups when kept, so only
+        files not seen before are read."""
+        flows = self._files("AGGREGATE", pipeline_id)
+        values = self._files("ENTITY", pipeline_id)
+        if self.rollups is not None:
+            declared = self._rolled("flow", "SELECT DISTINCT feature FROM rollup", flows)
+            valued = self._rolled("values", "SELECT DISTINCT feature FROM rollup", values)
+            with_values = {r["feature"] for r in valued}
+            names = {r["feature"] for r in declared} | with_values
+        else:
+            declared = self._rows("SELECT DISTINCT unnest(features) AS name FROM {events}", flows)
+            valued = self._rows(
+                "SELECT DISTINCT feature_name AS name FROM {events} "
+                "WHERE feature_name IS NOT NULL",
+                values,
+            )
+            with_values = {r["name"] for r in valued}
+            names = {r["name"] for r in declared} | with_values
+        return [
+            {"name": n, "entity_values": n in with_values} for n in sorted(names - {None})
+        ]
 
     def operators(self, pipeline_id: str, since: int) -> list[dict[str, Any]]:
         """Per operator: last flush, latest watermark and totals since ``since`` (epoch ms)."""

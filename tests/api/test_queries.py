@@ -38,6 +38,28 @@ def test_pipelines_lists_every_pipeline(client: TestClient) -> None:
     ]
 
 
+def test_features_of_each_pipeline_and_which_have_entity_values(
+    client: TestClient, dataset: Dataset
+) -> None:
+    for pipeline in ("fraud-pipeline", "order-pipeline", "user-feature-pipeline"):
+        declared = {
+            f for e in dataset.events
+            if e.pipeline_id == pipeline and e.event_type is EventType.AGGREGATE
+            for f in e.features
+        }  # fmt: skip
+        valued = {e.feature_name for e in dataset.entities(pipeline_id=pipeline)}
+        assert client.get(f"/pipelines/{pipeline}/features").json() == {
+            "pipeline_id": pipeline,
+            "features": [
+                {"name": n, "entity_values": n in valued} for n in sorted(declared | valued)
+            ],
+        }
+    order = client.get("/pipelines/order-pipeline/features").json()["features"]
+    assert [f["name"] for f in order] == ["order_count", "revenue"]  # aggregate only
+    missing = client.get("/pipelines/nope/features")
+    assert missing.status_code == 404 and "order-pipeline" in missing.json()["detail"]
+
+
 def test_health_classifies_each_operator_by_its_last_flush(
     client: TestClient, dataset: Dataset
 ) -> None:

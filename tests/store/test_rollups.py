@@ -25,6 +25,7 @@ def answers(q: StoreQueries, since: int, until: int, bucket: int) -> list[Any]:
             q.aggregate_summary(feature, pipeline, since, until),
             q.entity_summary(feature, pipeline, since, until),
         ]
+    out += [q.feature_catalog(pipeline) for pipeline in PIPELINES]
     return _rounded(out)
 
 

@@ -6,8 +6,10 @@ from fastapi import APIRouter
 
 from faro.api.deps import ServiceDep, now_ms, require_pipeline
 from faro.api.models import (
+    FeatureInfo,
     OperatorHealth,
     OperatorThroughput,
+    PipelineFeatures,
     PipelineHealth,
     PipelineOperators,
     PipelineSummary,
@@ -80,3 +82,14 @@ def pipeline_operators(svc: ServiceDep, pipeline_id: str, window: str = "1h") ->
             )
         )
     return PipelineOperators(pipeline_id=pipeline_id, window=window, operators=out)
+
+
+@router.get("/{pipeline_id}/features", response_model=PipelineFeatures)
+def pipeline_features(svc: ServiceDep, pipeline_id: str) -> PipelineFeatures:
+    """The features the pipeline's operators compute, by name: what the feature
+    endpoints take, and which of them have per-entity values."""
+    require_pipeline(svc, pipeline_id)
+    return PipelineFeatures(
+        pipeline_id=pipeline_id,
+        features=[FeatureInfo(**f) for f in svc.queries.feature_catalog(pipeline_id)],
+    )
