@@ -125,10 +125,25 @@ def test_a_summary_link_shows_the_api_numbers(server):
     api = httpx.get(f"{server}/features/revenue/values/summary",
                     params={"pipeline_id": "order-pipeline", "window": "24h"}).json()  # fmt: skip
     assert api["count"] > 0
+    params = {"pipeline_id": "order-pipeline", "window": "24h"}
+
+    def buckets() -> list[list[str]]:
+        health = httpx.get(f"{server}/features/revenue/health", params=params).json()
+        return [
+            [_when(b["start"]), str(b["input_count"]), str(b["output_count"]),
+             str(b["late_count"]), str(b["entity_values"])]
+            for b in health["current"]["buckets"]
+        ]  # fmt: skip
+
+    before = buckets()
     page = dom(f"{server}/ui?pipeline=order-pipeline&feature=revenue&window=24h")
+    after = buckets()
     [row] = page.rows["summary-row"]
     assert row[:3] == [api["source"], str(api["count"]), str(api["nulls"])]
     assert row[4] == f"{api['mean']:.3f}"
+    # the feature's health over the same window; a minute can turn between the calls
+    assert page.rows["health-bucket"] in (before, after)
+    assert sum(int(b[1]) for b in page.rows["health-bucket"]) > 0
 
 
 @pytest.mark.parametrize("pipeline", ["order-pipeline", "user-feature-pipeline"])
