@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -24,6 +25,8 @@ from faro.flink.functions import (
     TracedMapFunction,
     TracedWindowFunction,
 )
+
+log = logging.getLogger("faro.flink")
 
 
 class FaroFlink:
@@ -61,7 +64,10 @@ class FaroFlink:
 
         PyFlink hands window functions the elements without their timestamps;
         pass ``event_time`` (the field or function your TimestampAssigner
-        reads) to get the pane's event-time range. Late elements never reach a
+        reads) to get the pane's event-time range, and for ENTITY features of
+        the input, one trace id per record (without it, one per entity, and a
+        warning says so). The window's results carry its last millisecond as
+        their event time, as Flink stamps them. Late elements never reach a
         window function, so ``late_count`` is None here: trace the late-data
         side output with :meth:`map_trace` to count them.
         """
@@ -130,16 +136,42 @@ class FaroFlink:
         event_time: Extractor | None,
         observes_late: bool,
     ) -> Capture:
+        config = config or FaroConfig()
+        operator_id = operator_id or _default_operator_id(fn)
+        if event_time is None:
+            _warn_untimed_entities(operator_id, operator_type, config)
         return Capture(
             pipeline_id=self.pipeline_id,
-            operator_id=operator_id or _default_operator_id(fn),
+            operator_id=operator_id,
             operator_type=operator_type,
-            config=config or FaroConfig(),
+            config=config,
             sink_factory=self.sink_factory,
             flush_interval_s=self.flush_interval,
             event_time=event_time,
             observes_late=observes_late,
         )
+
+
+def _warn_untimed_entities(
+    operator_id: str, operator_type: OperatorType, config: FaroConfig
+) -> None:
+    """ENTITY events without an event time share one trace id per entity, so a
+    trace would mix an entity's records. A process function gets each record's
+    timestamp and a time window stamps its results; otherwise PyFlink hands the
+    function records without their timestamps."""
+    untimed = [
+        name for name, spec in config.feature_specs.items()
+        if spec.emits_entities and operator_type is not OperatorType.PROCESS
+        and (operator_type is not OperatorType.WINDOW or spec.on == "input")
+    ]  # fmt: skip
+    if untimed:
+        log.warning(
+            "faro: %s %r captures ENTITY events of %s without event_time=: PyFlink does not "
+            "hand this function the records' timestamps, so all of one entity's events would "
+            "share one trace id. Pass event_time= (the field or function your "
+            "TimestampAssigner reads).",
+            operator_type.value.lower(), operator_id, untimed,
+        )  # fmt: skip
 
 
 def _default_operator_id(fn: Any) -> str:
