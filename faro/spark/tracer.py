@@ -188,6 +188,7 @@ class SparkTrace:
                         )
         self._pending: list[_Pending] = []
         self._columns: dict[str, Column] = {}
+        self._warned_untimed = False
 
     def apply(self, batch_df: DataFrame, batch_id: int | None = None) -> DataFrame:
         """Exactly what ``fn(batch_df)`` returns (observed, so Spark counts it)."""
@@ -366,6 +367,15 @@ class SparkTrace:
             et = f"unix_millis({_quote(self.faro.window_col)}.`end`) - 1"  # type: ignore[arg-type]
         if et is not None:
             columns += self._parsed([f"{et} AS _faro_et"])
+        elif not self._warned_untimed:
+            self._warned_untimed = True
+            log.warning(
+                "faro: %r emits ENTITY events of %s (%s) without an event time, so all of "
+                "one entity's events share one trace id: name the event-time column with "
+                "with_streaming_context(event_time_col=...), or window_col= for a window's "
+                "results",
+                self.operator_id, sorted(specs), side,
+            )  # fmt: skip
         writer = EntityWriter(
             self.faro.sink_key, self.faro.pipeline_id, self.operator_id, self.operator_type,
             FaroConfig(features=aliased), self.faro.sink_factory, side, et is not None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -22,6 +23,7 @@ from faro import (
 from faro.core.sampling import is_sampled
 from faro.spark import FaroSpark, FaroStreamingListener, QueryProgress
 from tests.spark.conftest import Batch, stream, write_batches
+from tests.support import ListSink
 
 pytestmark = pytest.mark.spark
 
@@ -261,3 +263,25 @@ def test_a_new_watermark_does_not_make_spark_compile_the_late_count_again(spark)
     assert compilations(f"count_if(t < {T + 37}) AS late", 37) > 0
     compilations(_late_sql("`t`", T + 5), 5)
     assert [compilations(_late_sql("`t`", T + w), w) for w in (11, 23, 64)] == [0, 0, 0]
+
+
+def test_entity_events_without_an_event_time_are_warned_about_once(spark, caplog):
+    """Without an event time every event of an entity would share one trace id."""
+    sink = ListSink()
+    rows = [("u1", 1.0, T), ("u2", 2.0, T + S)]
+    df = spark.createDataFrame(
+        [(u, a, t // 1000) for u, a, t in rows], "user_id string, amount double, ts long"
+    )
+    config = FaroConfig(features={
+        "amount": FaroFeatureConfig(entity_key="user_id", feature_value="amount", sample_rate=1.0)
+    })  # fmt: skip
+    untimed = FaroSpark("orders", lambda: sink)
+    timed = FaroSpark("orders", lambda: sink).with_streaming_context(event_time_col="ts")
+    with caplog.at_level(logging.WARNING, logger="faro.spark"):
+        for _ in range(2):
+            untimed.trace("copy", OperatorType.MAP, config, lambda d: d).apply(df).collect()
+        timed.trace("copy", OperatorType.MAP, config, lambda d: d).apply(df).collect()
+    untimed.close()
+    timed.close()
+    [warning] = [r.getMessage() for r in caplog.records if "trace id" in r.getMessage()]
+    assert "'copy'" in warning and "['amount']" in warning and "event_time_col" in warning
