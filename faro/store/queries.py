@@ -149,10 +149,8 @@ class StoreQueries:
         flows = self._files("AGGREGATE", pipeline_id)
         values = self._files("ENTITY", pipeline_id)
         if self.rollups is not None:
-            declared = self._rolled("flow", "SELECT DISTINCT feature FROM rollup", flows)
-            valued = self._rolled("values", "SELECT DISTINCT feature FROM rollup", values)
-            with_values = {r["feature"] for r in valued}
-            names = {r["feature"] for r in declared} | with_values
+            declared = self._rolled("flow", "SELECT DISTINCT feature AS name FROM rollup", flows)
+            valued = self._rolled("values", "SELECT DISTINCT feature AS name FROM rollup", values)
         else:
             declared = self._rows("SELECT DISTINCT unnest(features) AS name FROM {events}", flows)
             valued = self._rows(
@@ -160,8 +158,8 @@ class StoreQueries:
                 "WHERE feature_name IS NOT NULL",
                 values,
             )
-            with_values = {r["name"] for r in valued}
-            names = {r["name"] for r in declared} | with_values
+        with_values = {r["name"] for r in valued}
+        names = {r["name"] for r in declared} | with_values
         return [
             {"name": n, "entity_values": n in with_values} for n in sorted(names - {None})
         ]
