@@ -509,7 +509,8 @@ class StoreQueries:
     ) -> list[dict[str, Any]]:
         """Counts of ENTITY values per decile bin of the baseline period, for the
         baseline (``side`` 'base') and the current period ('current'): the input of a
-        population stability index."""
+        population stability index. No rows when the baseline has no values (a store
+        younger than the baseline period): there are no bins to count in."""
         return self._rows(
             """
             WITH v AS (
@@ -525,7 +526,7 @@ class StoreQueries:
                 FROM v WHERE side = 'base'
             )
             SELECT side, len(list_filter(e, edge -> edge < x)) AS bin, count(*) AS count
-            FROM v, edges GROUP BY ALL ORDER BY side, bin
+            FROM v, edges WHERE e IS NOT NULL GROUP BY ALL ORDER BY side, bin
             """,
             self._files("ENTITY", pipeline_id, base[0]),
             feature=feature,

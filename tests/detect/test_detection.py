@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 import tomllib
 
+from faro import CaptureEvent, EventType, FeatureValueType, OperatorType
 from faro.detect import DetectConfig, Detector, Transition, ledger
+from faro.store.columns import events_to_table
+from faro.store.writer import EventWriter
 from tests.detect import simulation as sim
 
 INTERVAL = 10 * sim.MIN
@@ -110,3 +113,26 @@ def test_each_violation_is_stored_once_and_rerunning_a_time_adds_nothing(day):
     assert [f.type.value for f in again.findings if f.pipeline_id == "p-null"] == ["NULL_RATE"]
     assert again.transitions == []
     assert len(ledger.read(data_dir)) == len(stored)
+
+
+def test_a_store_younger_than_the_baseline_is_judged_without_one(tmp_path: Path):
+    """Values only in the judged window (a fresh store, a first demo): no baseline
+    to bin them against, so no distribution check; every other check still runs."""
+    at = sim.JUDGED_DAY + INTERVAL
+    values = [
+        CaptureEvent(
+            f"e{i}", EventType.ENTITY, "fresh", "op", OperatorType.PROCESS, at - 60_000 + i,
+            features=["f"], entity_id=f"u{i}", feature_name="f",
+            feature_value=None if i % 4 else 1.0,
+            value_type=FeatureValueType.SCALAR_DOUBLE, event_time=at - 70_000, sample_rate=1.0,
+            trace_id=f"t{i}",
+        )
+        for i in range(200)
+    ]  # fmt: skip
+    EventWriter(tmp_path, "test").write(events_to_table(values))
+    detector = Detector(tmp_path, DetectConfig({}))
+    base, current = (at - sim.DAY - INTERVAL, at - INTERVAL), (at - INTERVAL, at)
+    assert detector.queries.value_bins("fresh", "f", base, current) == []
+    findings = detector.run(at).findings
+    # three in four values are null: the null-rate check saw the window
+    assert [(f.type.value, f.pipeline_id) for f in findings] == [("NULL_RATE", "fresh")]
