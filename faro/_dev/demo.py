@@ -214,7 +214,9 @@ def down(quiet: bool = False) -> int:
             print("faro demo: nothing to stop")
         return 0
     pids: dict[str, int] = json.loads(path.read_text()).get("pids", {})
-    for name, pid in pids.items():
+    # Last started, first stopped: the materializer stores its batch and leaves its
+    # consumer group while the broker still answers.
+    for name, pid in reversed(pids.items()):
         if _stop(pid) and not quiet:
             print(f"  stopped the {name} (pid {pid})")
     path.unlink()

@@ -58,6 +58,11 @@ def test_demo_runs_the_whole_path_and_stops_cleanly() -> None:
         assert summary["source"] == "ENTITY" and summary["count"] > 0
         lineage = httpx.get(f"{api}/entities/{sampled[0]}/lineage").json()
         assert {s["feature_name"] for s in lineage["steps"]} == {"purchase_amount_7d"}
+        # each window result has its own event time (the window's last millisecond)
+        # and so its own trace id
+        times = [s["event_time"] for s in lineage["steps"]]
+        assert None not in times and len(set(times)) == len(times) > 1
+        assert len({s["trace_id"] for s in lineage["steps"]}) == len(times)
         unsampled = next(f"user-{i}" for i in range(USERS) if f"user-{i}" not in sampled)
         assert httpx.get(f"{api}/entities/{unsampled}/lineage").status_code == 404
 
@@ -71,3 +76,7 @@ def test_demo_runs_the_whole_path_and_stops_cleanly() -> None:
     assert down.returncode == 0
     assert not any(_alive(p) for p in pids)
     assert not (STATE_DIR / "state.json").exists()
+    # stopped before the broker: it stored its last batch and said so, with no
+    # connection failures on the way out
+    log = (STATE_DIR / "materializer.log").read_text()
+    assert "stopped:" in log.splitlines()[-1] and "Connection refused" not in log, log[-2000:]
