@@ -32,6 +32,7 @@ from faro.store.avro_batch import AvroBatchDecoder
 from faro.store.writer import DEAD_LETTER_SCHEMA, KAFKA_PARTITION, EventWriter, KafkaSource
 
 log = logging.getLogger("faro.materializer")
+_librdkafka_log = logging.getLogger("faro.materializer.librdkafka")
 
 
 def _on_commit(err: Any, partitions: list[Any]) -> None:
@@ -55,6 +56,39 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     "fetch.queue.backoff.ms": 10,
     "on_commit": _on_commit,
 }
+
+
+class _KafkaClientLog:
+    """What the Kafka client says, in the materializer's log.
+
+    librdkafka writes a raw line to stderr at every reconnect attempt (~20 a
+    second while a broker is down). Those lines go to DEBUG on
+    ``faro.materializer.librdkafka``; each kind of client error is logged as
+    one WARNING naming the brokers, then at most once per ``interval_s`` with
+    how often it recurred. The client keeps retrying on its own either way.
+    """
+
+    def __init__(self, bootstrap_servers: str, interval_s: float = 30.0) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.interval_s = interval_s
+        self._seen: dict[Any, tuple[float, int]] = {}  # error code -> (last logged, since)
+
+    def log(self, level: int, fmt: str, *args: Any) -> None:
+        _librdkafka_log.debug(fmt, *args)
+
+    def error(self, err: Any) -> None:
+        now = time.monotonic()
+        code = err.code()
+        last, since = self._seen.get(code, (None, 0))
+        if last is not None and now - last < self.interval_s:
+            self._seen[code] = (last, since + 1)
+            return
+        self._seen[code] = (now, 0)
+        again = f" ({since} more times in the last {now - last:.0f} s)" if last else ""
+        log.warning(
+            "Kafka at %s: %s%s; the client keeps retrying", self.bootstrap_servers, err.str(),
+            again,
+        )
 
 
 @dataclass
@@ -100,9 +134,12 @@ class Materializer:
         self.max_batch_seconds = max_batch_seconds
         self.progress_interval_s = progress_interval_s
         self.stats = MaterializerStats()
+        client_log = _KafkaClientLog(bootstrap_servers)
         self._config = {
             "bootstrap.servers": bootstrap_servers,
             "group.id": group,
+            "error_cb": client_log.error,
+            "logger": client_log,
             **CONSUMER_DEFAULTS,
             **(consumer_config or {}),
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 import signal
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 from confluent_kafka import Producer
 
 from faro import KafkaCaptureEventSink
-from faro._dev.broker import LocalBroker
+from faro._dev.broker import LocalBroker, free_port
 from faro.store import layout
 from faro.store.materializer import Materializer
 from tests.sinks.events import mixed_events
@@ -188,3 +189,20 @@ def test_the_topic_defaults_to_the_kafka_sinks_topic(
     monkeypatch.setenv("FARO_KAFKA_TOPIC", "team-a.capture-events")
     assert Materializer("127.0.0.1:1", tmp_path).topic == "team-a.capture-events"
     assert Materializer("127.0.0.1:1", tmp_path, topic="other").topic == "other"
+
+
+def test_an_unreachable_broker_is_logged_once_per_kind_not_per_retry(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """librdkafka retries a refused connection many times a second, each time with
+    a raw line on stderr; the materializer's log says it once, naming the brokers."""
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    with caplog.at_level(logging.DEBUG, logger="faro.materializer"):
+        Materializer(address, tmp_path, topic="t", group="g").run(idle_exit_s=3)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings and all(w.startswith(f"Kafka at {address}: ") for w in warnings)
+    assert any("Connection refused" in w for w in warnings)
+    assert len(warnings) == len(set(warnings)) <= 3  # one per kind of error within 30 s
+    retries = [r for r in caplog.records if r.name == "faro.materializer.librdkafka"]
+    assert len(retries) > len(warnings)  # the client's own lines, kept at DEBUG
+    assert "%3|" not in capfd.readouterr().err
