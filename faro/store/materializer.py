@@ -379,8 +379,11 @@ class _Progress:
         assert m._writer is not None
         stored = m._writer.journal.offsets().get(m.topic, {})
         try:
+            assigned = m._consumer.assignment()
+            if not assigned:  # not in the group yet, or the brokers are out of reach
+                return "unknown (no partitions assigned yet)"
             lag = 0
-            for tp in m._consumer.assignment():
+            for tp in assigned:
                 _, high = m._consumer.get_watermark_offsets(tp, cached=True)
                 if high >= 0:
                     lag += max(0, high - stored.get(str(tp.partition), -1) - 1)

@@ -198,7 +198,9 @@ def test_an_unreachable_broker_is_logged_once_per_kind_not_per_retry(
     a raw line on stderr; the materializer's log says it once, naming the brokers."""
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
     with caplog.at_level(logging.DEBUG, logger="faro.materializer"):
-        Materializer(address, tmp_path, topic="t", group="g").run(idle_exit_s=3)
+        Materializer(address, tmp_path, topic="t", group="g", progress_interval_s=1).run(
+            idle_exit_s=3
+        )
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings and all(w.startswith(f"Kafka at {address}: ") for w in warnings)
     assert any("Connection refused" in w for w in warnings)
@@ -206,3 +208,6 @@ def test_an_unreachable_broker_is_logged_once_per_kind_not_per_retry(
     retries = [r for r in caplog.records if r.name == "faro.materializer.librdkafka"]
     assert len(retries) > len(warnings)  # the client's own lines, kept at DEBUG
     assert "%3|" not in capfd.readouterr().err
+    progress = [r.getMessage() for r in caplog.records if "in the open batch" in r.getMessage()]
+    unknown = "lag unknown (no partitions assigned yet)"
+    assert progress and all(line.endswith(unknown) for line in progress)
