@@ -154,12 +154,21 @@ def _command(
     )
     p.add_argument(
         "--data-dir",
-        type=Path,
+        type=_data_dir,
         default=Path(settings().local_path),
         help="the store's directory (FARO_LOCAL_PATH, default %(default)s)",
     )
     p.set_defaults(run=run)
     return p
+
+
+def _data_dir(value: str) -> Path:
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{value} is a file; the store is a directory (an existing one, or a new path)"
+        )
+    return path
 
 
 def _materialize(args: argparse.Namespace) -> int:
