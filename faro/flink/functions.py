@@ -14,7 +14,9 @@ timestamp, so a record's ENTITY events share one trace id across operators.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -66,6 +68,26 @@ class Capture:
         )
 
 
+@contextlib.contextmanager
+def _failures_to_stderr() -> Iterator[None]:
+    """While a wrapper closes, faro's log records also go to the worker's stderr.
+
+    The sink's last flush runs in ``close()``, and a destination that is down
+    is often first noticed there. By then PyFlink's Python worker has stopped
+    forwarding log records to Flink's log, so without this they vanish. In a
+    local run the worker's stderr is the job's own; on a cluster it is the
+    TaskManager's output file.
+    """
+    logger = logging.getLogger("faro")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
 def _is_side_output(item: Any) -> bool:
     return type(item) is tuple and len(item) == 2 and isinstance(item[0], OutputTag)
 
@@ -96,7 +118,8 @@ class _Traced:
                 self._fn.close()
         finally:
             if self._rec is not None:
-                self._rec.close()
+                with _failures_to_stderr():
+                    self._rec.close()
 
     def _tick(self, rec: OperatorRecorder) -> None:
         now = time.monotonic()

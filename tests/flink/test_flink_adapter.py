@@ -241,6 +241,34 @@ def test_broken_sinks_never_change_or_fail_the_job(flink_env, receiver) -> None:
     assert sorted(collect(traced)) == sorted(plain)
 
 
+class _FailsOnlyAtTheEnd:
+    """Takes every event, then cannot deliver them: what a destination that is down
+    looks like to a sink that batches."""
+
+    def emit(self, event) -> None:
+        pass
+
+    def flush(self, timeout=None) -> bool:
+        raise ConnectionError("the destination went away before the last flush")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_sink_failing_at_close_is_reported_on_stderr(flink_env, capfd) -> None:
+    """PyFlink's worker no longer forwards log records when functions close, so
+    failures there go to the worker's stderr (here: this process's)."""
+    faro = FaroFlink("p", _FailsOnlyAtTheEnd, flush_interval=3600)
+    env = flink_env(1)
+    stream = order_stream(env, orders(50)).map(
+        faro.map_trace(lambda o: o, operator_id="last-flush"), ORDER_TYPE
+    )
+    assert len(collect(stream)) == 50
+    err = capfd.readouterr().err
+    assert "faro operator 'last-flush': closing the sink failed" in err
+    assert "the destination went away before the last flush" in err
+
+
 def test_a_window_result_and_the_operator_after_it_report_one_trace(flink_env, receiver) -> None:
     """Window results carry the window's last millisecond as event time, as Flink
     stamps them, so the next operator's ENTITY events of the same row share its
