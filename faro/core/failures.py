@@ -17,8 +17,15 @@ class FailureLog:
     next log line, so a destination that is down costs one line a minute.
     """
 
-    def __init__(self, component: str, logger: logging.Logger, interval_s: float | None = None):
+    def __init__(
+        self,
+        component: str,
+        logger: logging.Logger,
+        interval_s: float | None = None,
+        outcome: str = "the pipeline is unaffected",
+    ):
         self.component = component
+        self.outcome = outcome
         self.count = 0
         self._logger = logger
         self._interval = settings().error_log_interval_s if interval_s is None else interval_s
@@ -36,5 +43,5 @@ class FailureLog:
             suppressed, self._unlogged, self._last_log = self._unlogged, 0, now
         more = f" ({suppressed} similar failures since the last report)" if suppressed else ""
         self._logger.warning(
-            "%s: %s%s; the pipeline is unaffected", self.component, what, more, exc_info=exc
+            "%s: %s%s; %s", self.component, what, more, self.outcome, exc_info=exc
         )

@@ -26,6 +26,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from faro.core.failures import FailureLog
 from faro.core.settings import settings
 from faro.store import defaults, layout
 from faro.store.avro_batch import AvroBatchDecoder
@@ -71,24 +72,19 @@ class _KafkaClientLog:
     def __init__(self, bootstrap_servers: str, interval_s: float = 30.0) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.interval_s = interval_s
-        self._seen: dict[Any, tuple[float, int]] = {}  # error code -> (last logged, since)
+        self._by_code: dict[Any, FailureLog] = {}
 
     def log(self, level: int, fmt: str, *args: Any) -> None:
         _librdkafka_log.debug(fmt, *args)
 
     def error(self, err: Any) -> None:
-        now = time.monotonic()
-        code = err.code()
-        last, since = self._seen.get(code, (None, 0))
-        if last is not None and now - last < self.interval_s:
-            self._seen[code] = (last, since + 1)
-            return
-        self._seen[code] = (now, 0)
-        again = f" ({since} more times in the last {now - last:.0f} s)" if last else ""
-        log.warning(
-            "Kafka at %s: %s%s; the client keeps retrying", self.bootstrap_servers, err.str(),
-            again,
-        )
+        failures = self._by_code.get(err.code())
+        if failures is None:
+            failures = self._by_code[err.code()] = FailureLog(
+                f"Kafka at {self.bootstrap_servers}", log, self.interval_s,
+                outcome="the client keeps retrying",
+            )  # fmt: skip
+        failures.record(err.str())
 
 
 @dataclass
