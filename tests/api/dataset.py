@@ -31,6 +31,17 @@ class Dataset:
             and e.operator_id == operator
         ]  # fmt: skip
 
+    def features(self, pipeline: str) -> dict[str, bool]:
+        """Each feature the pipeline's operators declare or its ENTITY events carry,
+        by name, with whether any ENTITY event carries it."""
+        declared = {
+            f for e in self.events
+            if e.pipeline_id == pipeline and e.event_type is EventType.AGGREGATE
+            for f in e.features
+        }  # fmt: skip
+        valued = {e.feature_name for e in self.entities(pipeline_id=pipeline)}
+        return {n: n in valued for n in sorted(declared | valued)}
+
     def entities(self, **match: object) -> list[CaptureEvent]:
         return [
             e for e in self.events

@@ -42,16 +42,10 @@ def test_features_of_each_pipeline_and_which_have_entity_values(
     client: TestClient, dataset: Dataset
 ) -> None:
     for pipeline in ("fraud-pipeline", "order-pipeline", "user-feature-pipeline"):
-        declared = {
-            f for e in dataset.events
-            if e.pipeline_id == pipeline and e.event_type is EventType.AGGREGATE
-            for f in e.features
-        }  # fmt: skip
-        valued = {e.feature_name for e in dataset.entities(pipeline_id=pipeline)}
         assert client.get(f"/pipelines/{pipeline}/features").json() == {
             "pipeline_id": pipeline,
             "features": [
-                {"name": n, "entity_values": n in valued} for n in sorted(declared | valued)
+                {"name": n, "entity_values": v} for n, v in dataset.features(pipeline).items()
             ],
         }
     order = client.get("/pipelines/order-pipeline/features").json()["features"]
