@@ -55,18 +55,20 @@ def job_arguments(description: str, pipeline_id: str) -> argparse.ArgumentParser
 class _Generate(MapFunction):
     """Turns sequence numbers into records; paces them to ``rate`` per second.
 
-    Event times start at the job's start and advance ``1000 / rate`` ms per
-    record (1 ms when unpaced), so windows fill as the wall clock moves.
+    Event times start when the generator does and advance ``1000 / rate`` ms
+    per record (1 ms when unpaced), so windows fill as the wall clock moves.
+    Not when the job is built: the seconds a job takes to start would then
+    show as watermark lag and window fire delay that a live source has not.
     """
 
-    def __init__(self, make: Callable[[int, int], tuple[Any, ...]], rate: float, start_ms: int):
+    def __init__(self, make: Callable[[int, int], tuple[Any, ...]], rate: float):
         self._make = make
         self._rate = rate
-        self._start_ms = start_ms
         self._step_ms = 1000.0 / rate if rate > 0 else 1.0
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self._started = time.monotonic()
+        self._start_ms = int(time.time() * 1000)
 
     def map(self, i: int) -> tuple[Any, ...]:
         if self._rate > 0:
@@ -92,7 +94,6 @@ def generated(
     ts_index: int,
 ) -> DataStream:
     """A single-reader generator (so pacing is exact), timestamped and watermarked."""
-    start_ms = int(time.time() * 1000)
     strategy = WatermarkStrategy.for_bounded_out_of_orderness(
         Duration.of_seconds(1)
     ).with_timestamp_assigner(_TimestampAt(ts_index))
@@ -103,7 +104,7 @@ def generated(
             "generator",
         )
         .set_parallelism(1)
-        .map(_Generate(make, args.rate, start_ms), type_info)
+        .map(_Generate(make, args.rate), type_info)
         .set_parallelism(1)
         .assign_timestamps_and_watermarks(strategy)
     )
