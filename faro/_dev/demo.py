@@ -191,6 +191,7 @@ def _report(api: str) -> None:
         "value summary": f"{api}/features/purchase_amount_7d/values/summary?"
         + urlencode({"pipeline_id": "user-feature-pipeline", "window": "1h"}),
         f"lineage of {user}": f"{api}/entities/{user}/lineage",
+        "window fires": f"{api}/pipelines/user-feature-pipeline/windows?window=1h",
     }
     print()
     for label, url in checks.items():
@@ -202,6 +203,12 @@ def _report(api: str) -> None:
         f"purchase_amount_7d over the last hour: {summary['count']:,} sampled values, "
         f"mean {summary['mean']:.2f}, p95 {summary['p95']:.2f}"
     )
+    for o in _get(checks["window fires"])["operators"]:
+        print(
+            f"{o['operator_id']}: {o['windows']} windows fired, 95 % of fires within "
+            f"{o['fire_delay']['p95_seconds']:.1f} s of their window's end, "
+            f"{o['missing_count']} windows never fired"
+        )
     print(f"\nweb page: {api}/ui    API docs: {api}/docs    metrics: {api}/metrics")
     print(f"{user} on the web page: {api}/ui?entity={user}")
     print("everything keeps running; `make demo-stop` stops the broker, materializer and API")

@@ -68,7 +68,10 @@ class OperatorThroughput(BaseModel):
     input_per_minute: float
     output_per_minute: float
     filter_ratio: float | None = Field(description="output / input over the window")
-    late_rate: float | None = Field(description="late / input over the window")
+    late_rate: float | None = Field(
+        description="late / input over the window; null where the operator never sees late "
+        "records (Flink windows: Flink drops them before the window function)"
+    )
     last_flush: int
 
 
@@ -76,6 +79,70 @@ class PipelineOperators(BaseModel):
     pipeline_id: str
     window: str
     operators: list[OperatorThroughput]
+
+
+class WindowBounds(BaseModel):
+    window_start: int = Field(description="epoch ms, inclusive")
+    window_end: int = Field(description="epoch ms, exclusive")
+
+
+class WindowFires(WindowBounds):
+    fires: int = Field(
+        description="AGGREGATE events of this window: one per key and subtask in Flink, "
+        "one per micro-batch in Spark"
+    )
+    input_count: int | None
+    output_count: int | None
+    late_count: int | None = Field(
+        description="null where the engine drops late records before the operator sees "
+        "them (Flink windows)"
+    )
+    late_rate: float | None = Field(description="late / input")
+    first_fire: int = Field(description="processing time of its first fire, epoch ms")
+    last_fire: int = Field(description="processing time of its last fire, epoch ms")
+    fire_delay_seconds: float = Field(description="last fire minus window end")
+
+
+class FireDelay(BaseModel):
+    p50_seconds: float
+    p95_seconds: float
+    max_seconds: float
+
+
+class WindowOperator(BaseModel):
+    operator_id: str
+    operator_type: str
+    windows: int = Field(description="distinct windows that fired in the query window")
+    fires: int
+    window_length_ms: int | None = Field(
+        description="null when windows differ in length (session windows, Spark "
+        "micro-batches spanning several windows)"
+    )
+    step_ms: int | None = Field(
+        description="distance between consecutive window starts: the size of tumbling "
+        "windows, the slide of sliding ones"
+    )
+    fire_delay: FireDelay = Field(
+        description="processing time of each fire minus its window's end, over every fire: "
+        "how long after a window closed its results were captured"
+    )
+    late_rate: float | None = Field(description="late / input over the fires that count late")
+    missing_count: int | None = Field(
+        description="windows on the grid between the first and the last fire that never "
+        "fired for any key: no record arrived for that event-time range; null when "
+        "missing_note says why they were not looked for"
+    )
+    missing: list[WindowBounds] = Field(description="the newest missing windows, at most 100")
+    missing_note: str | None
+    recent: list[WindowFires] = Field(description="the newest windows, at most `limit`")
+
+
+class PipelineWindows(BaseModel):
+    pipeline_id: str
+    window: str
+    operators: list[WindowOperator] = Field(
+        description="operators whose AGGREGATE events carry window bounds"
+    )
 
 
 class FeatureValue(BaseModel):
@@ -169,7 +236,9 @@ class FeatureWindow(BaseModel):
     input_count: int
     output_count: int
     filter_ratio: float | None
-    late_rate: float | None
+    late_rate: float | None = Field(
+        description="null when no operator of the feature counts late records (Flink windows)"
+    )
     watermark_lag_seconds: float | None = Field(description="mean over the window's flushes")
     max_watermark_lag_seconds: float | None
     null_rate: float | None

@@ -154,15 +154,12 @@ class StoreQueries:
         else:
             declared = self._rows("SELECT DISTINCT unnest(features) AS name FROM {events}", flows)
             valued = self._rows(
-                "SELECT DISTINCT feature_name AS name FROM {events} "
-                "WHERE feature_name IS NOT NULL",
+                "SELECT DISTINCT feature_name AS name FROM {events} WHERE feature_name IS NOT NULL",
                 values,
             )
         with_values = {r["name"] for r in valued}
         names = {r["name"] for r in declared} | with_values
-        return [
-            {"name": n, "entity_values": n in with_values} for n in sorted(names - {None})
-        ]
+        return [{"name": n, "entity_values": n in with_values} for n in sorted(names - {None})]
 
     def operators(self, pipeline_id: str, since: int) -> list[dict[str, Any]]:
         """Per operator: last flush, latest watermark and totals since ``since`` (epoch ms)."""
@@ -180,6 +177,45 @@ class StoreQueries:
             GROUP BY operator_id ORDER BY operator_id
             """,
             self._files("AGGREGATE", pipeline_id),
+            since=since,
+        )
+
+    def window_fires(self, pipeline_id: str, since: int) -> list[dict[str, Any]]:
+        """Per window operator and window, the fires captured since ``since`` (one
+        AGGREGATE event per key and subtask in Flink, per micro-batch in Spark): how
+        many, records in, out and late, and when the first and last came."""
+        return self._rows(
+            """
+            SELECT operator_id, any_value(operator_type) AS operator_type,
+                   window_start, window_end, count(*) AS fires,
+                   sum(input_count) AS input_count, sum(output_count) AS output_count,
+                   sum(late_count) AS late_count,
+                   min(processing_time) AS first_fire, max(processing_time) AS last_fire
+            FROM {events}
+            WHERE window_start IS NOT NULL AND window_end IS NOT NULL
+              AND processing_time >= $since
+            GROUP BY operator_id, window_start, window_end
+            ORDER BY operator_id, window_start, window_end
+            """,
+            self._files("AGGREGATE", pipeline_id, since),
+            since=since,
+        )
+
+    def fire_delays(self, pipeline_id: str, since: int) -> list[dict[str, Any]]:
+        """Per window operator, how long after its window's end each fire since
+        ``since`` was captured (ms): 50th and 95th percentiles (interpolated) and the
+        maximum, over every fire."""
+        return self._rows(
+            """
+            SELECT operator_id,
+                   quantile_cont(processing_time - window_end, [0.5, 0.95]) AS q,
+                   max(processing_time - window_end) AS max
+            FROM {events}
+            WHERE window_start IS NOT NULL AND window_end IS NOT NULL
+              AND processing_time >= $since
+            GROUP BY operator_id ORDER BY operator_id
+            """,
+            self._files("AGGREGATE", pipeline_id, since),
             since=since,
         )
 
@@ -295,7 +331,8 @@ class StoreQueries:
     def feature_flow(
         self, feature: str, pipeline_id: str, since: int, until: int, bucket_ms: int
     ) -> list[dict[str, Any]]:
-        """Per time bucket, the AGGREGATE counts of operators that compute ``feature``."""
+        """Per time bucket, the AGGREGATE counts of operators that compute ``feature``;
+        ``late_reports``: how many flushes counted late records (Flink windows never do)."""
         files = self._files("AGGREGATE", pipeline_id, since)
         params = {"feature": feature, "since": since, "until": until, "bucket": bucket_ms}
         if self._use_rollups(since, until, bucket_ms):
@@ -306,6 +343,7 @@ class StoreQueries:
                        coalesce(sum(input_count), 0) AS input_count,
                        coalesce(sum(output_count), 0) AS output_count,
                        coalesce(sum(late_count), 0) AS late_count,
+                       coalesce(sum(late_reports), 0) AS late_reports,
                        sum(lag_count) AS flushes_with_watermark,
                        sum(lag_sum) / nullif(sum(lag_count), 0) AS watermark_lag_ms,
                        max(lag_max) AS max_watermark_lag_ms
@@ -322,6 +360,7 @@ class StoreQueries:
                    coalesce(sum(input_count), 0) AS input_count,
                    coalesce(sum(output_count), 0) AS output_count,
                    coalesce(sum(late_count), 0) AS late_count,
+                   count(late_count) AS late_reports,
                    count(watermark) AS flushes_with_watermark,
                    avg(processing_time - watermark) AS watermark_lag_ms,
                    max(processing_time - watermark) AS max_watermark_lag_ms

@@ -25,13 +25,14 @@ Kind = Literal["flow", "values", "stats"]
 
 _MINUTE = f"processing_time // {MINUTE_MS} * {MINUTE_MS}"
 _SQL: dict[Kind, str] = {
-    # AGGREGATE flushes, per feature they compute: records in and out, late ones,
-    # and the watermark lag of the flushes that carried a watermark.
+    # AGGREGATE flushes, per feature they compute: records in and out, late ones (and
+    # how many flushes counted them at all), and the watermark lag of the flushes that
+    # carried a watermark.
     "flow": f"""
         SELECT file_index, feature, minute,
                sum(input_count)::BIGINT AS input_count,
                sum(output_count)::BIGINT AS output_count,
-               sum(late_count)::BIGINT AS late_count,
+               sum(late_count)::BIGINT AS late_count, count(late_count) AS late_reports,
                count(lag) AS lag_count, sum(lag)::BIGINT AS lag_sum, max(lag) AS lag_max
         FROM (SELECT file_index, unnest(list_distinct(features)) AS feature,
                      {_MINUTE} AS minute, input_count, output_count, late_count,

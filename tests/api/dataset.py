@@ -15,6 +15,7 @@ from faro.store.columns import events_to_table
 from faro.store.writer import EventWriter
 
 MIN = 60_000
+MISSING_WINDOW = 30  # minutes ago
 
 
 @dataclass
@@ -61,7 +62,9 @@ def generate(seed: int = 11) -> Dataset:
         n += 1
         return CaptureEvent(f"a{n}", EventType.AGGREGATE, pipeline, op, kind, t, **kw)  # type: ignore[arg-type]
 
-    # order-pipeline: a window and a filter flushing every minute for 2 hours, two subtasks
+    # order-pipeline: a window and a filter flushing every minute for 2 hours, two subtasks.
+    # The window's fires close one-minute windows 5 s after their end; the window of
+    # minute MISSING_WINDOW never fires.
     for minute in range(120, 0, -1):
         t = now - minute * MIN + 5_000
         for subtask in (0, 1):
@@ -69,20 +72,22 @@ def generate(seed: int = 11) -> Dataset:
             outputs = rng.randrange(1, 8)
             late = rng.randrange(0, 4)
             values = [None if rng.random() < 0.1 else rng.uniform(0, 100) for _ in range(outputs)]
-            ds.revenue_values[len(ds.events)] = values
             present = [v for v in values if v is not None]
-            ds.events.append(agg(
-                "order-pipeline", "order-agg-window", OperatorType.WINDOW, t,
-                subtask_index=subtask, features=["order_count", "revenue"],
-                input_count=inputs, output_count=outputs, late_count=late,
-                watermark=t - 30_000 - subtask * 1000,
-                feature_stats=[FeatureStats(
-                    "revenue", len(values), len(values) - len(present),
-                    sum(present) if present else None,
-                    sum(v * v for v in present) if present else None,
-                    min(present) if present else None, max(present) if present else None,
-                )],
-            ))  # fmt: skip
+            if minute != MISSING_WINDOW:
+                ds.revenue_values[len(ds.events)] = values
+                ds.events.append(agg(
+                    "order-pipeline", "order-agg-window", OperatorType.WINDOW, t,
+                    window_start=t - 5_000 - MIN, window_end=t - 5_000,
+                    subtask_index=subtask, features=["order_count", "revenue"],
+                    input_count=inputs, output_count=outputs, late_count=late,
+                    watermark=t - 30_000 - subtask * 1000,
+                    feature_stats=[FeatureStats(
+                        "revenue", len(values), len(values) - len(present),
+                        sum(present) if present else None,
+                        sum(v * v for v in present) if present else None,
+                        min(present) if present else None, max(present) if present else None,
+                    )],
+                ))  # fmt: skip
             filtered_in = rng.randrange(100, 200)
             ds.events.append(agg(
                 "order-pipeline", "filter-big", OperatorType.FILTER, t, subtask_index=subtask,

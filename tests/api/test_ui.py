@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from faro.detect import Finding, Severity, ViolationType, ledger
-from tests.api.dataset import generate, seed
+from tests.api.dataset import MIN, MISSING_WINDOW, generate, seed
 from tests.api.serving import running_api
 
 pytestmark = pytest.mark.browser
@@ -143,6 +143,26 @@ def test_a_summary_link_shows_the_api_numbers(server):
     # the feature's health over the same window; a minute can turn between the calls
     assert page.rows["health-bucket"] in (before, after)
     assert sum(int(b[1]) for b in page.rows["health-bucket"]) > 0
+
+
+def test_window_operators_show_fire_delay_and_the_window_that_never_fired(server):
+    def shown() -> list[list[str]]:
+        body = httpx.get(f"{server}/pipelines/order-pipeline/windows?window=1h").json()
+        return [
+            [o["operator_id"], str(o["windows"]), f"{o['window_length_ms'] / 1000:.1f}",
+             *(f"{o['fire_delay'][k]:.1f}" for k in ("p50_seconds", "p95_seconds", "max_seconds")),
+             f"{o['late_rate']:.3f}"]
+            for o in body["operators"]
+        ]  # fmt: skip
+
+    before = shown()
+    page = dom(f"{server}/ui")
+    after = shown()
+    [row] = page.rows["window-operator"]  # the other pipelines have no window operator
+    assert row[:7] in (before[0], after[0])  # the hour can move a window out between calls
+    assert row[:6] == ["order-agg-window", row[1], "60.0", "5.0", "5.0", "5.0"]
+    start = DATASET.now - MISSING_WINDOW * MIN - MIN
+    assert row[7] == f"1, the newest {_when(start)} to {_when(start + MIN)}"
 
 
 @pytest.mark.parametrize("pipeline", ["order-pipeline", "user-feature-pipeline"])

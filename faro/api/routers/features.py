@@ -182,6 +182,7 @@ def _window(
     inputs = sum(b.input_count for b in buckets)
     outputs = sum(b.output_count for b in buckets)
     late = sum(b.late_count for b in buckets)
+    late_known = any(r.get("late_reports") for r in flow.values())
     lagged = [r for r in flow.values() if r["flushes_with_watermark"]]
     flushes_lag = max_lag = None
     if lagged:
@@ -208,7 +209,7 @@ def _window(
     return FeatureWindow(
         since=since, until=until, buckets=buckets, input_count=inputs, output_count=outputs,
         filter_ratio=outputs / inputs if inputs else None,
-        late_rate=late / inputs if inputs else None,
+        late_rate=late / inputs if inputs and late_known else None,
         watermark_lag_seconds=flushes_lag, max_watermark_lag_seconds=max_lag,
         null_rate=null_rate, mean=mean, values_from=values_from,
     )  # fmt: skip
