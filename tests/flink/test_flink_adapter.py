@@ -1,6 +1,8 @@
 import math
 from collections import Counter, defaultdict
+from pathlib import Path
 
+import httpx
 import pytest
 from pyflink.common import Types
 
@@ -15,6 +17,7 @@ from faro import (
 from faro._dev.broker import free_port
 from faro.core.sampling import is_sampled, trace_id
 from faro.flink import FaroFlink
+from tests.api.serving import running_api
 from tests.flink.conftest import CLOSE_GRACE_S, received_events, wait_received
 from tests.flink.jobs import (
     ORDER_TYPE,
@@ -318,3 +321,37 @@ def test_a_window_result_and_the_operator_after_it_report_one_trace(flink_env, r
     ids = {e.trace_id for e in entities("order-agg-window")}
     assert ids == {e.trace_id for e in entities("after-window")}
     assert len(ids) == len({(m, t) for m, t, _ in expected})  # one per merchant and window
+
+
+def test_a_flink_jobs_gap_in_event_time_is_reported_as_missing_windows(
+    flink_env, tmp_path: Path
+) -> None:
+    """The whole path: a traced PyFlink window job whose input has no orders in two
+    of its windows, its HTTP sink posting to a real `faro serve`, and the endpoint."""
+    every = orders(600)  # over six windows
+    first = every[0].ts // WINDOW_MS * WINDOW_MS
+    gap = {first + 2 * WINDOW_MS, first + 3 * WINDOW_MS}
+    data = [o for o in every if o.ts // WINDOW_MS * WINDOW_MS not in gap]
+    fired = {o.ts // WINDOW_MS * WINDOW_MS for o in data}
+    assert gap < set(range(min(fired), max(fired), WINDOW_MS))  # inside, not at the ends
+    with running_api(tmp_path) as api:
+        faro = FaroFlink("order-pipeline", HttpCaptureEventSink.factory(f"{api}/ingest"))
+        traced = faro.window_trace(OrderAggFn(), FaroConfig(features=["revenue"]), "agg")
+        collect(window_job(flink_env(2), data, traced))
+
+        def answer() -> dict | None:
+            body = httpx.get(f"{api}/pipelines/order-pipeline/windows?window=1h&limit=1000")
+            ops = body.json()["operators"] if body.status_code == 200 else []
+            done = ops and sum(w["input_count"] for w in ops[0]["recent"]) == len(data)
+            return ops[0] if done else None
+
+        assert wait_for(lambda: answer() is not None, CLOSE_GRACE_S), "not every fire arrived"
+        got = answer()
+    assert got is not None
+    assert (got["window_length_ms"], got["step_ms"]) == (WINDOW_MS, WINDOW_MS)
+    assert [(m["window_start"], m["window_end"]) for m in got["missing"]] == [
+        (s, s + WINDOW_MS) for s in sorted(gap, reverse=True)
+    ]
+    panes = {(o.merchant, o.ts // WINDOW_MS * WINDOW_MS) for o in data}
+    assert got["windows"] == len(fired) and got["fires"] == len(panes)
+    assert got["late_rate"] is None
