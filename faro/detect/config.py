@@ -56,6 +56,9 @@ class Thresholds(BaseModel):
     zscore_min_relative_std: float = Field(
         0.2, ge=0, description="floor of the baseline std as a share of its mean"
     )
+    missing_windows: int = Field(
+        1, ge=0, description="windows a window operator skips on its grid before it alarms; 0: off"
+    )
     not_null: bool = Field(False, description="ENTITY values of the feature must not be null")
     min: float | None = Field(None, description="smallest allowed ENTITY value")
     max: float | None = Field(None, description="largest allowed ENTITY value")

@@ -8,6 +8,8 @@ rule can be reasoned about (and tested) on plain numbers.
 
 from __future__ import annotations
 
+import bisect
+import datetime as dt
 import math
 import statistics
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from faro.detect.cadence import cadence
 from faro.detect.config import DAY_MS, DetectConfig, Thresholds
 
 
@@ -102,6 +105,8 @@ class Snapshot:
     feature_source: dict[tuple[str, str], str] = field(default_factory=dict)
     assertions: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     psi: dict[tuple[str, str], float] = field(default_factory=dict)
+    # per window operator: each window that fired (window_start, window_end, first_fire)
+    windows: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def day_windows(self) -> int:
@@ -115,6 +120,10 @@ def detect(snap: Snapshot, config: DetectConfig) -> list[Finding]:
         found += _watermark_lag(snap, pipeline, operator, rows, t)
         found += _cardinality(snap, pipeline, operator, rows, t)
         found += _zscore(snap, pipeline, operator, rows, t)
+    for (pipeline, operator), fired in snap.windows.items():
+        found += _missing_windows(
+            snap, pipeline, operator, fired, config.thresholds(pipeline, operator)
+        )
     for (pipeline, operator), last in snap.last_flush.items():
         found += _silence(snap, pipeline, operator, last, config.thresholds(pipeline, operator))
     for (pipeline, feature), rows in snap.features.items():
@@ -146,6 +155,38 @@ def _silence(
             f"{pipeline}/{operator} has not emitted for {silent_s:.0f} s "
             f"(threshold {t.freshness_s:.0f} s)",
         )  # fmt: skip
+
+
+def _missing_windows(
+    snap: Snapshot, pipeline: str, operator: str, fired: list[dict[str, Any]], t: Thresholds
+) -> Iterator[Finding]:
+    """Windows missing from the operator's grid whose gap window 0 closed: the first
+    window to fire after them fired in window 0. So each gap is reported once, in the
+    run that could first see it."""
+    if not t.missing_windows:
+        return
+    grid = cadence([(w["window_start"], w["window_end"]) for w in fired])
+    if not grid.missing:
+        return
+    starts = sorted(fired, key=lambda w: w["window_start"])
+    keys = [w["window_start"] for w in starts]
+    closed = [
+        (start, end) for start, end in grid.missing
+        if starts[bisect.bisect(keys, start)]["first_fire"] >= snap.at - snap.window_ms
+    ]  # fmt: skip
+    if len(closed) >= t.missing_windows:
+        start, end = closed[-1]
+        yield Finding(
+            ViolationType.FRESHNESS, pipeline, operator, None, "missing_windows",
+            float(len(closed)), None, float(t.missing_windows),
+            severity_of(len(closed) / t.missing_windows),
+            f"{pipeline}/{operator}: {len(closed)} window(s) never fired, the newest "
+            f"{_utc(start)} to {_utc(end)}: no record arrived for those event times",
+        )  # fmt: skip
+
+
+def _utc(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 def _watermark_lag(

@@ -74,6 +74,9 @@ class Detector:
         keep = sorted({*recent, *(d * day for d in range(1, _HISTORY_DAYS + 1))})
         for row in self.queries.operator_windows(at, w, keep):
             snap.operators.setdefault((row["pipeline_id"], row["operator_id"]), {})[row["k"]] = row
+        # a day of window fires: the grid each window operator's gaps are found on
+        for row in self.queries.window_fires(None, at - w - DAY_MS, at):
+            snap.windows.setdefault((row["pipeline_id"], row["operator_id"]), []).append(row)
         for row in self.queries.last_flushes(at, at - _HISTORY_DAYS * DAY_MS):
             snap.last_flush[(row["pipeline_id"], row["operator_id"])] = row["last_flush"]
         by_source: dict[tuple[str, str, str], dict[int, dict]] = {}

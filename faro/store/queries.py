@@ -180,25 +180,29 @@ class StoreQueries:
             since=since,
         )
 
-    def window_fires(self, pipeline_id: str, since: int) -> list[dict[str, Any]]:
-        """Per window operator and window, the fires captured since ``since`` (one
-        AGGREGATE event per key and subtask in Flink, per micro-batch in Spark): how
-        many, records in, out and late, and when the first and last came."""
+    def window_fires(
+        self, pipeline_id: str | None, since: int, until: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Per pipeline (all when ``pipeline_id`` is None), window operator and window,
+        the fires captured in [since, until) (one AGGREGATE event per key and subtask in
+        Flink, per micro-batch in Spark): how many, records in, out and late, and when
+        the first and last came."""
         return self._rows(
             """
-            SELECT operator_id, any_value(operator_type) AS operator_type,
+            SELECT pipeline_id, operator_id, any_value(operator_type) AS operator_type,
                    window_start, window_end, count(*) AS fires,
                    sum(input_count) AS input_count, sum(output_count) AS output_count,
                    sum(late_count) AS late_count,
                    min(processing_time) AS first_fire, max(processing_time) AS last_fire
             FROM {events}
             WHERE window_start IS NOT NULL AND window_end IS NOT NULL
-              AND processing_time >= $since
-            GROUP BY operator_id, window_start, window_end
-            ORDER BY operator_id, window_start, window_end
+              AND processing_time >= $since AND processing_time < $until
+            GROUP BY pipeline_id, operator_id, window_start, window_end
+            ORDER BY pipeline_id, operator_id, window_start, window_end
             """,
             self._files("AGGREGATE", pipeline_id, since),
             since=since,
+            until=2**62 if until is None else until,
         )
 
     def fire_delays(self, pipeline_id: str, since: int) -> list[dict[str, Any]]:

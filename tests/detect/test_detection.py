@@ -8,6 +8,7 @@ it resolves the violation.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,43 @@ def test_a_store_younger_than_the_baseline_is_judged_without_one(tmp_path: Path)
     findings = detector.run(at).findings
     # three in four values are null: the null-rate check saw the window
     assert [(f.type.value, f.pipeline_id) for f in findings] == [("NULL_RATE", "fresh")]
+
+
+def test_windows_that_never_fired_are_one_violation_opened_when_the_gap_closes(tmp_path: Path):
+    """A one-minute window operator (two keys) with no fire for minutes 30 and 31:
+    the run whose window holds the first fire after the gap opens one FRESHNESS
+    violation naming both windows, and the next run resolves it."""
+    minute, start = sim.MIN, sim.JUDGED_DAY
+    gap = {30, 31}
+    fires = [
+        CaptureEvent(
+            f"w{m}-{key}", EventType.AGGREGATE, "wins", "agg", OperatorType.WINDOW,
+            start + (m + 1) * minute + 5_000 + key, window_start=start + m * minute,
+            window_end=start + (m + 1) * minute, input_count=40, output_count=1,
+        )
+        for m in range(60) if m not in gap for key in (0, 1)
+    ]  # fmt: skip
+    EventWriter(tmp_path, "test").write(events_to_table(fires))
+    detector = Detector(tmp_path, DetectConfig({}))  # 5-minute windows
+    opened, resolved = [], []
+    for k in range(1, 13):
+        at = start + k * 5 * minute
+        for t in detector.run(at).transitions:
+            if t.violation.metric == "missing_windows":
+                (opened if t.status == "OPEN" else resolved).append((at, t.violation))
+    # window 32 first fired at 33 min 5 s: inside the run at 35 min
+    [(at, violation)] = opened
+    assert at == start + 35 * minute
+    assert (violation.type, violation.operator_id, violation.observed) == (
+        "FRESHNESS", "agg", 2.0
+    )
+    assert violation.severity == "HIGH"  # 2 windows: twice the threshold of 1
+    newest = dt.datetime.fromtimestamp((start + 31 * minute) / 1000, dt.timezone.utc)
+    assert newest.strftime("%Y-%m-%d %H:%M:%SZ") in violation.message
+    assert [at for at, _ in resolved] == [start + 40 * minute]
+    # the check can be turned off per operator
+    quiet = DetectConfig(tomllib.loads('[pipelines.wins.operators.agg]\nmissing_windows = 0'))
+    assert not [
+        f for f in Detector(tmp_path, quiet).run(start + 35 * minute).findings
+        if f.metric == "missing_windows"
+    ]  # fmt: skip

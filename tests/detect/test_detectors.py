@@ -55,3 +55,24 @@ def test_severity_scale():
     assert [severity_of(x).value for x in (1.1, 1.25, 1.99, 2, 3.99, 4, math.inf)] == [
         "LOW", "MEDIUM", "MEDIUM", "HIGH", "HIGH", "CRITICAL", "CRITICAL",
     ]  # fmt: skip
+
+
+def test_missing_windows_alarm_from_their_threshold_and_only_once_the_gap_closed():
+    step = 10_000
+    fired = [
+        {"window_start": AT - 3 * W + i * step, "window_end": AT - 3 * W + (i + 1) * step,
+         "first_fire": AT - 3 * W + (i + 1) * step + 500}
+        for i in range(3 * W // step - 1) if i not in (10, 11, 12)
+    ]  # fmt: skip
+    gap_closed = fired[10]["first_fire"]  # window 13, the first after the gap
+    snap = Snapshot(gap_closed + W // 2, W, windows={("p", "agg"): fired})
+    [finding] = detect(snap, DetectConfig())
+    assert (finding.metric, finding.observed, finding.severity) == (
+        "missing_windows",
+        3.0,
+        Severity.HIGH,
+    )
+    lenient = DetectConfig({"defaults": {"missing_windows": 4}})
+    assert detect(snap, lenient) == []
+    later = Snapshot(gap_closed + W + 1, W, windows={("p", "agg"): fired})
+    assert detect(later, DetectConfig()) == []  # reported by the run before

@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from faro.api.cadence import cadence
 from faro.api.deps import ServiceDep, now_ms, require_pipeline
 from faro.api.models import (
     FeatureInfo,
@@ -25,6 +24,7 @@ from faro.api.models import (
     WindowOperator,
 )
 from faro.core.windows import window_ms
+from faro.detect.cadence import cadence
 
 router = APIRouter(prefix="/pipelines", tags=["pipelines"])
 

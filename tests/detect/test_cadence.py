@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from faro.api.cadence import MAX_GRID_POINTS, cadence
+from faro.detect.cadence import MAX_GRID_POINTS, cadence
 
 
 def test_a_single_window_is_taken_as_tumbling() -> None:
