@@ -53,40 +53,45 @@ def field_getter(extractor: Extractor) -> Callable[[Any], Any]:
     Runs on every record, so how to read is decided once per record type: the
     engines' own ``Row`` classes resolve names through a Python ``__getattr__``
     that costs microseconds, while their name and value lists can be indexed
-    directly.
+    directly. PyFlink's ``Row`` is read inline, without a second call: it is
+    what most traced operators hand over.
     """
     if callable(extractor):
         return extractor
     name = extractor
     readers: dict[type, Callable[[Any], Any]] = {}
+    flink_row: type | None = None
 
     def get(record: Any) -> Any:
-        read = readers.get(type(record))
+        nonlocal flink_row
+        cls = type(record)
+        if cls is flink_row:
+            try:  # names in _fields, values in _values (rows built with names)
+                return record._values[record._fields.index(name)]
+            except ValueError:  # not among its names (asking Row.__getattr__ costs ~4 µs)
+                return _MISSING
+            except AttributeError:  # built from values alone: no names to read by
+                return _read_any(record, name)
+        read = readers.get(cls)
         if read is None:
-            read = readers[type(record)] = _reader(type(record), name)
+            if _is_row(cls, "pyflink."):
+                flink_row = cls
+                return get(record)
+            read = readers[cls] = _reader(cls, name)
         return read(record)
 
     return get
+
+
+def _is_row(cls: type, package: str) -> bool:
+    return cls.__name__ == "Row" and cls.__module__.startswith(package)
 
 
 def _reader(cls: type, name: str) -> Callable[[Any], Any]:
     if issubclass(cls, Mapping):
         return lambda record: record.get(name, _MISSING)
     generic = functools.partial(_read_any, name=name)
-    if cls.__name__ != "Row":
-        return generic
-    if cls.__module__.startswith("pyflink."):
-
-        def flink_row(record: Any) -> Any:
-            try:  # names in _fields, values in _values (rows built with names)
-                return record._values[record._fields.index(name)]
-            except ValueError:  # not among its names (asking Row.__getattr__ costs ~4 µs)
-                return _MISSING
-            except AttributeError:
-                return generic(record)
-
-        return flink_row
-    if cls.__module__.startswith("pyspark."):
+    if _is_row(cls, "pyspark."):
 
         def spark_row(record: Any) -> Any:
             try:  # a tuple of values with the names in __fields__
@@ -200,6 +205,10 @@ class OperatorRecorder:
     not hand it over with the record.
     """
 
+    record_out: Callable[..., None]
+    """``record_out(record, event_time=None)``: one record left the operator;
+    ``event_time`` is the one the engine gives it, which its ENTITY events carry."""
+
     def __init__(
         self,
         pipeline_id: str,
@@ -240,6 +249,8 @@ class OperatorRecorder:
         self._deferred: Callable[[Draft], None] | None = getattr(
             sink, "emit_deferred", None
         )
+        self._observe_in = self._observer(self._in_probes) if self._in_probes else None
+        self.record_out = self._observer(self._out_probes, counts_outputs=True)
         self.watermark: int | None = None
         self._reset()
 
@@ -271,20 +282,13 @@ class OperatorRecorder:
                 self._et_max = event_time
             if self.watermark is not None and event_time < self.watermark:
                 self._late += 1
-        if self._in_probes:
-            self._observe(self._in_probes, record, event_time)
+        if self._observe_in is not None:
+            self._observe_in(record, event_time)
         return event_time
 
     def record_in_many(self, records: Iterable[Any], event_times: Iterable[int | None]) -> None:
         for record, event_time in zip(records, event_times, strict=False):
             self.record_in(record, event_time)
-
-    def record_out(self, record: Any, event_time: int | None = None) -> None:
-        """One record left the operator; ``event_time`` is the one the engine gives
-        it, which its ENTITY events carry."""
-        self._out += 1
-        if self._out_probes:
-            self._observe(self._out_probes, record, event_time)
 
     def record_late(self, count: int = 1) -> None:
         """Late records the engine observed itself (for example dropped by a window)."""
@@ -394,17 +398,50 @@ class OperatorRecorder:
             self.failures.record("reading the event time from a record raised", exc)
             return None
 
-    def _observe(self, probes: list[_Probe], record: Any, event_time: int | None) -> None:
-        for p in probes:
-            try:
-                value = p.value(record)
-                if value is _MISSING:
-                    continue
-                p.stats.add(value)
-                if p.entity:
-                    self._entity(p, record, value, event_time)
-            except Exception as exc:
-                self.failures.record(f"reading feature {p.name!r} from a record raised", exc)
+    def _observer(
+        self, probes: list[_Probe], counts_outputs: bool = False
+    ) -> Callable[..., None]:
+        """What one side of the operator does per record for its features: read each,
+        add it to the statistics, sample its ENTITY event; with ``counts_outputs``,
+        count the record as an output first (that closure is :attr:`record_out`).
+        A closure with its lookups done once, because it runs for every record and
+        a plain PyFlink record costs only ~45 µs: the method chain it replaces
+        (record_out, observe, add) took ~0.25 µs of the wrapper's ~1.2."""
+        plan = [(p, p.value, p.stats, p.stats.numeric, p.entity) for p in probes]
+        entity, failures = self._entity, self.failures
+        rec = self
+        if not plan and counts_outputs:
+
+            def count(record: Any, event_time: int | None = None) -> None:
+                rec._out += 1
+
+            return count
+
+        def observe(record: Any, event_time: int | None = None) -> None:
+            if counts_outputs:
+                rec._out += 1
+            for p, read, stats, numeric, emits in plan:
+                try:
+                    value = read(record)
+                    if value is _MISSING:
+                        continue
+                    if numeric and type(value) is float and value == value:
+                        # _StatsAccumulator.add for a float that is not NaN, inline
+                        stats.count += 1
+                        stats.sum += value
+                        stats.sum_sq += value * value
+                        if value < stats.min:
+                            stats.min = value
+                        if value > stats.max:
+                            stats.max = value
+                    else:
+                        stats.add(value)
+                    if emits:
+                        entity(p, record, value, event_time)
+                except Exception as exc:
+                    failures.record(f"reading feature {p.name!r} from a record raised", exc)
+
+        return observe
 
     def _entity(self, p: _Probe, record: Any, value: Any, event_time: int | None) -> None:
         key = p.key(record)  # type: ignore[misc]
