@@ -447,7 +447,7 @@ class OperatorRecorder:
         key = p.key(record)  # type: ignore[misc]
         if key is None or key is _MISSING:
             return
-        entity_id = str(key)
+        entity_id = key if type(key) is str else str(key)
         if not is_sampled(entity_id, p.rate):
             return
         try:  # here, not deferred: the record may change once the operator returns

@@ -120,3 +120,14 @@ def test_containers_are_readable_by_apache_avro(events: list[CaptureEvent]) -> N
         io.BytesIO(encode_container(events)), avro.io.DatumReader()
     )
     assert [CaptureEvent.from_dict(r) for r in reader] == events
+
+
+def test_longs_encode_as_fastavro_does_across_refills_of_the_varint_cache() -> None:
+    """Epoch-millisecond times take the cached path; enough distinct ones to refill
+    its cache several times, and the edges of int64, must encode as fastavro does."""
+    times = [1_700_000_000_000 + i * 37 for i in range(5 * avro_binary._TAILS_KEPT * 64 // 37)]
+    values = [*times, -1, 63, 64, -65, 2**21, -(2**21), 2**63 - 1, -(2**63)]
+    for n in values:
+        out = io.BytesIO()
+        fastavro.schemaless_writer(out, "long", n)
+        assert avro_binary.long_bytes(n) == out.getvalue(), n
