@@ -8,23 +8,21 @@ across operators stays complete.
 Sampling hashes the entity key with XXH64 and seed 42, which is exactly what
 Spark SQL's ``xxhash64`` computes on a string column. That lets ``faro.spark``
 drop unsampled rows inside the JVM, before a single row crosses into Python,
-while Flink and Spark still pick the same entities. Trace ids are BLAKE2b:
-128 bits, so distinct records do not collide in the store.
+while Flink and Spark still pick the same entities. Trace ids are XXH3-128:
+128 bits, so distinct records do not collide in the store; ~200 ns an id with
+its key, against ~430 for keyed BLAKE2b (ids are not secrets: the
+entity ids beside them are stored in the clear).
 """
 
 from __future__ import annotations
 
 import functools
-from hashlib import blake2b
-
-from xxhash import xxh64_intdigest
+from xxhash import xxh3_128_hexdigest, xxh64_intdigest
 
 SAMPLE_SEED = 42  # Spark's xxhash64 seed
+TRACE_SEED = 0x66A207  # trace ids: any fixed seed, apart from sampling's
 SAMPLE_SHIFT = 11  # a sample point is the hash's top 53 bits, exact in a double
 _SCALE = 1 << (64 - SAMPLE_SHIFT)
-# Keyed once and copied per call: setting up BLAKE2b's parameters (digest size,
-# personalization) is most of the cost of hashing a short key (0.97 -> 0.59 µs).
-_TRACE = blake2b(digest_size=16, person=b"faro-trace")
 
 
 @functools.lru_cache(maxsize=256)
@@ -50,6 +48,4 @@ def trace_id(pipeline_id: str, entity_id: str, event_time: int | None) -> str:
     """One id per (pipeline, entity, event time): the same record seen by several
     operators of a pipeline, which keep Flink's element timestamp, shares it."""
     key = f"{pipeline_id}\x1f{entity_id}\x1f{'' if event_time is None else event_time}"
-    h = _TRACE.copy()
-    h.update(key.encode())
-    return h.hexdigest()
+    return xxh3_128_hexdigest(key.encode(), TRACE_SEED)
