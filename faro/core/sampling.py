@@ -17,6 +17,7 @@ entity ids beside them are stored in the clear).
 from __future__ import annotations
 
 import functools
+
 from xxhash import xxh3_128_hexdigest, xxh64_intdigest
 
 SAMPLE_SEED = 42  # Spark's xxhash64 seed
