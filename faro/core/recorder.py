@@ -406,8 +406,8 @@ class OperatorRecorder:
         count the record as an output first (that closure is :attr:`record_out`).
         A closure with its lookups done once, because it runs for every record and
         a plain PyFlink record costs only ~45 µs: the method chain it replaces
-        (record_out, observe, add) took ~0.25 µs of the wrapper's ~1.2."""
-        plan = [(p, p.value, p.stats, p.stats.numeric, p.entity) for p in probes]
+        (record_out, then a method looping over the probes) cost ~0.1 µs more."""
+        plan = [(p, p.value, p.stats.add, p.entity) for p in probes]
         entity, failures = self._entity, self.failures
         rec = self
         if not plan and counts_outputs:
@@ -420,22 +420,12 @@ class OperatorRecorder:
         def observe(record: Any, event_time: int | None = None) -> None:
             if counts_outputs:
                 rec._out += 1
-            for p, read, stats, numeric, emits in plan:
+            for p, read, add, emits in plan:
                 try:
                     value = read(record)
                     if value is _MISSING:
                         continue
-                    if numeric and type(value) is float and value == value:
-                        # _StatsAccumulator.add for a float that is not NaN, inline
-                        stats.count += 1
-                        stats.sum += value
-                        stats.sum_sq += value * value
-                        if value < stats.min:
-                            stats.min = value
-                        if value > stats.max:
-                            stats.max = value
-                    else:
-                        stats.add(value)
+                    add(value)
                     if emits:
                         entity(p, record, value, event_time)
                 except Exception as exc:
