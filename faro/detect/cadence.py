@@ -36,6 +36,8 @@ def cadence(windows: list[tuple[int, int]]) -> Cadence:
             "spanning several windows), so there is no grid to find missing windows on",
         )  # fmt: skip
     (length,) = lengths
+    if length <= 0:
+        return Cadence(None, None, note="the windows end where (or before) they start")
     starts = sorted({start for start, _ in windows})
     # gcd() of nothing is 0: a single window, assumed tumbling
     step = math.gcd(*(b - a for a, b in itertools.pairwise(starts))) or length

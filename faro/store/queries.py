@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from faro.store import layout
 from faro.store.hash_index import HashIndex
-from faro.store.rollups import Kind, RollupCache, aligned
+from faro.store.rollups import LAG, REAL_TIME, Kind, RollupCache, aligned
 from faro.store.value_cache import ValueCache
 
 _T = TypeVar("_T")
@@ -188,14 +188,14 @@ class StoreQueries:
         Flink, per micro-batch in Spark): how many, records in, out and late, and when
         the first and last came."""
         return self._rows(
-            """
+            f"""
             SELECT pipeline_id, operator_id, any_value(operator_type) AS operator_type,
                    window_start, window_end, count(*) AS fires,
                    sum(input_count) AS input_count, sum(output_count) AS output_count,
                    sum(late_count) AS late_count,
                    min(processing_time) AS first_fire, max(processing_time) AS last_fire
-            FROM {events}
-            WHERE window_start IS NOT NULL AND window_end IS NOT NULL
+            FROM {{events}}
+            WHERE window_start {REAL_TIME} AND window_end {REAL_TIME}
               AND processing_time >= $since AND processing_time < $until
             GROUP BY pipeline_id, operator_id, window_start, window_end
             ORDER BY pipeline_id, operator_id, window_start, window_end
@@ -210,12 +210,12 @@ class StoreQueries:
         ``since`` was captured (ms): 50th and 95th percentiles (interpolated) and the
         maximum, over every fire."""
         return self._rows(
-            """
+            f"""
             SELECT operator_id,
                    quantile_cont(processing_time - window_end, [0.5, 0.95]) AS q,
                    max(processing_time - window_end) AS max
-            FROM {events}
-            WHERE window_start IS NOT NULL AND window_end IS NOT NULL
+            FROM {{events}}
+            WHERE window_start {REAL_TIME} AND window_end {REAL_TIME}
               AND processing_time >= $since
             GROUP BY operator_id ORDER BY operator_id
             """,
@@ -359,16 +359,16 @@ class StoreQueries:
                 **params,
             )
         return self._rows(
-            """
+            f"""
             SELECT CAST((processing_time - $since) // $bucket AS BIGINT) AS bucket,
                    coalesce(sum(input_count), 0) AS input_count,
                    coalesce(sum(output_count), 0) AS output_count,
                    coalesce(sum(late_count), 0) AS late_count,
                    count(late_count) AS late_reports,
-                   count(watermark) AS flushes_with_watermark,
-                   avg(processing_time - watermark) AS watermark_lag_ms,
-                   max(processing_time - watermark) AS max_watermark_lag_ms
-            FROM {events}
+                   count({LAG}) AS flushes_with_watermark,
+                   avg({LAG}) AS watermark_lag_ms,
+                   max({LAG}) AS max_watermark_lag_ms
+            FROM {{events}}
             WHERE list_contains(features, $feature)
               AND processing_time >= $since AND processing_time < $until
             GROUP BY bucket ORDER BY bucket
@@ -459,11 +459,11 @@ class StoreQueries:
         mean watermark lag (ms)."""
         since = at - (max(keep) + 1) * w
         return self._rows(
-            """
+            f"""
             SELECT pipeline_id, operator_id, k,
                    sum(input_count) AS input_count, sum(output_count) AS output_count,
-                   count(*) AS flushes, avg(processing_time - watermark) AS watermark_lag_ms
-            FROM (SELECT *, CAST(($at - 1 - processing_time) // $w AS BIGINT) AS k FROM {events}
+                   count(*) AS flushes, avg({LAG}) AS watermark_lag_ms
+            FROM (SELECT *, CAST(($at - 1 - processing_time) // $w AS BIGINT) AS k FROM {{events}}
                   WHERE processing_time >= $since AND processing_time < $at)
             WHERE list_contains($keep, k)
             GROUP BY ALL

@@ -21,6 +21,14 @@ from faro.store.filecache import FileCache, Query, per_file
 
 MINUTE_MS = 60_000
 
+REAL_TIME = "BETWEEN -4611686018427387904 AND 4611686018427387904"
+"""SQL: a value that is a time (epoch ms within ±2**62), as the recorder reads
+them. Engines send Long.MIN_VALUE for "no watermark yet" and Long.MAX_VALUE
+for "end of input"; such values are not times, and arithmetic on them would
+overflow a BIGINT."""
+LAG = f"CASE WHEN watermark {REAL_TIME} THEN processing_time - watermark END"
+"""SQL: a flush's watermark lag (ms), null when it carried no real watermark."""
+
 Kind = Literal["flow", "values", "stats"]
 
 _MINUTE = f"processing_time // {MINUTE_MS} * {MINUTE_MS}"
@@ -33,10 +41,10 @@ _SQL: dict[Kind, str] = {
                sum(input_count)::BIGINT AS input_count,
                sum(output_count)::BIGINT AS output_count,
                sum(late_count)::BIGINT AS late_count, count(late_count) AS late_reports,
-               count(lag) AS lag_count, sum(lag)::BIGINT AS lag_sum, max(lag) AS lag_max
+               count(lag) AS lag_count, sum(lag)::DOUBLE AS lag_sum, max(lag) AS lag_max
         FROM (SELECT file_index, unnest(list_distinct(features)) AS feature,
                      {_MINUTE} AS minute, input_count, output_count, late_count,
-                     processing_time - watermark AS lag
+                     {LAG} AS lag
               FROM {{events}})
         GROUP BY ALL
     """,

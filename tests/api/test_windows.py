@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from faro import CaptureEvent, EventType, OperatorType
 from faro.api import create_app
+from faro.core.json_codec import to_json_array
 from faro.store.columns import events_to_table
 from faro.store.writer import EventWriter
 
@@ -220,3 +221,40 @@ def test_feature_health_of_a_window_feature_has_no_late_rate(
         "/features/orders_10s/health", params={"pipeline_id": "win-pipeline", "window": window}
     ).json()
     assert body["current"]["input_count"] > 0 and body["current"]["late_rate"] is None
+
+
+def test_sentinel_times_from_engines_are_stored_and_every_read_still_answers(
+    tmp_path: Path,
+) -> None:
+    """Long.MIN_VALUE / Long.MAX_VALUE watermarks ("none yet", "end of input") and
+    window bounds that are not times: /ingest stores them, and the reads that
+    subtract times (watermark lag, fire delay) must not overflow into a 500."""
+    low, high = -(2**63), 2**63 - 1
+    odd = [
+        (low + 1, low, low), (high, high, high), (None, 5, 5), (None, 10, 0),
+        (2**62, -(2**62), 2**62),
+    ]  # fmt: skip
+    events = [
+        CaptureEvent(
+            f"s{i}", EventType.AGGREGATE, "odd", f"op{i}", OperatorType.WINDOW, NOW - i,
+            features=["f"], input_count=1, output_count=1, watermark=watermark,
+            window_start=start, window_end=end,
+        )
+        for i, (watermark, start, end) in enumerate(odd)
+    ]  # fmt: skip
+    with TestClient(create_app(tmp_path), raise_server_exceptions=False) as c:
+        stored = c.post(
+            "/ingest", content=to_json_array(events), headers={"content-type": "application/json"}
+        )
+        assert stored.json()["accepted"] == len(events)
+        for path in (
+            "/pipelines/odd/windows", "/pipelines/odd/operators", "/pipelines/odd/health",
+            "/features/f/health?pipeline_id=odd", "/features/f/health?pipeline_id=odd&window=50m",
+            "/metrics",
+        ):  # fmt: skip
+            assert c.get(path).status_code == 200, path
+        windows = {o["operator_id"]: o for o in c.get("/pipelines/odd/windows").json()["operators"]}
+        assert set(windows) == {"op2", "op3", "op4"}  # bounds that are times
+        assert all("end where" in windows[o]["missing_note"] for o in ("op2", "op3"))
+        health = c.get("/features/f/health?pipeline_id=odd").json()["current"]
+        assert health["watermark_lag_seconds"] == pytest.approx((NOW - 4 - 2**62) / 1000)
