@@ -16,6 +16,7 @@ text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
 ids = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=20)
 longs = st.integers(-(2**63), 2**63 - 1)
 opt_longs = st.none() | longs
+counts = st.integers(0, 2**40)  # what the store accepts (faro.store.columns.MAX_COUNT)
 doubles = st.floats(allow_nan=False)
 
 VALUES = {
@@ -29,8 +30,8 @@ VALUES = {
 feature_stats = st.builds(
     FeatureStats,
     name=ids,
-    count=st.integers(0, 2**40),
-    null_count=st.integers(0, 2**40),
+    count=counts,
+    null_count=counts,
     sum=st.none() | doubles,
     sum_sq=st.none() | doubles,
     min=st.none() | doubles,
@@ -56,9 +57,9 @@ def capture_events(
     if event_type is EventType.AGGREGATE:
         return CaptureEvent(
             **common,
-            input_count=draw(opt_longs),
-            output_count=draw(opt_longs),
-            late_count=draw(opt_longs),
+            input_count=draw(st.none() | counts),
+            output_count=draw(st.none() | counts),
+            late_count=draw(st.none() | counts),
             watermark=draw(opt_longs),
             event_time_min=draw(opt_longs),
             event_time_max=draw(opt_longs),
@@ -66,7 +67,7 @@ def capture_events(
             window_end=draw(opt_longs),
             batch_id=draw(opt_longs),
             capture_drop_since_last=draw(st.booleans()),
-            dropped_count=draw(st.integers(0, 2**40)),
+            dropped_count=draw(counts),
             feature_stats=draw(st.lists(feature_stats, max_size=3)),
         )
     value_type = draw(st.sampled_from(FeatureValueType))

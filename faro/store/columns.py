@@ -146,6 +146,10 @@ def table_to_events(table: pa.Table) -> list[CaptureEvent]:
 
 MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 MAX_PIPELINE_ID_BYTES = 80  # percent-encoded, it stays within a 255-byte directory name
+MAX_COUNT = 2**40
+"""The most records one flush can count (a trillion, far beyond any flush). Bounded
+so that the store's per-file sums of counts cannot overflow 64 bits."""
+_COUNTS = ("input_count", "output_count", "late_count", "dropped_count")
 
 
 def invalid_rows(table: pa.Table) -> dict[int, str]:
@@ -170,6 +174,15 @@ def invalid_rows(table: pa.Table) -> dict[int, str]:
         empty = pc.fill_null(pc.equal(pc.utf8_length(table.column(name)), 0), True)
         for i in pc.indices_nonzero(empty).to_pylist():
             problems.setdefault(i, f"{name} is empty; every CaptureEvent needs one")
+    for name, column, rows in _count_columns(table):
+        wrong = pc.or_(pc.less(column, 0), pc.greater(column, MAX_COUNT))
+        for j in pc.indices_nonzero(pc.fill_null(wrong, False)).to_pylist():
+            i = j if rows is None else rows[j].as_py()
+            problems.setdefault(
+                i,
+                f"{name} {column[j].as_py()} is not a count of records one flush can see "
+                f"(0 to 2^40); the producer's encoder is wrong",
+            )
     too_long = pc.greater(pc.binary_length(table.column("pipeline_id")), MAX_PIPELINE_ID_BYTES)
     for i in pc.indices_nonzero(pc.fill_null(too_long, False)).to_pylist():
         problems.setdefault(
@@ -178,3 +191,18 @@ def invalid_rows(table: pa.Table) -> dict[int, str]:
             "of the store, so use a shorter id",
         )
     return problems
+
+
+def _count_columns(table: pa.Table) -> list[tuple[str, pa.Array, pa.Array | None]]:
+    """(name, values, row of each value or None when it is the row index) of every
+    count an event carries, feature statistics' included."""
+    names = set(table.column_names)
+    counts: list[tuple[str, pa.Array, pa.Array | None]] = [
+        (name, table.column(name).combine_chunks(), None) for name in _COUNTS if name in names
+    ]
+    if "feature_stats" in names:
+        stats = table.column("feature_stats").combine_chunks()
+        flat, rows = pc.list_flatten(stats), pc.list_parent_indices(stats)
+        for field in ("count", "null_count"):
+            counts.append((f"feature_stats.{field}", pc.struct_field(flat, field), rows))
+    return counts

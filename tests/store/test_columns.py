@@ -1,3 +1,5 @@
+import dataclasses
+
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,9 +24,16 @@ def test_invalid_rows_names_each_problem() -> None:
     events[1].processing_time = -5
     events[2].pipeline_id = ""
     events[3].pipeline_id = "p" * 81
-    table = events_to_table(events)
+    aggregate = next(e for e in mixed_events(200) if e.feature_stats)
+    too_many = dataclasses.replace(aggregate, input_count=2**63 - 1)
+    negative = dataclasses.replace(
+        aggregate, feature_stats=[dataclasses.replace(aggregate.feature_stats[0], null_count=-1)]
+    )
+    table = events_to_table([*events, too_many, negative])
     problems = invalid_rows(table)
-    assert set(problems) == {1, 2, 3}
+    assert set(problems) == {1, 2, 3, 4, 5}
+    assert "input_count 9223372036854775807 is not a count" in problems[4]
+    assert "feature_stats.null_count -1 is not a count" in problems[5]
     assert "longer than 80 bytes" in problems[3]
     assert "processing_time -5" in problems[1]
     assert "pipeline_id is empty" in problems[2]
