@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,7 +96,8 @@ class AvroBatchDecoder:
         [(threads,)] = self._db.execute("SELECT current_setting('threads')").fetchall()
         self._threads = int(threads)
 
-    def decode(self, messages: list[bytes]) -> DecodedBatch:
+    def decode(self, messages: Sequence[bytes | None]) -> DecodedBatch:
+        """Kafka message values (None: a tombstone, rejected like any bad message)."""
         kept: list[int] = []
         rejected: list[tuple[int, str]] = []
         payloads: list[bytes] = []
@@ -163,13 +164,18 @@ class AvroBatchDecoder:
                 path.unlink(missing_ok=True)
 
     def _decode_one_by_one(
-        self, messages: list[bytes], candidates: list[int], rejected: list[tuple[int, str]]
+        self,
+        messages: Sequence[bytes | None],
+        candidates: list[int],
+        rejected: list[tuple[int, str]],
     ) -> DecodedBatch:
         kept = []
         events = []
         for i in candidates:
+            message = messages[i]
+            assert message is not None, "candidates passed the header check"
             try:
-                events.append(decode_strict(messages[i]))
+                events.append(decode_strict(message))
                 kept.append(i)
             except CaptureEventDecodeError as exc:
                 rejected.append((i, str(exc)))
