@@ -32,6 +32,16 @@ class ApiMetrics:
             "last flush time minus the watermark it reported",
             ["pipeline_id", "operator_id"], registry=self.registry,
         )  # fmt: skip
+        self.fire_delay = Gauge(
+            "faro_window_fire_delay_seconds",
+            "window operators, last hour: fire time minus window end, by quantile",
+            ["pipeline_id", "operator_id", "quantile"], registry=self.registry,
+        )  # fmt: skip
+        self.missing_windows = Gauge(
+            "faro_window_missing",
+            "window operators, last hour: windows on the grid that never fired",
+            ["pipeline_id", "operator_id"], registry=self.registry,
+        )  # fmt: skip
 
 
 class CountRequests:
@@ -70,13 +80,23 @@ class CountRequests:
 
 def refresh_pipeline_gauges(svc: Service) -> None:
     """Computed at scrape time from the store, so gauges are never older than the scrape."""
+    from faro.api.routers.pipelines import pipeline_windows  # the routers import this module
+
     now = int(time.time() * 1000)
     m = svc.metrics
-    m.flush_age.clear()
-    m.watermark_lag.clear()
+    for gauge in (m.flush_age, m.watermark_lag, m.fire_delay, m.missing_windows):
+        gauge.clear()
     for pipeline_id in svc.queries.pipelines():
         for row in svc.queries.operators(pipeline_id, since=now):
             labels = (pipeline_id, row["operator_id"])
             m.flush_age.labels(*labels).set((now - row["last_flush"]) / 1000)
             if row["watermark"] is not None:
                 m.watermark_lag.labels(*labels).set((row["last_flush"] - row["watermark"]) / 1000)
+        # what /pipelines/{id}/windows answers for the last hour
+        for op in pipeline_windows(svc, pipeline_id, window="1h", limit=1).operators:
+            labels = (pipeline_id, op.operator_id)
+            delay = op.fire_delay
+            for q, seconds in (("0.5", delay.p50_seconds), ("0.95", delay.p95_seconds)):
+                m.fire_delay.labels(*labels, q).set(seconds)
+            if op.missing_count is not None:
+                m.missing_windows.labels(*labels).set(op.missing_count)

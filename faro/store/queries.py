@@ -164,16 +164,17 @@ class StoreQueries:
     def operators(self, pipeline_id: str, since: int) -> list[dict[str, Any]]:
         """Per operator: last flush, latest watermark and totals since ``since`` (epoch ms)."""
         return self._rows(
-            """
+            f"""
             SELECT operator_id,
                    any_value(operator_type) AS operator_type,
                    max(processing_time) AS last_flush,
-                   arg_max(watermark, processing_time) AS watermark,
+                   arg_max(watermark, processing_time) FILTER (WHERE watermark {REAL_TIME})
+                       AS watermark,
                    sum(input_count) FILTER (WHERE processing_time >= $since) AS input_count,
                    sum(output_count) FILTER (WHERE processing_time >= $since) AS output_count,
                    sum(late_count) FILTER (WHERE processing_time >= $since) AS late_count,
                    count(DISTINCT subtask_index) AS subtasks
-            FROM {events}
+            FROM {{events}}
             GROUP BY operator_id ORDER BY operator_id
             """,
             self._files("AGGREGATE", pipeline_id),

@@ -258,3 +258,38 @@ def test_sentinel_times_from_engines_are_stored_and_every_read_still_answers(
         assert all("end where" in windows[o]["missing_note"] for o in ("op2", "op3"))
         health = c.get("/features/f/health?pipeline_id=odd").json()["current"]
         assert health["watermark_lag_seconds"] == pytest.approx((NOW - 4 - 2**62) / 1000)
+        lags = {
+            o["operator_id"]: o["watermark_lag_seconds"]
+            for o in c.get("/pipelines/odd/health").json()["operators"]
+        }
+        assert lags == {"op0": None, "op1": None, "op2": None, "op3": None, "op4": lags["op4"]}
+        assert lags["op4"] == pytest.approx((NOW - 4 - 2**62) / 1000)
+
+
+def test_metrics_carry_each_window_operators_fire_delay_and_missing_windows(
+    client: TestClient,
+) -> None:
+    ops = {
+        o["operator_id"]: o
+        for o in client.get("/pipelines/win-pipeline/windows?window=1h").json()["operators"]
+    }
+    samples = {}
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(("faro_window_fire_delay_seconds{", "faro_window_missing{")):
+            name_labels, value = line.rsplit(" ", 1)
+            samples[name_labels] = float(value)
+
+    def sample(name: str, operator: str, quantile: str | None = None) -> float | None:
+        q = "" if quantile is None else f',quantile="{quantile}"'
+        return samples.get(f'{name}{{operator_id="{operator}",pipeline_id="win-pipeline"{q}}}')
+
+    for operator, o in ops.items():
+        delay = o["fire_delay"]
+        assert sample("faro_window_fire_delay_seconds", operator, "0.5") == pytest.approx(
+            delay["p50_seconds"]
+        )
+        assert sample("faro_window_fire_delay_seconds", operator, "0.95") == pytest.approx(
+            delay["p95_seconds"]
+        )
+        assert sample("faro_window_missing", operator) == o["missing_count"]  # None: no grid
+    assert sample("faro_window_missing", "agg-window") == len(TUMBLING_GAPS)
