@@ -265,9 +265,9 @@ def coerce_value(value: Any, value_type: FeatureValueType | None) -> FeatureValu
     """
     if value is None or value_type is None:
         return value
-    if type(value) is float and value_type is _DOUBLE:  # the common case, first
-        return value
-    if value_type is FeatureValueType.SCALAR_DOUBLE:
+    if value_type is _DOUBLE:  # the common case, first
+        if type(value) is float:
+            return value
         if isinstance(value, str):
             raise ValueError(f"feature value {value!r} is a string but value_type is SCALAR_DOUBLE")
         return float(value)
