@@ -253,6 +253,11 @@ def parse_enum(cls: type[E], value: Any, what: str) -> E:
         raise ValueError(f"{what} must be one of {accepted}, got {value!r}") from None
 
 
+TIME_LOW, TIME_HIGH = -(2**62), 2**62
+"""Epoch-ms values in [TIME_LOW, TIME_HIGH) are times. Engines use Long.MIN_VALUE for
+'no watermark yet' (or 'no timestamp') and Long.MAX_VALUE for 'end of input'; neither
+is a time, for watermarks, event times and window bounds alike."""
+
 _DOUBLE = FeatureValueType.SCALAR_DOUBLE  # a module global: the class attribute costs ~75 ns
 
 

@@ -20,6 +20,8 @@ from typing import Any
 from faro.core.config import Extractor, FaroConfig, FaroFeatureConfig
 from faro.core.drafts import Draft, EntityEventTemplate
 from faro.core.events import (
+    TIME_HIGH,
+    TIME_LOW,
     CaptureEvent,
     EventType,
     FeatureStats,
@@ -34,11 +36,7 @@ from faro.core.sink import CaptureEventSink
 log = logging.getLogger("faro.recorder")
 
 _MISSING = object()
-_REAL_WATERMARK = range(-(2**62), 2**62)
-"""Engines use Long.MIN_VALUE for 'no watermark yet' (or 'no timestamp') and
-Long.MAX_VALUE for 'end of input'; neither is a time, so only values in between
-count, for watermarks and event times alike."""
-_TIME_LOW, _TIME_HIGH = -(2**62), 2**62
+_REAL_WATERMARK = range(TIME_LOW, TIME_HIGH)
 
 _NUMERIC = (FeatureValueType.SCALAR_DOUBLE, FeatureValueType.SCALAR_LONG, FeatureValueType.BOOLEAN)
 
@@ -246,9 +244,7 @@ class OperatorRecorder:
             )  # fmt: skip
         # A sink that builds ENTITY events on its own thread (the async wrapper)
         # leaves the operator thread only the reading, sampling and an append.
-        self._deferred: Callable[[Draft], None] | None = getattr(
-            sink, "emit_deferred", None
-        )
+        self._deferred: Callable[[Draft], None] | None = getattr(sink, "emit_deferred", None)
         self._observe_in = self._observer(self._in_probes) if self._in_probes else None
         self.record_out = self._observer(self._out_probes, counts_outputs=True)
         self.watermark: int | None = None
@@ -273,7 +269,7 @@ class OperatorRecorder:
         self._in += 1
         if event_time is None and self._event_time_of is not None:
             event_time = self._read_event_time(record)
-        if event_time is not None and not _TIME_LOW <= event_time < _TIME_HIGH:
+        if event_time is not None and not TIME_LOW <= event_time < TIME_HIGH:
             event_time = None
         if event_time is not None:
             if event_time < self._et_min:
@@ -398,9 +394,7 @@ class OperatorRecorder:
             self.failures.record("reading the event time from a record raised", exc)
             return None
 
-    def _observer(
-        self, probes: list[_Probe], counts_outputs: bool = False
-    ) -> Callable[..., None]:
+    def _observer(self, probes: list[_Probe], counts_outputs: bool = False) -> Callable[..., None]:
         """What one side of the operator does per record for its features: read each,
         add it to the statistics, sample its ENTITY event; with ``counts_outputs``,
         count the record as an output first (that closure is :attr:`record_out`).

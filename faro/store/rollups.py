@@ -17,15 +17,14 @@ from typing import Literal
 
 import pyarrow as pa
 
+from faro.core.events import TIME_HIGH, TIME_LOW
 from faro.store.filecache import FileCache, Query, per_file
 
 MINUTE_MS = 60_000
 
-REAL_TIME = "BETWEEN -4611686018427387904 AND 4611686018427387904"
-"""SQL: a value that is a time (epoch ms within ±2**62), as the recorder reads
-them. Engines send Long.MIN_VALUE for "no watermark yet" and Long.MAX_VALUE
-for "end of input"; such values are not times, and arithmetic on them would
-overflow a BIGINT."""
+REAL_TIME = f"BETWEEN {TIME_LOW} AND {TIME_HIGH}"
+"""SQL: a value that is a time (:data:`faro.core.events.TIME_LOW` and ``TIME_HIGH``);
+arithmetic on the engines' Long.MIN/MAX sentinels would overflow a BIGINT."""
 LAG = f"CASE WHEN watermark {REAL_TIME} THEN processing_time - watermark END"
 """SQL: a flush's watermark lag (ms), null when it carried no real watermark."""
 
