@@ -8,8 +8,13 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from faro.api.fires import window_operators
+
 if TYPE_CHECKING:
     from faro.api.deps import Service
+
+
+_HOUR_MS = 3_600_000
 
 
 class ApiMetrics:
@@ -80,8 +85,6 @@ class CountRequests:
 
 def refresh_pipeline_gauges(svc: Service) -> None:
     """Computed at scrape time from the store, so gauges are never older than the scrape."""
-    from faro.api.routers.pipelines import pipeline_windows  # the routers import this module
-
     now = int(time.time() * 1000)
     m = svc.metrics
     for gauge in (m.flush_age, m.watermark_lag, m.fire_delay, m.missing_windows):
@@ -93,7 +96,7 @@ def refresh_pipeline_gauges(svc: Service) -> None:
             if row["watermark"] is not None:
                 m.watermark_lag.labels(*labels).set((row["last_flush"] - row["watermark"]) / 1000)
         # what /pipelines/{id}/windows answers for the last hour
-        for op in pipeline_windows(svc, pipeline_id, window="1h", limit=1).operators:
+        for op in window_operators(svc.queries, pipeline_id, now - _HOUR_MS, limit=1):
             labels = (pipeline_id, op.operator_id)
             delay = op.fire_delay
             for q, seconds in (("0.5", delay.p50_seconds), ("0.95", delay.p95_seconds)):

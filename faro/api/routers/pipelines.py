@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from faro.api.deps import ServiceDep, now_ms, require_pipeline
+from faro.api.fires import window_operators
 from faro.api.models import (
     FeatureInfo,
-    FireDelay,
     OperatorHealth,
     OperatorThroughput,
     PipelineFeatures,
@@ -19,12 +19,8 @@ from faro.api.models import (
     PipelineWindows,
     Status,
     Thresholds,
-    WindowBounds,
-    WindowFires,
-    WindowOperator,
 )
 from faro.core.windows import window_ms
-from faro.detect.cadence import cadence
 
 router = APIRouter(prefix="/pipelines", tags=["pipelines"])
 
@@ -104,9 +100,6 @@ def pipeline_features(svc: ServiceDep, pipeline_id: str) -> PipelineFeatures:
     )
 
 
-MISSING_LISTED = 100
-
-
 @router.get("/{pipeline_id}/windows", response_model=PipelineWindows)
 def pipeline_windows(
     svc: ServiceDep,
@@ -119,54 +112,5 @@ def pipeline_windows(
     windows that never fired between the first and the last that did."""
     span = window_ms(window)
     require_pipeline(svc, pipeline_id)
-    since = now_ms() - span
-    delays = {r["operator_id"]: r for r in svc.queries.fire_delays(pipeline_id, since)}
-    by_operator: dict[str, list[dict[str, Any]]] = {}
-    for row in svc.queries.window_fires(pipeline_id, since):
-        by_operator.setdefault(row["operator_id"], []).append(row)
-    operators = []
-    for operator_id, rows in by_operator.items():
-        grid = cadence([(r["window_start"], r["window_end"]) for r in rows])
-        counted = [r for r in rows if r["late_count"] is not None and r["input_count"]]
-        late_in = sum(r["input_count"] for r in counted)
-        delay = delays[operator_id]
-        operators.append(
-            WindowOperator(
-                operator_id=operator_id,
-                operator_type=rows[0]["operator_type"],
-                windows=len(rows),
-                fires=sum(r["fires"] for r in rows),
-                window_length_ms=grid.length_ms,
-                step_ms=grid.step_ms,
-                fire_delay=FireDelay(
-                    p50_seconds=delay["q"][0] / 1000,
-                    p95_seconds=delay["q"][1] / 1000,
-                    max_seconds=delay["max"] / 1000,
-                ),
-                late_rate=sum(r["late_count"] for r in counted) / late_in if late_in else None,
-                missing_count=None if grid.note else len(grid.missing),
-                missing=[
-                    WindowBounds(window_start=s, window_end=e)
-                    for s, e in reversed(grid.missing[-MISSING_LISTED:])
-                ],
-                missing_note=grid.note,
-                recent=[_fires(r) for r in reversed(rows[-limit:])],
-            )
-        )
+    operators = window_operators(svc.queries, pipeline_id, now_ms() - span, limit)
     return PipelineWindows(pipeline_id=pipeline_id, window=window, operators=operators)
-
-
-def _fires(row: dict[str, Any]) -> WindowFires:
-    inputs, late = row["input_count"], row["late_count"]
-    return WindowFires(
-        window_start=row["window_start"],
-        window_end=row["window_end"],
-        fires=row["fires"],
-        input_count=inputs,
-        output_count=row["output_count"],
-        late_count=late,
-        late_rate=late / inputs if late is not None and inputs else None,
-        first_fire=row["first_fire"],
-        last_fire=row["last_fire"],
-        fire_delay_seconds=(row["last_fire"] - row["window_end"]) / 1000,
-    )
