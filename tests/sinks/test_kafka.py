@@ -1,4 +1,5 @@
 import dataclasses
+import json
 import time
 from collections import defaultdict
 
@@ -16,7 +17,7 @@ from faro import (
     OperatorType,
 )
 from faro._dev.broker import free_port
-from faro.core.avro_codec import decode_single_object
+from faro.core.avro_codec import decode_single_object, encode_single_object
 from faro.core.drafts import EntityEventTemplate
 from tests.sinks.events import mixed_events
 from tests.support import ListSink, new_topic, p99_emit_seconds
@@ -144,6 +145,37 @@ def test_a_full_producer_queue_makes_a_batch_wait_for_space_not_drop(broker) -> 
     )
     drafted = sorted((e.entity_id, e.feature_value) for e in decoded if e.event_id == "draft")
     assert drafted == sorted((f"u{i}", float(i)) for i in range(50))
+
+
+def _bytes_sent(bootstrap: str, events: list[CaptureEvent], **config: object) -> int:
+    """What the producer put on the wire for ``events``, from librdkafka's statistics."""
+    stats: list[dict] = []
+    sink = KafkaCaptureEventSink(
+        bootstrap,
+        new_topic(bootstrap),
+        producer_config={
+            "statistics.interval.ms": 50,
+            "stats_cb": lambda raw: stats.append(json.loads(raw)),
+            **config,
+        },
+    )
+    sink.emit_batch(events)
+    assert sink.flush(20)
+    seen = len(stats)
+    deadline = time.monotonic() + 5
+    while len(stats) < seen + 2 and time.monotonic() < deadline:  # one report after the flush
+        sink._producer.poll(0.1)
+    sink.close()
+    return sum(b["txbytes"] for b in stats[-1]["brokers"].values())
+
+
+def test_batches_are_compressed_unless_the_user_turns_it_off(broker) -> None:
+    events = mixed_events(3000)
+    payload = sum(len(encode_single_object(e)) for e in events)
+    compressed = _bytes_sent(broker.bootstrap_servers, events)
+    plain = _bytes_sent(broker.bootstrap_servers, events, **{"compression.type": "none"})
+    assert plain > payload  # every message whole, plus framing
+    assert compressed < plain / 2
 
 
 def test_broker_down_never_raises_and_enqueue_stays_under_a_millisecond() -> None:
