@@ -81,6 +81,32 @@ class PipelineOperators(BaseModel):
     operators: list[OperatorThroughput]
 
 
+class FunnelStage(BaseModel):
+    operator_id: str
+    operator_type: str
+    input_count: int = Field(description="records in over the window, summed over subtasks")
+    output_count: int = Field(description="records out over the window, summed over subtasks")
+    pass_rate: float | None = Field(description="output / input of this stage")
+    handoff_rate: float | None = Field(
+        description="this stage's input / the previous stage's output; below 1, records "
+        "were lost between the two (or an operator faro does not trace filtered them); "
+        "null for the first stage"
+    )
+    survival: float | None = Field(description="this stage's output / the first stage's input")
+
+
+class PipelineFunnel(BaseModel):
+    pipeline_id: str
+    window: str
+    order_from: Literal["request", "operator_kind"] = Field(
+        description="request: the stages are those of ``order``, in that order; "
+        "operator_kind: every operator, sources first, then per-record operators, "
+        "windows, aggregations and joins, sinks last, and within a kind the one with "
+        "more input first (a guess: the store does not know the topology)"
+    )
+    stages: list[FunnelStage]
+
+
 class WindowBounds(BaseModel):
     window_start: int = Field(description="epoch ms, inclusive")
     window_end: int = Field(description="epoch ms, exclusive")

@@ -8,11 +8,13 @@ from fastapi import APIRouter, Query
 
 from faro.api.deps import ServiceDep, now_ms, require_pipeline
 from faro.api.fires import window_operators
+from faro.api.funnel import funnel_stages, guessed_order, requested_order
 from faro.api.models import (
     FeatureInfo,
     OperatorHealth,
     OperatorThroughput,
     PipelineFeatures,
+    PipelineFunnel,
     PipelineHealth,
     PipelineOperators,
     PipelineSummary,
@@ -114,3 +116,39 @@ def pipeline_windows(
     require_pipeline(svc, pipeline_id)
     operators = window_operators(svc.queries, pipeline_id, now_ms() - span, limit)
     return PipelineWindows(pipeline_id=pipeline_id, window=window, operators=operators)
+
+
+@router.get("/{pipeline_id}/funnel", response_model=PipelineFunnel)
+def pipeline_funnel(
+    svc: ServiceDep,
+    pipeline_id: str,
+    window: str = "1h",
+    order: Annotated[
+        str | None,
+        Query(
+            description="operator ids, comma-separated, upstream first: the stages to show, "
+            "in flow order (one path of a branching pipeline). Default: every operator, "
+            "ordered by kind and volume"
+        ),
+    ] = None,
+) -> PipelineFunnel:
+    """Records in and out of each stage over ``window``, summed over subtasks, with
+    what each stage passed on, what reached it from the stage before, and what is left
+    of the first stage's input: where a pipeline loses records."""
+    span = window_ms(window)
+    require_pipeline(svc, pipeline_id)
+    rows = svc.queries.operators(pipeline_id, since=now_ms() - span)
+    if order is None:
+        return PipelineFunnel(
+            pipeline_id=pipeline_id,
+            window=window,
+            order_from="operator_kind",
+            stages=funnel_stages(rows, guessed_order(rows)),
+        )
+    known = [r["operator_id"] for r in rows]
+    return PipelineFunnel(
+        pipeline_id=pipeline_id,
+        window=window,
+        order_from="request",
+        stages=funnel_stages(rows, requested_order(order, known)),
+    )
