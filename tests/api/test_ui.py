@@ -165,6 +165,26 @@ def test_window_operators_show_fire_delay_and_the_window_that_never_fired(server
     assert row[7] == f"1, the newest {_when(start)} to {_when(start + MIN)}"
 
 
+def test_the_funnel_shows_each_stage_as_the_api_orders_it(server):
+    def fmt(x: float | None) -> str:
+        return "\u2013" if x is None else f"{x:.3f}"
+
+    def shown() -> list[list[str]]:
+        body = httpx.get(f"{server}/pipelines/order-pipeline/funnel?window=1h").json()
+        return [
+            [s["operator_id"], str(s["input_count"]), str(s["output_count"]),
+             fmt(s["pass_rate"]), fmt(s["handoff_rate"]), fmt(s["survival"])]
+            for s in body["stages"]
+        ]  # fmt: skip
+
+    before = shown()
+    page = dom(f"{server}/ui")
+    after = shown()
+    # the other pipelines have one operator each: no funnel
+    assert page.rows["funnel-stage"] in (before, after)
+    assert len(before) == 4 and before[0][0] == "filter-big"  # a filter leads a window
+
+
 @pytest.mark.parametrize("pipeline", ["order-pipeline", "user-feature-pipeline"])
 def test_the_feature_field_offers_the_pipelines_features(server, pipeline):
     page = dom(f"{server}/ui?pipeline={pipeline}")
