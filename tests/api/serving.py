@@ -1,4 +1,5 @@
-"""A real `faro serve` subprocess on a free port, for tests that need HTTP for real."""
+"""The API over a store of given events: in-process (``TestClient``), or as a real
+`faro serve` subprocess on a free port for tests that need HTTP for real."""
 
 from __future__ import annotations
 
@@ -11,8 +12,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from fastapi.testclient import TestClient
 
+from faro import CaptureEvent
 from faro._dev.broker import free_port
+from faro.api import create_app
+from faro.store.columns import events_to_table
+from faro.store.writer import EventWriter
 
 
 @contextmanager
@@ -37,3 +43,11 @@ def running_api(store: Path, **env: str) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@contextmanager
+def client_over(events: list[CaptureEvent], store: Path) -> Iterator[TestClient]:
+    """A ``TestClient`` of the API over ``store``, holding ``events`` written as one batch."""
+    EventWriter(store, "seed").write(events_to_table(events))
+    with TestClient(create_app(store)) as client:
+        yield client

@@ -5,30 +5,21 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from faro import CaptureEvent, EventType, OperatorType
-from faro.api import create_app
-from faro.store.columns import events_to_table
-from faro.store.writer import EventWriter
+from tests.api.serving import client_over
 
 NOW = int(time.time() * 1000)
 HOUR = 3_600_000
-# the flow of the generated pipeline, and where each operator's records go
-FLOW = [
-    ("parse", OperatorType.MAP),
-    ("valid", OperatorType.FILTER),
-    ("enrich", OperatorType.FLAT_MAP),
-    ("agg", OperatorType.WINDOW),
-]
 
 
 def generate(seed: int = 3) -> list[CaptureEvent]:
     """Flushes from two subtasks each minute for 85 minutes: records pass through
-    FLOW, some are lost between ``valid`` and ``enrich``, and a side operator
+    parse, valid, enrich and agg, some are lost between ``valid`` and ``enrich``,
+    and a side operator
     ``audit`` sees a few; ``retired`` last flushed two hours ago."""
     rng = random.Random(seed)
     events: list[CaptureEvent] = []
@@ -56,18 +47,12 @@ def generate(seed: int = 3) -> list[CaptureEvent]:
     return events
 
 
-@pytest.fixture(scope="module")
-def events() -> list[CaptureEvent]:
-    return generate()
+EVENTS = generate()
 
 
 @pytest.fixture(scope="module")
-def client(
-    events: list[CaptureEvent], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[TestClient]:
-    data_dir: Path = tmp_path_factory.mktemp("store")
-    EventWriter(data_dir, "seed").write(events_to_table(events))
-    with TestClient(create_app(data_dir)) as c:
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    with client_over(EVENTS, tmp_path_factory.mktemp("store")) as c:
         yield c
 
 
@@ -100,9 +85,7 @@ def _stages(body: dict) -> list[dict[str, object]]:
     return [{k: v for k, v in s.items() if k != "operator_type"} for s in body["stages"]]
 
 
-def test_every_operator_in_order_of_kind_and_volume(
-    client: TestClient, events: list[CaptureEvent]
-) -> None:
+def test_every_operator_in_order_of_kind_and_volume(client: TestClient) -> None:
     answer = client.get("/pipelines/orders/funnel", params={"window": "1h"})
     assert answer.status_code == 200, answer.text
     body = answer.json()
@@ -110,14 +93,12 @@ def test_every_operator_in_order_of_kind_and_volume(
     # per-record operators by volume, the operator with nothing in the window last
     # among them, then the window
     order = ["parse", "valid", "enrich", "audit", "retired", "agg"]
-    assert _stages(body) == _expected(_totals(events, NOW - HOUR), order)
+    assert _stages(body) == _expected(_totals(EVENTS, NOW - HOUR), order)
     kinds = {s["operator_id"]: s["operator_type"] for s in body["stages"]}
     assert kinds["enrich"] == "FLAT_MAP" and kinds["agg"] == "WINDOW"
 
 
-def test_a_requested_path_shows_the_loss_between_two_stages(
-    client: TestClient, events: list[CaptureEvent]
-) -> None:
+def test_a_requested_path_shows_the_loss_between_two_stages(client: TestClient) -> None:
     order = ["parse", "valid", "enrich", "agg"]
     answer = client.get(
         "/pipelines/orders/funnel", params={"window": "90m", "order": " , ".join(order)}
@@ -125,7 +106,7 @@ def test_a_requested_path_shows_the_loss_between_two_stages(
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["order_from"] == "request"
-    totals = _totals(events, NOW - 90 * 60_000)
+    totals = _totals(EVENTS, NOW - 90 * 60_000)
     assert _stages(body) == _expected(totals, order)
     enrich = body["stages"][2]
     assert enrich["handoff_rate"] < 1  # records went missing between valid and enrich

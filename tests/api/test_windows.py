@@ -15,8 +15,7 @@ from fastapi.testclient import TestClient
 from faro import CaptureEvent, EventType, OperatorType
 from faro.api import create_app
 from faro.core.json_codec import to_json_array
-from faro.store.columns import events_to_table
-from faro.store.writer import EventWriter
+from tests.api.serving import client_over
 
 SEC = 1000
 NOW = int(time.time() * 1000)
@@ -90,9 +89,7 @@ def events() -> list[CaptureEvent]:
 def client(
     events: list[CaptureEvent], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TestClient]:
-    data_dir: Path = tmp_path_factory.mktemp("store")
-    EventWriter(data_dir, "seed").write(events_to_table(events))
-    with TestClient(create_app(data_dir)) as c:
+    with client_over(events, tmp_path_factory.mktemp("store")) as c:
         yield c
 
 
