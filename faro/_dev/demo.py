@@ -149,22 +149,28 @@ def up(records: int, rate: float, port: int) -> int:
     return 0
 
 
-def _inputs(api: str, pipeline: str) -> dict[str, int]:
-    """Records each operator of ``pipeline`` counted in, as the API reports them."""
-    body = _get(f"{api}/pipelines/{pipeline}/operators?window=7d")
-    minutes = 7 * 24 * 60
-    return {o["operator_id"]: round(o["input_per_minute"] * minutes) for o in body["operators"]}
+PIPELINES = ("order-pipeline", "user-feature-pipeline")
+
+
+def _stages(api: str, pipeline: str) -> list[dict[str, Any]]:
+    """The pipeline's operators as a funnel over the demo's run (the last 7 days)."""
+    stages: list[dict[str, Any]] = _get(f"{api}/pipelines/{pipeline}/funnel?window=7d")["stages"]
+    return stages
 
 
 def _stored(api: str, records: int) -> bool:
+    """Every record reached each pipeline's first stage, and every stage after it
+    got all that the one before passed on: nothing captured is still on its way."""
     known = [p["pipeline_id"] for p in _get(f"{api}/pipelines")]
-    if {"order-pipeline", "user-feature-pipeline"} - set(known):
+    if set(PIPELINES) - set(known):
         return False
-    counts = [
-        *_inputs(api, "order-pipeline").values(),
-        *_inputs(api, "user-feature-pipeline").values(),
-    ]
-    return bool(counts) and min(counts) >= records
+    for pipeline in PIPELINES:
+        stages = _stages(api, pipeline)
+        if not stages or stages[0]["input_count"] < records:
+            return False
+        if any(s["handoff_rate"] != 1.0 for s in stages[1:]):
+            return False
+    return True
 
 
 def _sampled_user() -> str:
@@ -175,9 +181,10 @@ def _report(api: str) -> None:
     print("\nwhat faro captured, as the API reports it (window 7d):\n")
     row = "{:<24}{:<26}{:>10}{:>10}{:>9}{:>10}"
     print(row.format("pipeline", "operator", "in", "out", "ratio", "late"))
-    for pipeline in ("order-pipeline", "user-feature-pipeline"):
+    for pipeline in PIPELINES:
         ops = _get(f"{api}/pipelines/{pipeline}/operators?window=7d")["operators"]
-        for o in ops:
+        flow = [s["operator_id"] for s in _stages(api, pipeline)]  # upstream first
+        for o in sorted(ops, key=lambda o: flow.index(o["operator_id"])):
             minutes = 7 * 24 * 60
             ratio = "-" if o["filter_ratio"] is None else f"{o['filter_ratio']:.3f}"
             late = "-" if o["late_rate"] is None else f"{o['late_rate']:.3f}"
@@ -192,6 +199,7 @@ def _report(api: str) -> None:
         + urlencode({"pipeline_id": "user-feature-pipeline", "window": "1h"}),
         f"lineage of {user}": f"{api}/entities/{user}/lineage",
         "window fires": f"{api}/pipelines/user-feature-pipeline/windows?window=1h",
+        "order funnel": f"{api}/pipelines/order-pipeline/funnel?window=1h",
     }
     print()
     for label, url in checks.items():
@@ -209,6 +217,10 @@ def _report(api: str) -> None:
             f"{o['fire_delay']['p95_seconds']:.1f} s of their window's end, "
             f"{o['missing_count']} windows never fired"
         )
+    stages = _get(checks["order funnel"])["stages"]
+    print("order-pipeline funnel: " + " -> ".join(
+        f"{s['operator_id']} {s['input_count']:,} in, {s['output_count']:,} out" for s in stages
+    ))  # fmt: skip
     print(f"\nweb page: {api}/ui    API docs: {api}/docs    metrics: {api}/metrics")
     print(f"{user} on the web page: {api}/ui?entity={user}")
     print("everything keeps running; `make demo-stop` stops the broker, materializer and API")

@@ -44,7 +44,7 @@ def test_order_job_on_the_cluster_delivers_its_events_to_kafka(
     cluster, broker: LocalBroker
 ) -> None:
     sys.path.insert(0, str(JOBS))
-    from flink_order_pipeline import MERCHANTS, make_order
+    from flink_order_pipeline import MERCHANTS, MIN_AMOUNT, make_order
 
     records = 5000
     code = cluster.submit(
@@ -53,11 +53,17 @@ def test_order_job_on_the_cluster_delivers_its_events_to_kafka(
          "--bootstrap-servers", broker.bootstrap_servers, "--topic", "cluster-orders"],
     )  # fmt: skip
     assert code == 0
-    events = _read_topic(broker.bootstrap_servers, "cluster-orders", until=records)
-    assert sum(e.input_count for e in events) == records
-    assert all(e.output_count == 1 and e.pipeline_id == "order-pipeline" for e in events)
-    assert {e.subtask_index for e in events} == {0, 1}
-    assert len(events) >= MERCHANTS * 5  # 5 s of event time in 1 s windows, for each merchant
-    revenue = sum(s.sum for e in events for s in e.feature_stats if s.name == "revenue_7d")
-    expected = sum(make_order(i, 0)[1] for i in range(records))
-    assert revenue == pytest.approx(expected, abs=0.01 * len(events))  # outputs round to cents
+    amounts = [make_order(i, 0)[1] for i in range(records)]
+    valid = [a for a in amounts if a >= MIN_AMOUNT]
+    events = _read_topic(broker.bootstrap_servers, "cluster-orders", until=records + len(valid))
+    assert all(e.pipeline_id == "order-pipeline" for e in events)
+    kept = [e for e in events if e.operator_id == "valid-orders"]
+    assert sum(e.input_count for e in kept) == records
+    assert sum(e.output_count for e in kept) == len(valid)
+    windows = [e for e in events if e.operator_id == "order-agg-window"]
+    assert sum(e.input_count for e in windows) == len(valid)
+    assert all(e.output_count == 1 for e in windows)
+    assert {e.subtask_index for e in windows} == {0, 1}
+    assert len(windows) >= MERCHANTS * 5  # 5 s of event time in 1 s windows, for each merchant
+    revenue = sum(s.sum for e in windows for s in e.feature_stats if s.name == "revenue_7d")
+    assert revenue == pytest.approx(sum(valid), abs=0.01 * len(windows))  # outputs round to cents
