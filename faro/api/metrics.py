@@ -37,6 +37,12 @@ class ApiMetrics:
             "last flush time minus the watermark it reported",
             ["pipeline_id", "operator_id"], registry=self.registry,
         )  # fmt: skip
+        self.records = Gauge(
+            "faro_operator_records_last_hour",
+            "records into (direction=in) and out of (direction=out) the operator over the "
+            "last hour, summed over subtasks: ratios give filter ratios and hand-offs",
+            ["pipeline_id", "operator_id", "direction"], registry=self.registry,
+        )  # fmt: skip
         self.fire_delay = Gauge(
             "faro_window_fire_delay_seconds",
             "window operators, last hour: fire time minus window end, by quantile",
@@ -87,12 +93,14 @@ def refresh_pipeline_gauges(svc: Service) -> None:
     """Computed at scrape time from the store, so gauges are never older than the scrape."""
     now = int(time.time() * 1000)
     m = svc.metrics
-    for gauge in (m.flush_age, m.watermark_lag, m.fire_delay, m.missing_windows):
+    for gauge in (m.flush_age, m.watermark_lag, m.records, m.fire_delay, m.missing_windows):
         gauge.clear()
     for pipeline_id in svc.queries.pipelines():
-        for row in svc.queries.operators(pipeline_id, since=now):
+        for row in svc.queries.operators(pipeline_id, since=now - _HOUR_MS):
             labels = (pipeline_id, row["operator_id"])
             m.flush_age.labels(*labels).set((now - row["last_flush"]) / 1000)
+            m.records.labels(*labels, "in").set(row["input_count"] or 0)
+            m.records.labels(*labels, "out").set(row["output_count"] or 0)
             if row["watermark"] is not None:
                 m.watermark_lag.labels(*labels).set((row["last_flush"] - row["watermark"]) / 1000)
         # what /pipelines/{id}/windows answers for the last hour

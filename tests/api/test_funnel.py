@@ -132,3 +132,19 @@ def test_unknown_pipeline_and_bad_window_are_4xx(client: TestClient) -> None:
     assert unknown.status_code == 404 and "orders" in unknown.json()["detail"]
     bad = client.get("/pipelines/orders/funnel", params={"window": "soon"})
     assert bad.status_code == 422 and "15m" in bad.json()["detail"]
+
+
+def test_metrics_carry_each_operators_records_over_the_last_hour(client: TestClient) -> None:
+    samples = {}
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("faro_operator_records_last_hour{"):
+            labels, value = line.rsplit(" ", 1)
+            samples[labels] = float(value)
+    totals = _totals(EVENTS, NOW - HOUR)
+    expected = {
+        f'faro_operator_records_last_hour{{direction="{d}",operator_id="{op}",'
+        f'pipeline_id="orders"}}': float(counts[i])
+        for op, counts in totals.items()
+        for i, d in enumerate(("in", "out"))
+    }
+    assert samples == expected
