@@ -183,6 +183,9 @@ def test_the_funnel_shows_each_stage_as_the_api_orders_it(server):
     # the other pipelines have one operator each: no funnel
     assert page.rows["funnel-stage"] in (before, after)
     assert len(before) == 4 and before[0][0] == "filter-big"  # a filter leads a window
+    # the pipeline's operator table lists them in the same order, upstream first
+    stages = [row[0] for row in before]
+    assert [r[0] for r in page.rows["operator"] if r[0] in stages] == stages
 
 
 @pytest.mark.parametrize("pipeline", ["order-pipeline", "user-feature-pipeline"])
