@@ -139,16 +139,12 @@ def pipeline_funnel(
     require_pipeline(svc, pipeline_id)
     rows = svc.queries.operators(pipeline_id, since=now_ms() - span)
     if order is None:
-        return PipelineFunnel(
-            pipeline_id=pipeline_id,
-            window=window,
-            order_from="operator_kind",
-            stages=funnel_stages(rows, guessed_order(rows)),
-        )
-    known = [r["operator_id"] for r in rows]
+        stages = guessed_order(rows)
+    else:
+        stages = requested_order(order, [r["operator_id"] for r in rows])
     return PipelineFunnel(
         pipeline_id=pipeline_id,
         window=window,
-        order_from="request",
-        stages=funnel_stages(rows, requested_order(order, known)),
+        order_from="operator_kind" if order is None else "request",
+        stages=funnel_stages(rows, stages),
     )
