@@ -17,6 +17,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from faro.core.events import TIME_HIGH
 from faro.store import layout
 from faro.store.hash_index import HashIndex
 from faro.store.rollups import LAG, REAL_TIME, Kind, RollupCache, aligned
@@ -203,7 +204,7 @@ class StoreQueries:
             """,
             self._files("AGGREGATE", pipeline_id, since),
             since=since,
-            until=2**62 if until is None else until,
+            until=TIME_HIGH if until is None else until,
         )
 
     def fire_delays(self, pipeline_id: str, since: int) -> list[dict[str, Any]]:
