@@ -2,14 +2,14 @@
 
 Trace ids are hashes, so no row order puts one trace's rows together, and
 row-group statistics cannot skip anything: without an index a trace lookup
-reads the trace ids of every ENTITY event (about 0.5 s at 10 M events). An
-entity's rows are together inside each file (files are sorted by entity),
-but nothing but reading says which files hold it, and each file that is
-opened costs a row group's worth of decoding. A file's contents never change
-(:mod:`faro.store.filecache`), so each file's values are hashed to 64 bits
-once and kept sorted; a lookup then opens only the files that hold the value
-(and, for traces, reads only its rows: DuckDB skips row groups by
-``file_row_number``). A collision only costs reading one more file or row:
+reads the trace ids of every ENTITY event (about 0.5 s at 10 M events).
+Statistics skip to an entity's rows inside a file of several row groups
+(those are sorted by entity), but nothing but reading says which files hold
+it, and each file that is opened costs a row group's worth of decoding. A
+file's contents never change (:mod:`faro.store.filecache`), so each file's
+values are hashed to 64 bits once and kept sorted; a lookup then opens only
+the files that hold the value (and, for traces, reads only its rows: DuckDB
+skips row groups by ``file_row_number``). A collision only costs reading one more file or row:
 the queries still match the value itself.
 """
 

@@ -24,8 +24,9 @@ from faro.store.journal import Change, Journal
 from faro.store.writer import write_parquet
 
 log = logging.getLogger("faro.store")
-# The writer orders rows entity first; a compacted file holds a whole day, which
-# feature reads (health, summaries, detection) would otherwise scan end to end.
+# The writer orders a file of several row groups entity first; a compacted file holds
+# a whole day, which feature reads (health, summaries, detection) would otherwise scan
+# end to end.
 # Feature first keeps each feature's values in their own row groups, and entity
 # next still lets row-group statistics prune a per-entity lookup within each.
 _SORT = "feature_name, entity_id, operator_id, processing_time, event_id"

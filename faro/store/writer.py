@@ -1,20 +1,23 @@
 """Writes batches of CaptureEvents into the Parquet store: the one write path.
 
 The materializer and the API's ``/ingest`` both call :class:`EventWriter`.
-A batch is deduplicated by ``event_id``, split into its Hive partitions,
-sorted so that row-group statistics prune per-entity lookups (entity, then
-feature, operator and time), written as zstd Parquet into staging and
-moved into place as one journaled change.
+A batch is deduplicated by ``event_id``, split into one file per Hive
+partition and Kafka partition, written as zstd Parquet into staging and
+moved into place as one journaled change. A file of more than one row group
+is sorted so that row-group statistics prune per-entity lookups (entity,
+then feature, operator and time).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -33,12 +36,13 @@ _POOL = ThreadPoolExecutor(2, thread_name_prefix="faro-write")
 KAFKA_PARTITION = "_kafka_partition"
 _DAY_MS = 86_400_000
 _EPOCH = dt.date(1970, 1, 1)
-_GROUP_KEYS = ["event_type", "pipeline_id", "_day", KAFKA_PARTITION]
-# Partition keys first (files are contiguous slices), then the row order inside a
-# file: entity first, because per-entity lookups (values, lineage) are the selective
-# ones and row-group statistics can only skip groups along the leading key.
-_ROW_ORDER = ["entity_id", "feature_name", "operator_id", "processing_time"]
-_SORT_KEYS = [*_GROUP_KEYS, *_ROW_ORDER]
+# The row order inside a file of several row groups: entity first, because per-entity
+# lookups (values, lineage) are the selective ones and row-group statistics can only
+# skip groups along the leading key.
+_ROW_ORDER = [(k, "ascending") for k in ("entity_id", "feature_name", "operator_id",
+                                          "processing_time")]  # fmt: skip
+# Random ids: their min and max span every file, so statistics on them prune nothing.
+_UNPRUNABLE = {"event_id", "trace_id"}
 
 
 @dataclass
@@ -103,17 +107,10 @@ class EventWriter:
             no_partition = pa.repeat(pa.scalar(-1, pa.int32()), unique.num_rows)
             unique = unique.append_column(KAFKA_PARTITION, no_partition)
         day = pc.divide(unique.column("processing_time"), _DAY_MS)  # validated >= 0
-        rows = unique.append_column("_day", day).sort_by([(k, "ascending") for k in _SORT_KEYS])
-        groups = (
-            rows.group_by(_GROUP_KEYS, use_threads=False)
-            .aggregate([([], "count_all")])
-            .sort_by([(k, "ascending") for k in _GROUP_KEYS])
-        )
-        data = rows.select(SCHEMA.names).cast(SCHEMA)
+        data = unique.select(SCHEMA.names).cast(SCHEMA)
         writes = []
-        start = 0
-        for event_type, pipeline_id, days, kafka_partition, count in zip(
-            *(groups.column(c).to_pylist() for c in (*_GROUP_KEYS, "count_all")), strict=True
+        for (event_type, pipeline_id, days, kafka_partition), rows in _files(
+            data, day, unique.column(KAFKA_PARTITION)
         ):
             date = (_EPOCH + dt.timedelta(days=days)).isoformat()
             target = layout.partition_dir(self.data_dir, event_type, pipeline_id, date)
@@ -123,11 +120,10 @@ class EventWriter:
             else:
                 name = f"{self._kind}-{uuid.uuid4().hex}.parquet"
             staged = self.journal.staging_path()
-            writes.append((data.slice(start, count), staged))
+            writes.append((rows, staged))
             change.moves.append(
                 (self.journal.relative(staged), self.journal.relative(target / name))
             )
-            start += count
         list(_POOL.map(lambda w: write_parquet(*w), writes))
 
     def _stage_dead_letters(
@@ -144,6 +140,44 @@ class EventWriter:
         write_parquet(dead, staged)
         target = layout.dead_letter_dir(self.data_dir, date) / name
         change.moves.append((self.journal.relative(staged), self.journal.relative(target)))
+
+
+FileKey = tuple[str, str, int, int]
+"""Event type, pipeline id, UTC day number and Kafka partition (-1 without Kafka)."""
+
+
+def _files(
+    data: pa.Table, day: pa.ChunkedArray, kafka_partition: pa.ChunkedArray
+) -> list[tuple[FileKey, pa.Table]]:
+    """Splits a batch into its files: one per event type, pipeline, day and Kafka partition.
+
+    The split sorts integer codes (the two string keys' dictionary indices), which
+    Arrow does in a fraction of the time strings take. A file's rows are then put
+    entity first only when the file holds more than one row group: statistics
+    cannot skip anything inside a group, so in a file of one group the order buys
+    nothing. That skipped sort was ~3 ms of a 25,000-event batch's ~30 ms write.
+    """
+    event_type = pc.dictionary_encode(data.column("event_type").combine_chunks())
+    pipeline = pc.dictionary_encode(data.column("pipeline_id").combine_chunks())
+    keys = pa.table(
+        {"t": event_type.indices, "p": pipeline.indices, "d": day, "k": kafka_partition}
+    )
+    order = pc.sort_indices(keys, [(c, "ascending") for c in keys.column_names])
+    codes = [c.to_numpy() for c in keys.take(order).combine_chunks().columns]
+    rows = data.take(order)
+    n = rows.num_rows
+    starts = np.ones(n, bool)  # a file starts wherever any key differs from the row before
+    starts[1:] = np.any([c[1:] != c[:-1] for c in codes], axis=0)
+    bounds = [*np.flatnonzero(starts).tolist(), n]
+    files = []
+    for start, end in itertools.pairwise(bounds):
+        file = rows.slice(start, end - start)
+        if file.num_rows > ROW_GROUP_SIZE:
+            file = file.sort_by(_ROW_ORDER)
+        t, p, d, k = (int(c[start]) for c in codes)
+        key = (event_type.dictionary[t].as_py(), pipeline.dictionary[p].as_py(), d, k)
+        files.append((key, file))
+    return files
 
 
 def _first_of_each_event_id(table: pa.Table) -> pa.Table:
@@ -175,8 +209,22 @@ def write_parquet(table: pa.Table, path: Path) -> None:
         compression="zstd",
         row_group_size=ROW_GROUP_SIZE,
         use_dictionary=_DICTIONARY_COLUMNS,
+        write_statistics=[c for c in _leaf_columns(table.schema) if c not in _UNPRUNABLE],
     )
     fsync_file(path)
+
+
+def _leaf_columns(schema: pa.Schema) -> list[str]:
+    """Parquet's column paths (``features.list.element``), as writer options name them."""
+
+    def leaves(path: str, type_: pa.DataType) -> list[str]:
+        if pa.types.is_list(type_):
+            return leaves(f"{path}.list.element", type_.value_type)
+        if pa.types.is_struct(type_):
+            return [leaf for f in type_ for leaf in leaves(f"{path}.{f.name}", f.type)]
+        return [path]
+
+    return [leaf for f in schema for leaf in leaves(f.name, f.type)]
 
 
 DEAD_LETTER_SCHEMA = pa.schema(

@@ -4,7 +4,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from faro.store import layout
+from faro.store import layout, writer
 from faro.store.columns import events_to_table
 from faro.store.journal import Journal
 from faro.store.writer import KAFKA_PARTITION, EventWriter, KafkaSource
@@ -14,7 +14,10 @@ from tests.store.events import stored_rows
 DAY = 86_400_000
 
 
-def test_batch_is_deduplicated_partitioned_and_sorted(tmp_path: Path) -> None:
+def test_batch_is_deduplicated_partitioned_and_sorted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer, "ROW_GROUP_SIZE", 8)  # so that files hold several row groups
     events = mixed_events(200)
     for i, e in enumerate(events):
         e.processing_time += (i % 2) * DAY  # two dates
@@ -33,10 +36,18 @@ def test_batch_is_deduplicated_partitioned_and_sorted(tmp_path: Path) -> None:
     files = layout.event_files(tmp_path)
     assert {f.parent for f in files} == expected_dirs
     assert len(files) == len(expected_dirs)  # one file per partition and batch
-    for f in layout.event_files(tmp_path, "ENTITY"):
+    entity_files = layout.event_files(tmp_path, "ENTITY")
+    assert any(pq.ParquetFile(f).metadata.num_row_groups > 1 for f in entity_files)
+    for f in entity_files:
+        # entity first, so that row-group statistics skip to one entity's rows
         keys = pq.read_table(f, columns=["entity_id", "feature_name", "processing_time"])
         rows = list(zip(*(keys.column(c).to_pylist() for c in keys.column_names), strict=True))
         assert rows == sorted(rows)
+        group = pq.ParquetFile(f).metadata.row_group(0)
+        stats = {group.column(i).path_in_schema: group.column(i).statistics
+                 for i in range(group.num_columns)}  # fmt: skip
+        assert stats["entity_id"].has_min_max and stats["processing_time"].has_min_max
+        assert stats["trace_id"] is None  # random ids: min and max would prune nothing
 
 
 def test_kafka_batches_name_files_by_offsets_and_record_them(tmp_path: Path) -> None:
