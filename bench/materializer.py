@@ -1,8 +1,10 @@
 """Materializer throughput: Kafka -> Parquet store vs consume-and-decode only.
 
 Produces ``--events`` ENTITY/AGGREGATE events (1 M by default, ``--scale 10``
-for 10 M) to a topic on a local broker, then, each in its own process so
-peak RSS is its own:
+for 10 M) to a topic on a local broker, keyed and lz4-compressed as
+``KafkaCaptureEventSink`` sends them (an ENTITY event by its entity, an
+AGGREGATE event by its pipeline and operator), then, each in its own process
+so peak RSS is its own:
 
 * consume-and-decode: a plain consumer reads every message and decodes the
   batches with the same Avro decoder, nothing written;
@@ -36,6 +38,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from faro import CaptureEvent, EventType, FeatureStats, FeatureValueType, OperatorType
 from faro._dev.broker import LocalBroker
 from faro.core.avro_codec import encode_single_object
+from faro.sinks.kafka import message_key
 from faro.store import defaults
 from faro.store.avro_batch import AvroBatchDecoder
 from faro.store.materializer import CONSUMER_DEFAULTS, Materializer, keep_pandas_out
@@ -44,8 +47,9 @@ PARTITIONS = 4
 T0 = 1_790_000_000_000
 
 
-def events(start: int, n: int) -> list[bytes]:
-    """Realistic mix: 98% ENTITY from 10,000 users, 2% AGGREGATE flushes."""
+def events(start: int, n: int) -> list[tuple[str, bytes]]:
+    """Realistic mix: 98% ENTITY from 10,000 users, 2% AGGREGATE flushes of one
+    window operator; each with its Kafka key."""
     out = []
     for i in range(start, start + n):
         if i % 50 == 0:
@@ -65,7 +69,7 @@ def events(start: int, n: int) -> list[bytes]:
                 feature_value=i * 0.37, value_type=FeatureValueType.SCALAR_DOUBLE,
                 event_time=T0 + i - 1500, sample_rate=1.0, trace_id=f"{i:016x}",
             )  # fmt: skip
-        out.append(encode_single_object(e))
+        out.append((message_key(e), encode_single_object(e)))
     return out
 
 
@@ -73,14 +77,19 @@ def produce(bootstrap: str, topic: str, n: int) -> None:
     from confluent_kafka import Producer
 
     producer = Producer(
-        {"bootstrap.servers": bootstrap, "linger.ms": 50, "queue.buffering.max.messages": 1_000_000}
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 50,
+            "compression.type": "lz4",  # the Kafka sink's default
+            "queue.buffering.max.messages": 1_000_000,
+        }
     )
     chunk = 200_000
     for start in range(0, n, chunk):
-        for i, value in enumerate(events(start, min(chunk, n - start))):
+        for key, value in events(start, min(chunk, n - start)):
             while True:
                 try:
-                    producer.produce(topic, value, str(i % 10_000).encode())
+                    producer.produce(topic, value, key)
                     break
                 except BufferError:
                     producer.poll(0.05)
