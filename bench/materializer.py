@@ -17,7 +17,7 @@ store), so a change in the machine's load falls on both.
 Prints each round, then the medians of events/s and peak RSS and the median
 of the per-round ratios.
 
-    python bench/materializer.py [--events 1000000] [--scale 1] [--rounds 3]
+    python bench/materializer.py [--events 1000000] [--scale 1] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument(
         "--batch-size", type=int, default=defaults.BATCH_SIZE, help="events per batch, both paths"
     )
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds")
     args = parser.parse_args()
     n = args.events * args.scale
     if n % args.batch_size:
