@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         "--progress-seconds",
         type=float,
         default=defaults.PROGRESS_INTERVAL_S,
-        help="log interval (%(default)s)",
+        help="log events/s, stored, dead letters, peak memory and lag this often (%(default)s)",
     )
     m.add_argument(
         "--consumer-config",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import resource
 import sys
 import threading
 import time
@@ -308,6 +309,12 @@ class Materializer:
         self.stats.busy_seconds = time.monotonic() - first_message
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory: what ``--batch-size`` trades against speed."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)  # bytes there, KiB here
+
+
 def _report_errors(messages: list[Any]) -> None:
     """Raises on a fatal consumer error; logs the others (librdkafka retries them)."""
     for message in messages:
@@ -359,7 +366,7 @@ class _NoPandas:
 
 
 class _Progress:
-    """Logs throughput and lag every ``interval`` seconds."""
+    """Logs throughput, peak memory and lag every ``interval`` seconds."""
 
     def __init__(self, materializer: Materializer, interval: float) -> None:
         self._m = materializer
@@ -373,11 +380,13 @@ class _Progress:
         done = self._m.stats.events + self._m.stats.dead_letters
         rate = (done - self._events) / (now - self._last)
         log.info(
-            "%.0f events/s, %d stored, %d dead letters, %d in the open batch, lag %s",
+            "%.0f events/s, %d stored, %d dead letters, %d in the open batch, "
+            "peak memory %.0f MB, lag %s",
             rate,
             self._m.stats.events,
             self._m.stats.dead_letters,
             self._m.pending,
+            _peak_rss_mb(),
             self._lag(),
         )
         self._last, self._events = now, done

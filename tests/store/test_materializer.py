@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -211,3 +212,7 @@ def test_an_unreachable_broker_is_logged_once_per_kind_not_per_retry(
     progress = [r.getMessage() for r in caplog.records if "in the open batch" in r.getMessage()]
     unknown = "lag unknown (no partitions assigned yet)"
     assert progress and all(line.endswith(unknown) for line in progress)
+    peaks = [float(re.search(r"peak memory (\d+) MB", line)[1]) for line in progress]
+    # this process's own peak, as the kernel reports it
+    kernel = int(re.search(r"VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text())[1])
+    assert 0.8 * kernel / 1024 <= max(peaks) <= kernel / 1024 + 1
