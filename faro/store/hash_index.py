@@ -9,8 +9,8 @@ it, and each file that is opened costs a row group's worth of decoding. A
 file's contents never change (:mod:`faro.store.filecache`), so each file's
 values are hashed to 64 bits once and kept sorted; a lookup then opens only
 the files that hold the value (and, for traces, reads only its rows: DuckDB
-skips row groups by ``file_row_number``). A collision only costs reading one more file or row:
-the queries still match the value itself.
+skips row groups by ``file_row_number``). A collision only costs reading one
+more file or row: the queries still match the value itself.
 """
 
 from __future__ import annotations
