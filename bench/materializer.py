@@ -41,7 +41,12 @@ from faro.core.avro_codec import encode_single_object
 from faro.sinks.kafka import message_key
 from faro.store import defaults
 from faro.store.avro_batch import AvroBatchDecoder
-from faro.store.materializer import CONSUMER_DEFAULTS, Materializer, keep_pandas_out
+from faro.store.materializer import (
+    CONSUMER_DEFAULTS,
+    Materializer,
+    fix_mmap_threshold,
+    keep_pandas_out,
+)
 
 PARTITIONS = 4
 T0 = 1_790_000_000_000
@@ -99,6 +104,7 @@ def produce(bootstrap: str, topic: str, n: int) -> None:
 
 def decode_only(bootstrap: str, topic: str, n: int, batch_size: int, result: mp.Queue) -> None:
     keep_pandas_out()  # as `faro materialize` does
+    fix_mmap_threshold()  # as the materializer does: the same allocator on both sides
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "bench-decode", **CONSUMER_DEFAULTS}
     )

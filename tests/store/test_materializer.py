@@ -14,13 +14,14 @@ import time
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from confluent_kafka import Producer
 
 from faro import KafkaCaptureEventSink
 from faro._dev.broker import LocalBroker, free_port
-from faro.store import layout
+from faro.store import layout, writer
 from faro.store.materializer import Materializer
 from tests.sinks.events import mixed_events
 from tests.store.events import stored_rows
@@ -109,6 +110,40 @@ def test_a_stop_request_stores_the_batch_in_progress(broker: LocalBroker, tmp_pa
     assert _counts(tmp_path) == (len(ids), len(ids))
 
 
+def test_a_failed_write_stops_the_run_and_a_restart_stores_each_event_once(
+    broker: LocalBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch is written while the next is consumed: a write that fails (here a
+    full disk, injected at the fourth file) must still end the run with its error,
+    and what it did not store must come back on restart."""
+    topic = new_topic(broker.bootstrap_servers)
+    ids = _produce(broker.bootstrap_servers, topic, 3000)
+    real, files = writer.write_parquet, 0
+
+    def disk_fills_up(table: pa.Table, path: Path) -> None:
+        nonlocal files
+        files += 1
+        if files >= 4:
+            raise OSError(28, "No space left on device")
+        real(table, path)
+
+    monkeypatch.setattr(writer, "write_parquet", disk_fills_up)
+    config = {
+        "topic": topic, "group": f"g-{topic}", "batch_size": 300,
+        "max_batch_seconds": 0.5, "consumer_config": QUICK_GROUP,
+    }  # fmt: skip
+    with pytest.raises(OSError, match="No space left on device"):
+        Materializer(broker.bootstrap_servers, tmp_path, **config).run(idle_exit_s=10)
+    stored, distinct = _counts(tmp_path)
+    assert 0 < stored == distinct < len(ids)
+
+    monkeypatch.undo()
+    stats = Materializer(broker.bootstrap_servers, tmp_path, **config).run(idle_exit_s=5)
+    assert stats.events == len(ids) - stored
+    assert _counts(tmp_path) == (len(ids), len(ids))
+    assert sorted(r[0] for r in stored_rows(tmp_path, "event_id")) == sorted(ids)
+
+
 def test_sigkill_at_random_points_neither_loses_nor_duplicates(
     broker: LocalBroker, tmp_path: Path
 ) -> None:
@@ -184,6 +219,42 @@ except ImportError as exc:
     assert "keep_pandas_out" in error
 
 
+_MMAP_PROBE = """
+import ctypes, sys
+from faro.store.materializer import fix_mmap_threshold
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+        "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+libc.mallinfo2.restype = MallInfo2
+if sys.argv[1] == "fixed":
+    assert fix_mmap_threshold()
+libc.free(libc.malloc(4 << 20))  # a batch-sized buffer, mapped and freed
+before = libc.mallinfo2().hblks
+block = libc.malloc(1 << 20)  # the next batch's buffer: mapped (own pages) or from the heap?
+print(libc.mallinfo2().hblks - before)
+"""
+
+
+def test_a_fixed_mmap_threshold_keeps_big_buffers_out_of_the_heap() -> None:
+    """What fix_mmap_threshold is for: glibc's default raises the threshold when a
+    mapped block is freed, so the next big buffer lands in the heap."""
+
+    def mapped_blocks(mode: str) -> int:
+        run = subprocess.run(
+            [sys.executable, "-c", _MMAP_PROBE, mode], capture_output=True, text=True, check=True
+        )
+        return int(run.stdout)
+
+    assert mapped_blocks("default") == 0
+    assert mapped_blocks("fixed") == 1
+
+
 def test_the_topic_defaults_to_the_kafka_sinks_topic(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -209,7 +280,7 @@ def test_an_unreachable_broker_is_logged_once_per_kind_not_per_retry(
     retries = [r for r in caplog.records if r.name == "faro.materializer.librdkafka"]
     assert len(retries) > len(warnings)  # the client's own lines, kept at DEBUG
     assert "%3|" not in capfd.readouterr().err
-    progress = [r.getMessage() for r in caplog.records if "in the open batch" in r.getMessage()]
+    progress = [r.getMessage() for r in caplog.records if "not yet stored" in r.getMessage()]
     unknown = "lag unknown (no partitions assigned yet)"
     assert progress and all(line.endswith(unknown) for line in progress)
     peaks = [float(re.search(r"peak memory (\d+) MB", line)[1]) for line in progress]
