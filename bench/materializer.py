@@ -4,13 +4,17 @@ Produces ``--events`` ENTITY/AGGREGATE events (1 M by default, ``--scale 10``
 for 10 M) to a topic on a local broker, keyed and lz4-compressed as
 ``KafkaCaptureEventSink`` sends them (an ENTITY event by its entity, an
 AGGREGATE event by its pipeline and operator), then, each in its own process
-so peak RSS is its own:
+so peak RSS is its own (the kernel's VmHWM: ``ru_maxrss`` would also count this
+script's own memory at the fork that starts the child):
 
 * consume-and-decode: a plain consumer reads every message and decodes the
   batches with the same Avro decoder, nothing written;
 * materialize: the real materializer (default batch size) into a fresh store.
 
-Both keep pandas out of their process, as ``faro materialize`` does. The two
+Both keep pandas out of their process, as ``faro materialize`` does, and
+both run with glibc's mmap threshold fixed, as the materializer sets it. The
+materializer writes one batch while it consumes and decodes the next; the
+consume-and-decode path is the plain loop a consumer would write. The two
 alternate over ``--rounds`` rounds (each materializer in a fresh group and
 store), so a change in the machine's load falls on both.
 
@@ -25,7 +29,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import platform
-import resource
 import sys
 import tempfile
 import time
@@ -46,6 +49,7 @@ from faro.store.materializer import (
     Materializer,
     fix_mmap_threshold,
     keep_pandas_out,
+    peak_rss_mb,
 )
 
 PARTITIONS = 4
@@ -123,7 +127,7 @@ def decode_only(bootstrap: str, topic: str, n: int, batch_size: int, result: mp.
             seen += decoder.decode(batch).table.num_rows
         assert start is not None
         elapsed = time.perf_counter() - start
-    result.put((n / elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+    result.put((n / elapsed, peak_rss_mb()))
 
 
 def materialize(
@@ -134,7 +138,7 @@ def materialize(
         m = Materializer(bootstrap, data_dir, topic=topic, group=group, batch_size=batch_size)
         stats = m.run(idle_exit_s=15)
         assert stats.events == n, f"stored {stats.events} of {n}"
-        result.put((stats.rate(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+        result.put((stats.rate(), peak_rss_mb()))
 
 
 def run_child(target, *args) -> tuple[float, float]:  # type: ignore[no-untyped-def]
