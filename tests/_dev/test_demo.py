@@ -17,6 +17,11 @@ from faro.core.sampling import is_sampled
 
 pytestmark = [pytest.mark.flink, pytest.mark.kafka]
 RECORDS = 3000
+# Event times advance 1000 / RATE ms per record, and each user has every 200th
+# record: at 1,000/s a user's records span 2.8 s, so they always fall in at least
+# two of the demo's 2-second windows. At 1,500/s they spanned 1.87 s, and ~7 % of
+# runs put them all in one window, failing the lineage check below.
+RATE = 1000
 
 
 def _demo(*args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
@@ -40,7 +45,7 @@ def test_demo_runs_the_whole_path_and_stops_cleanly() -> None:
     sys.path.insert(0, str(JOBS))
     from flink_order_pipeline import MIN_AMOUNT, make_order
 
-    up = _demo("up", "--records", str(RECORDS), "--rate", "1500", "--port", "0")
+    up = _demo("up", "--records", str(RECORDS), "--rate", str(RATE), "--port", "0")
     try:
         assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-3000:]
         state = (STATE_DIR / "state.json").read_text()
