@@ -41,7 +41,13 @@ from faro.core.failures import FailureLog
 from faro.core.settings import settings
 from faro.store import defaults, layout
 from faro.store.avro_batch import AvroBatchDecoder
-from faro.store.writer import DEAD_LETTER_SCHEMA, KAFKA_PARTITION, EventWriter, KafkaSource
+from faro.store.writer import (
+    DEAD_LETTER_SCHEMA,
+    KAFKA_PARTITION,
+    EventWriter,
+    KafkaSource,
+    WriteSummary,
+)
 
 log = logging.getLogger("faro.materializer")
 _librdkafka_log = logging.getLogger("faro.materializer.librdkafka")
@@ -277,9 +283,9 @@ class Materializer:
             due = batch and now - batch_started >= self.max_batch_seconds
             if batch and (full or due or stopping):
                 assert first_message is not None
-                decoded = self._decode(batch, decoder)
+                decoded, table, dead = self._decode(batch, decoder)
                 self._written()
-                self._writing = writes.submit(self._write, decoded, first_message)
+                self._writing = writes.submit(self._write, decoded, table, dead, first_message)
                 batch = []
             progress.maybe_log(now)
             if stopping:
@@ -288,8 +294,11 @@ class Materializer:
                 log.info("no message for %.0f s; stopping", idle_exit_s)
                 return
 
-    def _decode(self, batch: list[Any], decoder: AvroBatchDecoder) -> _Decoded:
-        """A batch as the writer takes it; the messages themselves can then be freed."""
+    def _decode(
+        self, batch: list[Any], decoder: AvroBatchDecoder
+    ) -> tuple[_Decoded, pa.Table, pa.Table]:
+        """A batch as the writer takes it: its bookkeeping, its events and its dead
+        letters. The messages themselves can then be freed."""
         from confluent_kafka import Message
 
         # map() over the method, not a comprehension, and numpy for the partitions:
@@ -310,16 +319,16 @@ class Materializer:
         }
         rejected = [(batch[i].offset(), reason) for i, reason in decoded.rejected]
         dead = _dead_letters(self.topic, batch, decoded.rejected)
-        return _Decoded(len(batch), table, ranges, dead, rejected)
+        return _Decoded(len(batch), ranges, rejected), table, dead
 
-    def _write(self, batch: _Decoded, first_message: float) -> _Written:
-        """On the write thread: stores one batch (files and offsets, as one change)."""
+    def _write(
+        self, batch: _Decoded, table: pa.Table, dead: pa.Table, first_message: float
+    ) -> _Written:
+        """On the write thread: stores one batch (files and offsets, as one change).
+        The tables are not passed back, so they are freed as soon as they are written."""
         assert self._writer is not None
-        summary = self._writer.write(batch.table, KafkaSource(self.topic, batch.ranges), batch.dead)
-        # the batch's table is not passed back: it can be freed as soon as it is written
-        return _Written(batch.messages, batch.ranges, batch.rejected, summary.rows,
-                        summary.duplicates, summary.dead_letters, len(summary.files),
-                        time.monotonic() - first_message)  # fmt: skip
+        summary = self._writer.write(table, KafkaSource(self.topic, batch.ranges), dead)
+        return _Written(batch, summary, time.monotonic() - first_message)
 
     def _written(self) -> None:
         """Waits for the batch being written, if any, then counts it and commits its
@@ -331,21 +340,22 @@ class Materializer:
         if writing is None:
             return
         done = writing.result()
-        self.pending -= done.messages
-        self.stats.events += done.rows
-        self.stats.duplicates += done.duplicates
-        self.stats.dead_letters += done.dead_letters
-        self.stats.files += done.files
+        batch, summary = done.batch, done.summary
+        self.pending -= batch.messages
+        self.stats.events += summary.rows
+        self.stats.duplicates += summary.duplicates
+        self.stats.dead_letters += summary.dead_letters
+        self.stats.files += len(summary.files)
         self.stats.batches += 1
-        if done.rejected:
+        if batch.rejected:
             log.warning(
                 "%d undecodable messages sent to dead letters (first: offset %d, %s)",
-                len(done.rejected),
-                *done.rejected[0],
+                len(batch.rejected),
+                *batch.rejected[0],
             )
         # The commit is advisory (a restart resumes after the store's own offsets), so
         # the loop does not wait for the broker's answer; failures reach _on_commit.
-        commits = [TopicPartition(self.topic, p, last + 1) for p, (_, last) in done.ranges.items()]
+        commits = [TopicPartition(self.topic, p, last + 1) for p, (_, last) in batch.ranges.items()]
         try:
             self._consumer.commit(offsets=commits, asynchronous=True)
         except Exception as exc:
@@ -355,22 +365,17 @@ class Materializer:
 
 @dataclass
 class _Decoded:
+    """What the loop keeps of a decoded batch until it is stored."""
+
     messages: int
-    table: pa.Table
     ranges: dict[int, tuple[int, int]]  # partition -> (first, last) offset
-    dead: pa.Table
     rejected: list[tuple[int, str]]  # (offset, reason) of each dead letter
 
 
 @dataclass
 class _Written:
-    messages: int
-    ranges: dict[int, tuple[int, int]]
-    rejected: list[tuple[int, str]]
-    rows: int
-    duplicates: int
-    dead_letters: int
-    files: int
+    batch: _Decoded
+    summary: WriteSummary
     busy_seconds: float  # from the run's first message to this batch stored
 
 
