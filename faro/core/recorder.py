@@ -12,6 +12,7 @@ import functools
 import itertools
 import logging
 import math
+import operator
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -36,6 +37,7 @@ from faro.core.sink import CaptureEventSink
 log = logging.getLogger("faro.recorder")
 
 _MISSING = object()
+_FOLD_AT = 1024
 _REAL_WATERMARK = range(TIME_LOW, TIME_HIGH)
 
 _NUMERIC = (FeatureValueType.SCALAR_DOUBLE, FeatureValueType.SCALAR_LONG, FeatureValueType.BOOLEAN)
@@ -115,14 +117,25 @@ def _read_any(record: Any, name: str) -> Any:
 
 
 class _StatsAccumulator:
-    __slots__ = ("count", "max", "min", "name", "null_count", "numeric", "sum", "sum_sq")
+    """Per-flush count, nulls, sum, sum of squares, min and max of one feature.
+
+    Values are appended to :attr:`pending` as they arrive and folded in bulk
+    (every ``_FOLD_AT`` values and at each snapshot): one ``list.append`` per
+    record, and the arithmetic runs in C over the whole chunk. Folding value by
+    value cost ~0.14 µs a record, on a path where a plain PyFlink record costs
+    ~45 µs.
+    """
+
+    __slots__ = ("count", "max", "min", "name", "null_count", "numeric", "pending", "sum", "sum_sq")
 
     def __init__(self, name: str, numeric: bool):
         self.name = name
         self.numeric = numeric
+        self.pending: list[Any] = []
         self.reset()
 
     def reset(self) -> None:
+        self.pending.clear()  # in place: observers hold this list
         self.count = 0
         self.null_count = 0
         self.sum = 0.0
@@ -130,19 +143,46 @@ class _StatsAccumulator:
         self.min = math.inf
         self.max = -math.inf
 
-    def add(self, value: Any) -> None:
-        self.count += 1
+    def fold(self) -> None:
+        values = self.pending
+        if not values:
+            return
+        self.count += len(values)
+        if not self.numeric:
+            self.null_count += sum(1 for v in values if v is None)
+        elif not self._fold_numbers(values):
+            for value in values:
+                self._fold_one(value)
+        values.clear()
+
+    def _fold_numbers(self, values: list[Any]) -> bool:
+        """The common case in C: every value an int or a float, none NaN. False when
+        any is not (a null, a string, a NaN), and nothing was folded."""
+        try:
+            total = sum(values, 0.0)
+        except (TypeError, OverflowError):  # OverflowError: an int beyond a float's range
+            return False
+        if total != total:  # a NaN among them (or +inf and -inf)
+            return False
+        self.sum += total
+        self.sum_sq += sum(map(operator.mul, values, values), 0.0)
+        low, high = min(values), max(values)
+        if low < self.min:
+            self.min = float(low)
+        if high > self.max:
+            self.max = float(high)
+        return True
+
+    def _fold_one(self, value: Any) -> None:
         if value is None:
             self.null_count += 1
-            return
-        if not self.numeric:
             return
         if type(value) is float:
             v = value
         else:
             try:
                 v = float(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 self.null_count += 1  # an unreadable value is as unusable to a model as a null
                 return
         if v != v:  # NaN
@@ -156,6 +196,7 @@ class _StatsAccumulator:
             self.max = v
 
     def snapshot(self) -> FeatureStats:
+        self.fold()
         valued = self.count - self.null_count > 0 and self.numeric
         return FeatureStats(
             name=self.name,
@@ -248,14 +289,16 @@ class OperatorRecorder:
         self._observe_in = self._observer(self._in_probes) if self._in_probes else None
         self.record_out = self._observer(self._out_probes, counts_outputs=True)
         self.watermark: int | None = None
+        self._late_below = TIME_LOW  # the watermark, or a time no record has
         self._reset()
 
     def _reset(self) -> None:
         self._in = 0
         self._out = 0
         self._late = 0
-        self._et_min = math.inf
-        self._et_max = -math.inf
+        # ints, not infinities: they are compared with an int on every record
+        self._et_min = TIME_HIGH
+        self._et_max = TIME_LOW - 1
         for p in self._probes:
             p.stats.reset()
 
@@ -269,14 +312,21 @@ class OperatorRecorder:
         self._in += 1
         if event_time is None and self._event_time_of is not None:
             event_time = self._read_event_time(record)
-        if event_time is not None and not TIME_LOW <= event_time < TIME_HIGH:
-            event_time = None
+        # Epoch-ms ints exceed 2**30, so each comparison takes CPython's slow path
+        # (~15 ns): the range check that drops engine sentinels (Long.MIN/MAX) is only
+        # made when a time would become the new min or max, which a sentinel must.
         if event_time is not None:
             if event_time < self._et_min:
-                self._et_min = event_time
-            if event_time > self._et_max:
-                self._et_max = event_time
-            if self.watermark is not None and event_time < self.watermark:
+                if event_time >= TIME_LOW:
+                    self._et_min = event_time
+                else:
+                    event_time = None
+            if event_time is not None and event_time > self._et_max:
+                if event_time < TIME_HIGH:
+                    self._et_max = event_time
+                else:
+                    event_time = None
+            if event_time is not None and event_time < self._late_below:
                 self._late += 1
         if self._observe_in is not None:
             self._observe_in(record, event_time)
@@ -292,7 +342,7 @@ class OperatorRecorder:
 
     def on_watermark(self, watermark: int | None) -> None:
         if watermark is not None and watermark in _REAL_WATERMARK:
-            self.watermark = watermark
+            self.watermark = self._late_below = watermark
 
     def flush(
         self,
@@ -311,8 +361,8 @@ class OperatorRecorder:
             input_count=inputs,
             output_count=outputs,
             late_count=late if self.observes_late else None,
-            event_time_min=None if et_min == math.inf else int(et_min),
-            event_time_max=None if et_max == -math.inf else int(et_max),
+            event_time_min=None if et_min == TIME_HIGH else et_min,
+            event_time_max=None if et_max < TIME_LOW else et_max,
             feature_stats=stats,
             watermark=watermark,
             window_start=window_start,
@@ -401,7 +451,7 @@ class OperatorRecorder:
         A closure with its lookups done once, because it runs for every record and
         a plain PyFlink record costs only ~45 µs: the method chain it replaces
         (record_out, then a method looping over the probes) cost ~0.1 µs more."""
-        plan = [(p, p.value, p.stats.add, p.entity) for p in probes]
+        plan = [(p, p.value, p.stats.pending, p.stats.fold, p.entity) for p in probes]
         entity, failures = self._entity, self.failures
         rec = self
         if not plan and counts_outputs:
@@ -414,12 +464,14 @@ class OperatorRecorder:
         def observe(record: Any, event_time: int | None = None) -> None:
             if counts_outputs:
                 rec._out += 1
-            for p, read, add, emits in plan:
+            for p, read, pending, fold, emits in plan:
                 try:
                     value = read(record)
                     if value is _MISSING:
                         continue
-                    add(value)
+                    pending.append(value)  # folded into the statistics in bulk
+                    if len(pending) >= _FOLD_AT:
+                        fold()
                     if emits:
                         entity(p, record, value, event_time)
                 except Exception as exc:

@@ -91,10 +91,13 @@ def test_an_engines_no_timestamp_value_is_not_an_event_time() -> None:
     sink = ListSink()
     rec = OperatorRecorder("p", "m", OperatorType.MAP, FaroConfig(), sink)
     rec.on_watermark(500)
-    rec.record_in("no timestamp", -(2**63))  # Flink's Long.MIN_VALUE
-    rec.record_in("real", 700)
+    assert rec.record_in("no timestamp", -(2**63)) is None  # Flink's Long.MIN_VALUE
+    assert rec.record_in("end of input", 2**63 - 1) is None  # and its Long.MAX_VALUE
+    assert rec.record_in("real", 700) == 700
+    assert rec.record_in("no timestamp", -(2**63)) is None  # below the min so far
+    assert rec.record_in("end of input", 2**63 - 1) is None  # above the max so far
     event = rec.flush()
-    assert (event.input_count, event.late_count) == (2, 0)
+    assert (event.input_count, event.late_count) == (5, 0)
     assert (event.event_time_min, event.event_time_max) == (700, 700)
 
 
@@ -262,3 +265,48 @@ def test_named_fields_are_read_from_every_record_shape_the_engines_hand_over() -
     assert [read(r) for r in missing] == [_MISSING] * len(missing)
     with pytest.raises(AttributeError):  # a row without names: the recorder logs why
         read(FlinkRow("u", 1.0))
+
+
+def _reference_stats(values: list) -> tuple:
+    """count, nulls, sum, sum of squares, min, max, value by value as the docs define them."""
+    numbers = []
+    for v in values:
+        try:
+            f = float(v) if v is not None else math.nan
+        except (TypeError, ValueError):
+            f = math.nan
+        if f == f:
+            numbers.append(f)
+    return (
+        len(values),
+        len(values) - len(numbers),
+        math.fsum(numbers),
+        math.fsum(x * x for x in numbers),
+        min(numbers),
+        max(numbers),
+    )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_stats_are_the_same_whether_a_chunk_folds_in_bulk_or_value_by_value(seed: int) -> None:
+    """Values are folded in chunks, in bulk when a chunk is all numbers and one by
+    one when it holds a null, a NaN or a string: both must give the same figures."""
+    rng = random.Random(seed)
+    odd = [None, math.nan, "12.5", "n/a", True, 7]
+    values: list = []
+    for _chunk in range(6):  # some chunks only numbers (ints and floats), some mixed
+        mixed = rng.random() < 0.5
+        for _ in range(rng.randrange(500, 2500)):
+            if mixed and rng.random() < 0.02:
+                values.append(rng.choice(odd))
+            else:
+                values.append(rng.uniform(-1e3, 1e3) if rng.random() < 0.8 else rng.randrange(99))
+    sink = ListSink()
+    feature = FaroFeatureConfig(feature_value=lambda v: v)
+    rec = OperatorRecorder("p", "m", OperatorType.MAP, FaroConfig(features={"x": feature}), sink)
+    for v in values:
+        rec.record_in(v)
+    [s] = rec.flush().feature_stats
+    count, nulls, total, total_sq, low, high = _reference_stats(values)
+    assert (s.count, s.null_count, s.min, s.max) == (count, nulls, low, high)
+    assert (s.sum, s.sum_sq) == (pytest.approx(total), pytest.approx(total_sq))

@@ -8,10 +8,18 @@ here, on the real wrapper, with a minimal context object.
 import pytest
 from pyflink.datastream import OutputTag
 from pyflink.datastream.time_domain import TimeDomain
+from pyflink.fn_execution.datastream.process.process_function import (
+    InternalKeyedProcessFunctionContext,
+)
+from pyflink.fn_execution.datastream.process.timerservice_impl import (
+    InternalTimerServiceImpl,
+    TimerServiceImpl,
+)
 
 from faro import EventType, FaroConfig, FaroFeatureConfig
 from faro.flink import FaroFlink
-from tests.flink.jobs import ORDER_TYPE, BigOrders
+from faro.flink.functions import _PublicReads, _reads
+from tests.flink.jobs import ORDER_TYPE, BigOrders, PassThrough
 from tests.support import ListSink
 
 LATE = OutputTag("late", ORDER_TYPE)
@@ -65,3 +73,76 @@ def test_what_a_timer_emits_carries_the_time_flink_stamps_it_with(domain, event_
     traced.close()
     [entity] = sink.of_type(EventType.ENTITY)  # the side output is not an output
     assert (entity.entity_id, entity.event_time) == ("m1", event_time)
+
+
+class _PublicOnlyContext:
+    """A keyed context with PyFlink's public methods only (as another release or a
+    test harness could hand over): the wrapper must read it through them."""
+
+    def __init__(self) -> None:
+        self.ts: int | None = None
+        self.wm: int | None = None
+
+    def timestamp(self) -> int | None:
+        return self.ts
+
+    def timer_service(self) -> "_PublicOnlyContext":
+        return self
+
+    def current_watermark(self) -> int | None:
+        return self.wm
+
+
+class _PyFlinkContext:
+    """PyFlink's own keyed context and timer services, as its runner builds them."""
+
+    def __init__(self) -> None:
+        self.internal = InternalTimerServiceImpl(None)
+        self.ctx = InternalKeyedProcessFunctionContext(TimerServiceImpl(self.internal))
+
+    def step(self, ts: int, wm: int | None) -> None:
+        self.ctx.set_timestamp(ts)
+        if wm is not None:
+            self.internal.advance_watermark(wm)
+
+
+@pytest.mark.parametrize("kind", ["pyflink", "public"])
+def test_late_records_and_event_times_from_the_context_match_ground_truth(kind: str) -> None:
+    """The keyed wrapper reads PyFlink's context attributes directly; the counts must
+    equal what the public API says record by record, with the watermark moving."""
+    import random
+
+    rng = random.Random(5)
+    sink = ListSink()
+    traced = FaroFlink("p", lambda: sink).process_trace(PassThrough(), FaroConfig(), "pass")
+    traced.open(_RuntimeContext())
+    if kind == "pyflink":
+        pyflink = _PyFlinkContext()
+        ctx, step = pyflink.ctx, pyflink.step
+        assert _reads(ctx) == (ctx, pyflink.internal)  # the direct path is the one tested
+    else:
+        public = _PublicOnlyContext()
+
+        def step(ts: int, wm: int | None) -> None:
+            public.ts = ts
+            public.wm = public.wm if wm is None else wm
+
+        ctx = public
+        assert isinstance(_reads(ctx)[0], _PublicReads)
+    watermark, late, times = None, 0, []
+    for i in range(3000):
+        if i % 100 == 0:
+            watermark = 1_000_000 + i * 10
+        ts = 1_000_000 + i * 10 + rng.randrange(-800, 200)
+        step(ts, watermark if i % 100 == 0 else None)
+        late += ts < watermark
+        times.append(ts)
+        assert list(traced.process_element(("m", "A", 1.0, ts, "o"), ctx)) == [
+            ("m", "A", 1.0, ts, "o")
+        ]
+    traced.close()
+    [event] = sink.of_type(EventType.AGGREGATE)
+    assert 0 < late < 3000
+    assert (event.input_count, event.output_count, event.late_count) == (3000, 3000, late)
+    assert (event.event_time_min, event.event_time_max) == (min(times), max(times))
+    assert event.watermark == watermark
