@@ -5,6 +5,8 @@ at the end of bounded input, wrapped or not, so ``on_timer`` is driven directly
 here, on the real wrapper, with a minimal context object.
 """
 
+import random
+
 import pytest
 from pyflink.datastream import OutputTag
 from pyflink.datastream.time_domain import TimeDomain
@@ -80,8 +82,14 @@ class _PublicOnlyContext:
     test harness could hand over): the wrapper must read it through them."""
 
     def __init__(self) -> None:
+        self.ctx = self
         self.ts: int | None = None
         self.wm: int | None = None
+
+    def step(self, ts: int, wm: int | None) -> None:
+        self.ts = ts
+        if wm is not None:
+            self.wm = wm
 
     def timestamp(self) -> int | None:
         return self.ts
@@ -110,31 +118,22 @@ class _PyFlinkContext:
 def test_late_records_and_event_times_from_the_context_match_ground_truth(kind: str) -> None:
     """The keyed wrapper reads PyFlink's context attributes directly; the counts must
     equal what the public API says record by record, with the watermark moving."""
-    import random
-
     rng = random.Random(5)
     sink = ListSink()
     traced = FaroFlink("p", lambda: sink).process_trace(PassThrough(), FaroConfig(), "pass")
     traced.open(_RuntimeContext())
-    if kind == "pyflink":
-        pyflink = _PyFlinkContext()
-        ctx, step = pyflink.ctx, pyflink.step
-        assert _reads(ctx) == (ctx, pyflink.internal)  # the direct path is the one tested
+    context = _PyFlinkContext() if kind == "pyflink" else _PublicOnlyContext()
+    ctx = context.ctx
+    if kind == "pyflink":  # the direct path is the one tested
+        assert _reads(ctx) == (ctx, context.internal)
     else:
-        public = _PublicOnlyContext()
-
-        def step(ts: int, wm: int | None) -> None:
-            public.ts = ts
-            public.wm = public.wm if wm is None else wm
-
-        ctx = public
         assert isinstance(_reads(ctx)[0], _PublicReads)
     watermark, late, times = None, 0, []
     for i in range(3000):
         if i % 100 == 0:
             watermark = 1_000_000 + i * 10
         ts = 1_000_000 + i * 10 + rng.randrange(-800, 200)
-        step(ts, watermark if i % 100 == 0 else None)
+        context.step(ts, watermark if i % 100 == 0 else None)
         late += ts < watermark
         times.append(ts)
         assert list(traced.process_element(("m", "A", 1.0, ts, "o"), ctx)) == [
