@@ -248,6 +248,10 @@ def entity_encoder(head: bytes, template: EntityEventTemplate) -> EntityEncoder:
     some_time = _SOME
     before_trace = _opt_double(t.sample_rate) + _SOME
     string, long, value_bytes, join = _string, _long, _value, b"".join
+    # Processing times repeat for every event made in the same millisecond, so the
+    # last one's varint is kept: ~30 ns against ~220. One tuple, swapped whole, so a
+    # second thread encoding with this template never pairs a time with other bytes.
+    last_time: tuple[int | None, bytes] = (None, b"")
 
     def encode_entity(
         event_id: str,
@@ -257,12 +261,19 @@ def entity_encoder(head: bytes, template: EntityEventTemplate) -> EntityEncoder:
         event_time: int | None,
         trace_id: str,
     ) -> bytes:
+        nonlocal last_time
+        kept = last_time
+        if kept[0] == processing_time:
+            time_bytes = kept[1]
+        else:
+            time_bytes = long(processing_time)
+            last_time = (processing_time, time_bytes)
         return join(
             (
                 head,
                 string(event_id),
                 after_id,
-                long(processing_time),
+                time_bytes,
                 after_time,
                 string(entity_id),
                 after_entity,

@@ -52,3 +52,17 @@ def test_a_built_draft_is_the_entity_event_the_recorder_describes() -> None:
     assert event.trace_id == trace_id("pipe", "user-7", 1_000)
     # each draft takes the next id, whichever way it is delivered
     assert decode_single_object(template.single_object("user-7", 1.0, None, 0)).event_id == "id-2"
+
+
+@given(st.lists(st.tuples(longs, st.integers(0, 3)), min_size=2, max_size=40))
+@settings(max_examples=100)
+def test_one_template_encodes_each_processing_time_it_is_given(times) -> None:
+    # the encoder keeps the last processing time's bytes: repeats and changes, in any order
+    template = EntityEventTemplate(
+        lambda: "id", "pipe", "op", OperatorType.PROCESS, 0, ["amount"], "amount",
+        FeatureValueType.SCALAR_DOUBLE, 1.0,
+    )  # fmt: skip
+    for processing_time, repeats in times:
+        for _ in range(repeats + 1):
+            fields = ("user-7", 1.5, 1_000, processing_time)
+            assert template.single_object(*fields) == encode_single_object(template.build(*fields))
