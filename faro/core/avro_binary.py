@@ -93,6 +93,7 @@ def _long(n: int) -> bytes:
 
 
 _pack_double = struct.Struct("<d").pack
+_SIZES = [_long(n) for n in range(256)]  # the length prefixes of short strings
 _NULL = b"\x00"
 _SOME = b"\x02"
 _EMPTY_ARRAY = b"\x00"
@@ -247,7 +248,7 @@ def entity_encoder(head: bytes, template: EntityEventTemplate) -> EntityEncoder:
     after_value = _NULL if t.value_type is None else _VALUE_TYPE[t.value_type]
     some_time = _SOME
     before_trace = _opt_double(t.sample_rate) + _SOME
-    string, long, value_bytes, join = _string, _long, _value, b"".join
+    long, value_bytes, join, sizes = _long, _value, b"".join, _SIZES
     # Processing times repeat for every event made in the same millisecond, so the
     # last one's varint is kept: ~30 ns against ~220. One tuple, swapped whole, so a
     # second thread encoding with this template never pairs a time with other bytes.
@@ -268,20 +269,25 @@ def entity_encoder(head: bytes, template: EntityEventTemplate) -> EntityEncoder:
         else:
             time_bytes = long(processing_time)
             last_time = (processing_time, time_bytes)
+        # the strings inline rather than through _string: three calls fewer (~0.2 µs)
+        eid, ent, trace = event_id.encode(), entity_id.encode(), trace_id.encode()
         return join(
             (
                 head,
-                string(event_id),
+                sizes[len(eid)] if len(eid) < 256 else long(len(eid)),
+                eid,
                 after_id,
                 time_bytes,
                 after_time,
-                string(entity_id),
+                sizes[len(ent)] if len(ent) < 256 else long(len(ent)),
+                ent,
                 after_entity,
                 value_bytes(value),
                 after_value,
                 _NULL if event_time is None else some_time + long(event_time),
                 before_trace,
-                string(trace_id),
+                sizes[len(trace)] if len(trace) < 256 else long(len(trace)),
+                trace,
             )
         )
 
