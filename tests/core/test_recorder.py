@@ -205,6 +205,37 @@ def test_failing_extractors_and_sinks_never_raise_into_the_pipeline() -> None:
     assert rec.failures.count == 11 + 2 + 1  # 11 extractor errors, 2 emits, the sink's flush
 
 
+def test_one_feature_without_entities_counts_what_it_reads_and_what_fails() -> None:
+    """One feature without ENTITY events has its own per-record path: every output
+    is counted, a record without the field adds nothing to the statistics, a failing
+    extractor is counted, and the values fold across chunks."""
+    rng = random.Random(3)
+    records = [{"x": rng.uniform(-9, 9)} if rng.random() < 0.9 else {"y": 1} for _ in range(5000)]
+    values = [r["x"] for r in records if "x" in r]
+
+    named = OperatorRecorder("p", "w", OperatorType.WINDOW, FaroConfig(features=["x"]), ListSink())
+    for r in records:
+        named.record_out(r)
+    event = named.flush()
+    [s] = event.feature_stats
+    assert (event.output_count, s.count, s.null_count) == (len(records), len(values), 0)
+    assert (s.min, s.max, s.sum) == (min(values), max(values), pytest.approx(math.fsum(values)))
+
+    feature = FaroFeatureConfig(feature_value=lambda r: r["x"])  # KeyError without "x"
+    config = FaroConfig(features={"x": feature})
+    read = OperatorRecorder("p", "m", OperatorType.MAP, config, ListSink())
+    for r in records:
+        read.record_in(r)
+    event = read.flush()
+    [s] = event.feature_stats
+    assert (event.input_count, s.count, s.sum) == (
+        len(records),
+        len(values),
+        pytest.approx(math.fsum(values)),
+    )
+    assert read.failures.count == len(records) - len(values)
+
+
 def test_stats_mean_and_variance_derivable_without_entity_data() -> None:
     sink = ListSink()
     rng = random.Random(1)
