@@ -461,25 +461,6 @@ class OperatorRecorder:
 
             return count
 
-        if len(plan) == 1 and not plan[0][4]:
-            # one feature and no ENTITY events (the usual AGGREGATE operator): the
-            # loop over the plan and its tuple unpacking cost ~0.07 µs a record
-            [(p1, read1, pending1, fold1, _)] = plan
-
-            def observe_one(record: Any, event_time: int | None = None) -> None:
-                if counts_outputs:
-                    rec._out += 1
-                try:
-                    value = read1(record)
-                    if value is not _MISSING:
-                        pending1.append(value)
-                        if len(pending1) >= _FOLD_AT:
-                            fold1()
-                except Exception as exc:
-                    failures.record(f"reading feature {p1.name!r} from a record raised", exc)
-
-            return observe_one
-
         def observe(record: Any, event_time: int | None = None) -> None:
             if counts_outputs:
                 rec._out += 1
