@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -42,11 +43,10 @@ def write_source(directory: Path, batches: int, rows: int) -> None:
     for b in range(batches):
         i = pa.array(range(b * rows, (b + 1) * rows), pa.int64())
         table = pa.table({
-            "merchant_id": pa.compute.cast(pa.compute.bit_wise_and(i, 63), pa.string()),
-            "user_id": pa.compute.cast(pa.compute.bit_wise_and(i, 65535), pa.string()),
-            "amount": pa.compute.divide(pa.compute.cast(pa.compute.bit_wise_and(i, 1023),
-                                                        pa.float64()), 10.0),
-            "event_time": pa.compute.cast(pa.compute.add(i, T0), pa.timestamp("ms", "UTC")),
+            "merchant_id": pc.cast(pc.bit_wise_and(i, 63), pa.string()),
+            "user_id": pc.cast(pc.bit_wise_and(i, 65535), pa.string()),
+            "amount": pc.divide(pc.cast(pc.bit_wise_and(i, 1023), pa.float64()), 10.0),
+            "event_time": pc.cast(pc.add(i, T0), pa.timestamp("ms", "UTC")),
         })  # fmt: skip
         path = directory / f"part-{b:04d}.parquet"
         pq.write_table(table, path)
