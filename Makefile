@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.faro-installed
 
-.PHONY: help setup browser demo demo-stop test lint bench clean cluster-up cluster-down submit
+.PHONY: help setup browser demo demo-stop test test-spark35 lint bench clean cluster-up cluster-down submit
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,6 +34,20 @@ demo-stop: setup ## stop what `make demo` left running
 test: setup browser ## run the whole test suite against real Kafka, Flink, Spark and Chromium
 	$(BIN)/python -m pytest
 
+# The Spark adapter also supports pyspark 3.5: its tests run again in a venv of their own,
+# since apache-flink and pyspark 4 stay in .venv.
+SPARK35 := .venv-spark35
+SPARK35_STAMP := $(SPARK35)/.faro-installed
+
+$(SPARK35_STAMP): pyproject.toml
+	@test -x $(SPARK35)/bin/python || $(PYTHON) -m venv $(SPARK35)
+	$(SPARK35)/bin/python -m pip install --quiet --upgrade pip
+	$(SPARK35)/bin/python -m pip install --quiet -e '.[spark,kafka,dev]' 'pyspark>=3.5,<3.6'
+	@touch $(SPARK35_STAMP)
+
+test-spark35: $(SPARK35_STAMP) ## run the Spark tests on pyspark 3.5 (installs .venv-spark35)
+	$(SPARK35)/bin/python -m pytest tests/spark
+
 lint: setup ## ruff and mypy
 	$(BIN)/ruff check faro tests bench jobs
 	$(BIN)/mypy
@@ -52,4 +66,4 @@ bench: setup ## run every benchmark in bench/ and print its ratios
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean: ## remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(SPARK35) .pytest_cache .mypy_cache .ruff_cache .hypothesis
