@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.faro-installed
 
-.PHONY: help setup browser demo demo-stop test test-spark35 lint bench clean cluster-up cluster-down submit
+.PHONY: help setup browser demo demo-stop test test-spark35 test-flink120 lint bench clean cluster-up cluster-down submit
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,6 +48,21 @@ $(SPARK35_STAMP): pyproject.toml
 test-spark35: $(SPARK35_STAMP) ## run the Spark tests on pyspark 3.5 (installs .venv-spark35)
 	$(SPARK35)/bin/python -m pytest tests/spark
 
+# The PyFlink adapter also supports apache-flink 1.20 LTS. Its tests run again without
+# the Flink -> API tests: the API needs pyarrow >= 16, which apache-flink 1.20 excludes
+# (through apache-beam 2.48).
+FLINK120 := .venv-flink120
+FLINK120_STAMP := $(FLINK120)/.faro-installed
+
+$(FLINK120_STAMP): pyproject.toml
+	@test -x $(FLINK120)/bin/python || $(PYTHON) -m venv $(FLINK120)
+	$(FLINK120)/bin/python -m pip install --quiet --upgrade pip
+	$(FLINK120)/bin/python -m pip install --quiet -e '.[kafka,otel,test]' 'apache-flink>=1.20,<1.21'
+	@touch $(FLINK120_STAMP)
+
+test-flink120: $(FLINK120_STAMP) ## run the PyFlink tests on apache-flink 1.20 (installs .venv-flink120)
+	$(FLINK120)/bin/python -m pytest tests/flink --ignore tests/flink/test_flink_to_api.py
+
 lint: setup ## ruff and mypy
 	$(BIN)/ruff check faro tests bench jobs
 	$(BIN)/mypy
@@ -66,4 +81,4 @@ bench: setup ## run every benchmark in bench/ and print its ratios
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean: ## remove the virtual environment and caches
-	rm -rf $(VENV) $(SPARK35) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(SPARK35) $(FLINK120) .pytest_cache .mypy_cache .ruff_cache .hypothesis
