@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.faro-installed
 .PHONY: help setup browser demo demo-stop test test-spark35 test-flink120 lint bench clean cluster-up cluster-down submit
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 setup: $(STAMP) ## create .venv and install faro with every extra (quick when done)
 
@@ -34,34 +34,23 @@ demo-stop: setup ## stop what `make demo` left running
 test: setup browser ## run the whole test suite against real Kafka, Flink, Spark and Chromium
 	$(BIN)/python -m pytest
 
-# The Spark adapter also supports pyspark 3.5: its tests run again in a venv of their own,
-# since apache-flink and pyspark 4 stay in .venv.
-SPARK35 := .venv-spark35
-SPARK35_STAMP := $(SPARK35)/.faro-installed
+# The adapters also support older engine releases: their tests run again there, each
+# in a venv of its own (.venv keeps apache-flink 2.3 and pyspark 4). On apache-flink
+# 1.20 the Flink -> API tests are left out: the API needs pyarrow >= 16, which 1.20
+# excludes (through apache-beam 2.48).
+.venv-spark35/.faro-installed: PACKAGES = '.[spark,kafka,dev]' 'pyspark>=3.5,<3.6'
+.venv-flink120/.faro-installed: PACKAGES = '.[kafka,otel,test]' 'apache-flink>=1.20,<1.21'
+.venv-%/.faro-installed: pyproject.toml
+	@test -x $(@D)/bin/python || $(PYTHON) -m venv $(@D)
+	$(@D)/bin/python -m pip install --quiet --upgrade pip
+	$(@D)/bin/python -m pip install --quiet -e $(PACKAGES)
+	@touch $@
 
-$(SPARK35_STAMP): pyproject.toml
-	@test -x $(SPARK35)/bin/python || $(PYTHON) -m venv $(SPARK35)
-	$(SPARK35)/bin/python -m pip install --quiet --upgrade pip
-	$(SPARK35)/bin/python -m pip install --quiet -e '.[spark,kafka,dev]' 'pyspark>=3.5,<3.6'
-	@touch $(SPARK35_STAMP)
+test-spark35: .venv-spark35/.faro-installed ## run the Spark tests on pyspark 3.5 (installs .venv-spark35)
+	.venv-spark35/bin/python -m pytest tests/spark
 
-test-spark35: $(SPARK35_STAMP) ## run the Spark tests on pyspark 3.5 (installs .venv-spark35)
-	$(SPARK35)/bin/python -m pytest tests/spark
-
-# The PyFlink adapter also supports apache-flink 1.20 LTS. Its tests run again without
-# the Flink -> API tests: the API needs pyarrow >= 16, which apache-flink 1.20 excludes
-# (through apache-beam 2.48).
-FLINK120 := .venv-flink120
-FLINK120_STAMP := $(FLINK120)/.faro-installed
-
-$(FLINK120_STAMP): pyproject.toml
-	@test -x $(FLINK120)/bin/python || $(PYTHON) -m venv $(FLINK120)
-	$(FLINK120)/bin/python -m pip install --quiet --upgrade pip
-	$(FLINK120)/bin/python -m pip install --quiet -e '.[kafka,otel,test]' 'apache-flink>=1.20,<1.21'
-	@touch $(FLINK120_STAMP)
-
-test-flink120: $(FLINK120_STAMP) ## run the PyFlink tests on apache-flink 1.20 (installs .venv-flink120)
-	$(FLINK120)/bin/python -m pytest tests/flink --ignore tests/flink/test_flink_to_api.py
+test-flink120: .venv-flink120/.faro-installed ## run the PyFlink tests on apache-flink 1.20 (installs .venv-flink120)
+	.venv-flink120/bin/python -m pytest tests/flink --ignore tests/flink/test_flink_to_api.py
 
 lint: setup ## ruff and mypy
 	$(BIN)/ruff check faro tests bench jobs
@@ -81,4 +70,4 @@ bench: setup ## run every benchmark in bench/ and print its ratios
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean: ## remove the virtual environment and caches
-	rm -rf $(VENV) $(SPARK35) $(FLINK120) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-spark35 .venv-flink120 .pytest_cache .mypy_cache .ruff_cache .hypothesis
