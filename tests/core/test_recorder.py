@@ -206,7 +206,7 @@ def test_failing_extractors_and_sinks_never_raise_into_the_pipeline() -> None:
 
 
 def test_one_feature_without_entities_counts_what_it_reads_and_what_fails() -> None:
-    """One feature without ENTITY events has its own per-record path: every output
+    """One feature without ENTITY events, the usual AGGREGATE operator: every output
     is counted, a record without the field adds nothing to the statistics, a failing
     extractor is counted, and the values fold across chunks."""
     rng = random.Random(3)
