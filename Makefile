@@ -11,11 +11,14 @@ help: ## list the targets
 
 setup: $(STAMP) ## create .venv and install faro with every extra (quick when done)
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[all,dev]'
-	@touch $(STAMP)
+# Each venv is built by one rule, from the packages its stamp names (the engine-version
+# venvs below name theirs too).
+$(STAMP): PACKAGES = '.[all,dev]'
+%/.faro-installed: pyproject.toml
+	@test -x $(@D)/bin/python || $(PYTHON) -m venv $(@D)
+	$(@D)/bin/python -m pip install --quiet --upgrade pip
+	$(@D)/bin/python -m pip install --quiet -e $(PACKAGES)
+	@touch $@
 
 # The UI tests drive the Debian package chromium, installed here when missing.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -40,11 +43,6 @@ test: setup browser ## run the whole test suite against real Kafka, Flink, Spark
 # excludes (through apache-beam 2.48).
 .venv-spark35/.faro-installed: PACKAGES = '.[spark,kafka,dev]' 'pyspark>=3.5,<3.6'
 .venv-flink120/.faro-installed: PACKAGES = '.[kafka,otel,test]' 'apache-flink>=1.20,<1.21'
-.venv-%/.faro-installed: pyproject.toml
-	@test -x $(@D)/bin/python || $(PYTHON) -m venv $(@D)
-	$(@D)/bin/python -m pip install --quiet --upgrade pip
-	$(@D)/bin/python -m pip install --quiet -e $(PACKAGES)
-	@touch $@
 
 test-spark35: .venv-spark35/.faro-installed ## run the Spark tests on pyspark 3.5 (installs .venv-spark35)
 	.venv-spark35/bin/python -m pytest tests/spark
