@@ -33,6 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SERVICES: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
 FARO_SERVICES = [name for name, s in SERVICES.items() if s.get("image") == "faro:local"]
 JOB_RECORDS = 3000  # the jobs' own --records (20,000) would take 20 s each here
+CONTAINER_ENV = dict(os.environ)
+"""The environment as collection found it. PyFlink's in-process tests leave their
+Python worker's variables in ``os.environ`` (``PYFLINK_GATEWAY_DISABLED`` among
+them, which makes a job started by a child process refuse to start), and a
+container starts without them."""
 
 
 def _option(service: str, name: str) -> str:
@@ -114,7 +119,7 @@ def _on_this_host(service: str, bootstrap: str, data_dir: Path, port: int) -> li
 def store_side(broker, tmp_path) -> Iterator[tuple[str, dict[str, str]]]:
     """The materializer and the API of the compose file, on a fresh topic and store."""
     topic = new_topic(broker.bootstrap_servers, int(_option("kafka-init", "--partitions")))
-    env = {**os.environ, "FARO_KAFKA_TOPIC": topic}  # the services' default topic, made unique
+    env = {**CONTAINER_ENV, "FARO_KAFKA_TOPIC": topic}  # the services' default topic, made unique
     port = free_port()
     procs = []
     for name in ("materializer", "api"):
