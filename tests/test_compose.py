@@ -30,7 +30,8 @@ from faro.core.settings import settings
 from tests.support import new_topic, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVICES: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, Any] = COMPOSE["services"]
 FARO_SERVICES = [name for name, s in SERVICES.items() if s.get("image") == "faro:local"]
 JOB_RECORDS = 3000  # the jobs' own --records (20,000) would take 20 s each here
 CONTAINER_ENV = dict(os.environ)
@@ -84,6 +85,15 @@ def test_the_api_reads_the_store_the_materializer_writes_and_is_published():
     assert _option("api", "--host") == "0.0.0.0"  # reachable from outside its container
     port = _option("api", "--port")
     assert f"{port}:{port}" in api["ports"]
+
+
+def test_the_topic_is_kept_in_a_volume_as_the_store_is():
+    # a topic recreated from offset 0 beside a store that holds higher offsets would
+    # be skipped up to them (the materializer warns, but the events are not stored)
+    log_dir = _kafka_env()["KAFKA_LOG_DIRS"]
+    mounts = dict(v.split(":") for v in SERVICES["kafka"]["volumes"])
+    assert {v: m for m, v in mounts.items()}[log_dir] in COMPOSE["volumes"]
+    assert "faro-data" in COMPOSE["volumes"]
 
 
 def test_the_image_installs_extras_that_exist_and_copies_files_that_exist():
