@@ -2,10 +2,10 @@
 
 This machine has no Docker engine, so the file's containers never start in CI.
 What can be wrong in the file is checked against the real components instead:
-the materializer, the API and the example jobs run with the compose file's own
-arguments (only the broker address, the data volume and the published port are
-mapped onto this host), and the wiring between the services agrees with itself,
-with the Dockerfile and with faro's defaults.
+the materializer, the API, the Flink cluster and the example jobs submitted to
+it run with the compose file's own arguments (only the service names, the
+ports and the volumes are mapped onto this host), and the wiring between the
+services agrees with itself, with the Dockerfile and with faro's defaults.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
 FARO_SERVICES = [name for name, s in SERVICES.items() if s.get("image") == "faro:local"]
-JOB_RECORDS = 3000  # the jobs' own --records (20,000) would take 20 s each here
+JOBS = ("order-pipeline", "user-features")
+JOB_RECORDS = 3000
 CONTAINER_ENV = dict(os.environ)
 """The environment as collection found it. PyFlink's in-process tests leave their
 Python worker's variables in ``os.environ`` (``PYFLINK_GATEWAY_DISABLED`` among
@@ -109,55 +110,69 @@ def test_the_image_installs_extras_that_exist_and_copies_files_that_exist():
             assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
     programs = {SERVICES[s]["command"][0] for s in FARO_SERVICES}
     assert programs == {"faro", "python"} and "faro" in project["scripts"]
-    jobs = {
-        SERVICES[s]["command"][1] for s in FARO_SERVICES if SERVICES[s]["command"][0] == "python"
-    }
-    assert all((ROOT / job).is_file() for job in jobs)
+    jobs = {str(a) for s in FARO_SERVICES for a in SERVICES[s]["command"] if str(a).endswith(".py")}
+    assert len(jobs) == 2 and all((ROOT / job).is_file() for job in jobs)
 
 
-def _on_this_host(service: str, bootstrap: str, data_dir: Path, port: int) -> list[str]:
-    """The service's command with the container's names mapped onto this host."""
-    mapped = {"kafka:19092": bootstrap, "/data": str(data_dir)}
-    if service == "api":
-        mapped[_option("api", "--port")] = str(port)
-    program, *args = (mapped.get(str(a), str(a)) for a in SERVICES[service]["command"])
-    head = [str(Path(sys.executable).parent / "faro")] if program == "faro" else [sys.executable]
-    return [*head, *args]
+def test_the_flink_services_find_each_other_and_the_demo_starts_them():
+    advertised = _option("jobmanager", "--advertise")
+    assert advertised == "jobmanager"  # its service name, which the network resolves
+    assert _option("taskmanager", "--advertise") == "taskmanager"
+    rpc, rest = _option("jobmanager", "--rpc-port"), _option("jobmanager", "--rest-port")
+    assert _option("taskmanager", "--jobmanager") == f"{advertised}:{rpc}"
+    assert f"{rest}:{rest}" in SERVICES["jobmanager"]["ports"]
+    assert f"localhost:{rest}/" in " ".join(SERVICES["jobmanager"]["healthcheck"]["test"])
+    cluster = set(SERVICES["jobmanager"]["profiles"]) & set(SERVICES["taskmanager"]["profiles"])
+    for job in ("order-pipeline", "user-features"):
+        assert _option(job, "--jobmanager") == f"{advertised}:{rest}"
+        assert set(SERVICES[job]["profiles"]) <= cluster  # `--profile demo` starts the cluster
 
 
-@pytest.fixture
-def store_side(broker, tmp_path) -> Iterator[tuple[str, dict[str, str]]]:
-    """The materializer and the API of the compose file, on a fresh topic and store."""
-    topic = new_topic(broker.bootstrap_servers, int(_option("kafka-init", "--partitions")))
-    env = {**CONTAINER_ENV, "FARO_KAFKA_TOPIC": topic}  # the services' default topic, made unique
-    port = free_port()
-    procs = []
-    for name in ("materializer", "api"):
-        with open(tmp_path / f"{name}.log", "wb") as log:  # the child keeps its own copy
-            argv = _on_this_host(name, broker.bootstrap_servers, tmp_path / "data", port)
-            procs.append(
-                subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-            )
-    api = f"http://127.0.0.1:{port}"
-    try:
-        assert wait_for(lambda: _answers(f"{api}/pipelines"), timeout=30), (
-            tmp_path / "api.log"
-        ).read_text()
-        yield api, env
-    finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    # both shut down gracefully on SIGTERM, as `docker compose stop` sends it: the
-    # materializer stores its batch and exits 0; uvicorn finishes, then re-raises the
-    # signal, so the API's status is -SIGTERM by design
-    materialized = (tmp_path / "materializer.log").read_text()
-    assert procs[0].returncode == 0 and "stopped:" in materialized.splitlines()[-1], materialized
-    assert "Finished server process" in (tmp_path / "api.log").read_text().splitlines()[-1]
+class _ThisHost:
+    """The compose network mapped onto this host: service names to localhost, the
+    containers' ports to free ones, each volume to a directory of the test."""
+
+    def __init__(self, bootstrap: str, tmp_path: Path, env: dict[str, str]):
+        self.tmp_path, self.env = tmp_path, env
+        self.ports = {port: str(free_port()) for port in ("9000", "8081", "6123")}
+        self.names = {
+            "kafka:19092": bootstrap,
+            "/data": str(tmp_path / "data"),
+            **self.ports,
+            **{f"jobmanager:{p}": f"localhost:{q}" for p, q in self.ports.items()},
+        }
+
+    def argv(self, service: str) -> list[str]:
+        names = {**self.names, "/flink": str(self.tmp_path / service)}
+        command = [str(a) for a in SERVICES[service]["command"]]
+        # a service's own name, where it says how others reach it, is localhost here
+        program, *args = (
+            "localhost" if before == "--advertise" else names.get(a, a)
+            for before, a in zip(["", *command[:-1]], command, strict=True)
+        )
+        head = str(Path(sys.executable).parent / "faro") if program == "faro" else sys.executable
+        return [head, *args]
+
+    def start(self, service: str, *extra: str) -> subprocess.Popen[bytes]:
+        with open(self.tmp_path / f"{service}.log", "wb") as log:  # the child keeps a copy
+            return subprocess.Popen(
+                [*self.argv(service), *extra],
+                env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def log(self, service: str) -> str:
+        return (self.tmp_path / f"{service}.log").read_text(errors="replace")
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM, as `docker compose stop` sends it; SIGKILL after 20 s."""
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def _answers(url: str) -> bool:
@@ -167,30 +182,55 @@ def _answers(url: str) -> bool:
         return False
 
 
+@pytest.fixture
+def this_host(broker, tmp_path) -> Iterator[_ThisHost]:
+    """The store side of the compose file (materializer and API) running here, on
+    a fresh topic and store."""
+    topic = new_topic(broker.bootstrap_servers, int(_option("kafka-init", "--partitions")))
+    # the services take the default topic: made unique here through its variable
+    host = _ThisHost(
+        broker.bootstrap_servers, tmp_path, {**CONTAINER_ENV, "FARO_KAFKA_TOPIC": topic}
+    )
+    procs = [host.start("materializer"), host.start("api")]
+    try:
+        api = f"http://127.0.0.1:{host.ports['9000']}"
+        assert wait_for(lambda: _answers(f"{api}/pipelines"), timeout=30), host.log("api")
+        yield host
+    finally:
+        _stop(procs)
+    # Both shut down gracefully: the materializer stores its batch and exits 0;
+    # uvicorn finishes, then re-raises the signal, so the API's status is -SIGTERM.
+    materialized = host.log("materializer")
+    assert procs[0].returncode == 0 and "stopped:" in materialized.splitlines()[-1], materialized
+    assert "Finished server process" in host.log("api").splitlines()[-1]
+
+
+def _slots(rest_port: str) -> int:
+    try:
+        return int(httpx.get(f"http://localhost:{rest_port}/overview").json()["slots-available"])
+    except (httpx.TransportError, ValueError, KeyError):
+        return 0
+
+
 @pytest.mark.kafka
 @pytest.mark.flink
-def test_the_compose_commands_carry_the_jobs_events_to_the_api(broker, store_side, tmp_path):
-    api, env = store_side
+def test_the_compose_commands_carry_the_jobs_events_to_the_api(this_host):
+    host = this_host
+    api = f"http://127.0.0.1:{host.ports['9000']}"
     sys.path.insert(0, str(ROOT / "jobs"))
     from flink_order_pipeline import MIN_AMOUNT, make_order
 
-    jobs = {
-        name: subprocess.Popen(
-            [
-                *_on_this_host(name, broker.bootstrap_servers, tmp_path, 0),
-                "--records",
-                str(JOB_RECORDS),
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+    cluster = [host.start("jobmanager"), host.start("taskmanager")]
+    try:
+        assert wait_for(lambda: _slots(host.ports["8081"]) > 0, timeout=120), (
+            host.log("jobmanager")[-3000:] + host.log("taskmanager")[-3000:]
         )
-        for name in ("order-pipeline", "user-features")
-    }
-    for name, job in jobs.items():
-        _, err = job.communicate(timeout=300)
-        assert job.returncode == 0, f"{name}: {err.decode()[-3000:]}"
+        # the jobs' own --records (20,000) would take 20 s each here
+        jobs = {name: host.start(name, "--records", str(JOB_RECORDS)) for name in JOBS}
+        for name, job in jobs.items():
+            assert job.wait(300) == 0, f"{name}: {host.log(name)[-3000:]}"
+    finally:
+        _stop(cluster)
 
     valid = sum(make_order(i, 0)[1] >= MIN_AMOUNT for i in range(JOB_RECORDS))
     expected = [("valid-orders", JOB_RECORDS, valid), ("order-agg-window", valid)]
@@ -206,10 +246,8 @@ def test_the_compose_commands_carry_the_jobs_events_to_the_api(broker, store_sid
 
     assert wait_for(lambda: stages() == expected, timeout=60), stages()
 
-    users, rate = (
-        int(_option("user-features", "--users")),
-        float(_option("user-features", "--sample-rate")),
-    )
+    users = int(_option("user-features", "--users"))
+    rate = float(_option("user-features", "--sample-rate"))
     sampled = next(f"user-{i}" for i in range(users) if is_sampled(f"user-{i}", rate))
     unsampled = next(f"user-{i}" for i in range(users) if not is_sampled(f"user-{i}", rate))
     assert wait_for(lambda: _answers(f"{api}/entities/{sampled}/lineage"), timeout=30)

@@ -8,6 +8,13 @@ use this interpreter, so they see the same faro the client does.
     python -m faro._dev.flink_cluster up [--rest-port 8081]
     python -m faro._dev.flink_cluster submit jobs/flink_order_pipeline.py -- --sink stdout
     python -m faro._dev.flink_cluster down
+
+In containers (docker-compose.yml), one process each, in the foreground:
+
+    python -m faro._dev.flink_cluster jobmanager --advertise jobmanager
+    python -m faro._dev.flink_cluster taskmanager --jobmanager jobmanager:6123 \
+        --advertise taskmanager
+    python -m faro._dev.flink_cluster submit --jobmanager jobmanager:8081 JOB.py -- ...
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pyflink
 
@@ -61,40 +69,49 @@ class FlinkCluster:
             "FLINK_PID_DIR": str(self.state_dir / "pid"),
         }
 
-    def _write_conf(self) -> None:
+    def _write_conf(self, settings: dict[str, Any]) -> None:
+        """The wheel's conf/ copied into the state dir, with ``settings`` on top of
+        what every role shares."""
         shutil.rmtree(self.conf_dir, ignore_errors=True)
         shutil.copytree(FLINK_HOME / "conf", self.conf_dir)
         for d in ("log", "pid", "tmp"):
             (self.state_dir / d).mkdir(parents=True, exist_ok=True)
-        ports = {"rest": self._rest_port or 8081, "rpc": free_port()}
         settings = {
             "env.java.opts.all": _JAVA_OPTS,
-            "jobmanager.bind-host": "localhost",
-            "jobmanager.rpc.address": "localhost",
-            "jobmanager.rpc.port": ports["rpc"],
             "jobmanager.memory.process.size": "1024m",
-            "taskmanager.bind-host": "localhost",
-            "taskmanager.host": "localhost",
             "taskmanager.memory.process.size": "2048m",
             "taskmanager.numberOfTaskSlots": 4,
             "parallelism.default": 1,
-            "rest.address": "localhost",
-            "rest.bind-address": "localhost",
-            "rest.port": ports["rest"],
             "io.tmp.dirs": str(self.state_dir / "tmp"),
             "python.executable": sys.executable,
             "python.client.executable": sys.executable,
+            **settings,
         }
         lines = [f"{k}: {json.dumps(v) if isinstance(v, str) else v}" for k, v in settings.items()]
         (self.conf_dir / "config.yaml").write_text("\n".join(lines) + "\n")
-        (self.conf_dir / "masters").write_text(f"localhost:{ports['rest']}\n")
-        (self.conf_dir / "workers").write_text("localhost\n")
+
+    def _remember(self, ports: dict[str, int]) -> None:
+        """Where ``submit`` and ``url`` find the cluster later."""
         (self.state_dir / "ports.json").write_text(json.dumps(ports))
         self._rest_port = ports["rest"]
 
     def up(self, timeout: float = 120) -> None:
         """Starts a JobManager and a TaskManager and waits until a slot is free."""
-        self._write_conf()
+        ports = {"rest": self._rest_port or 8081, "rpc": free_port()}
+        local = {
+            "jobmanager.bind-host": "localhost",
+            "jobmanager.rpc.address": "localhost",
+            "jobmanager.rpc.port": ports["rpc"],
+            "taskmanager.bind-host": "localhost",
+            "taskmanager.host": "localhost",
+            "rest.address": "localhost",
+            "rest.bind-address": "localhost",
+            "rest.port": ports["rest"],
+        }
+        self._write_conf(local)
+        self._remember(ports)
+        (self.conf_dir / "masters").write_text(f"localhost:{ports['rest']}\n")
+        (self.conf_dir / "workers").write_text("localhost\n")
         subprocess.run([str(FLINK_HOME / "bin/start-cluster.sh")], env=self._env(), check=True,
                        stdout=subprocess.DEVNULL)  # fmt: skip
         deadline = time.monotonic() + timeout
@@ -110,14 +127,53 @@ class FlinkCluster:
             f"Flink did not come up on {self.url} within {timeout}s; see {self.state_dir / 'log'}"
         )
 
+    def run_jobmanager(self, advertise: str, rpc_port: int) -> NoReturn:
+        """A JobManager in the foreground, as a container's main process. It listens
+        on every interface and gives TaskManagers and clients ``advertise``, the
+        name they reach it by (a compose service's name)."""
+        rest = self._rest_port or 8081
+        self._write_conf({
+            "jobmanager.bind-host": "0.0.0.0",
+            "jobmanager.rpc.address": advertise,
+            "jobmanager.rpc.port": rpc_port,
+            "rest.address": advertise,
+            "rest.bind-address": "0.0.0.0",
+            "rest.port": rest,
+        })  # fmt: skip
+        self._remember({"rest": rest, "rpc": rpc_port})
+        self._exec("jobmanager.sh")
+
+    def run_taskmanager(self, jobmanager: tuple[str, int], advertise: str) -> NoReturn:
+        """A TaskManager in the foreground that registers with the JobManager at
+        ``jobmanager`` (its RPC address) and is reached back by ``advertise``."""
+        self._write_conf({
+            "jobmanager.rpc.address": jobmanager[0],
+            "jobmanager.rpc.port": jobmanager[1],
+            "taskmanager.bind-host": "0.0.0.0",
+            "taskmanager.host": advertise,
+        })  # fmt: skip
+        self._exec("taskmanager.sh")
+
+    def _exec(self, script: str) -> NoReturn:
+        """Becomes the script, which execs the JVM: signals reach Flink directly."""
+        path = str(FLINK_HOME / "bin" / script)
+        sys.stdout.flush()
+        os.execve(path, [path, "start-foreground"], self._env())
+
     def down(self) -> None:
         if self.conf_dir.exists():
             subprocess.run([str(FLINK_HOME / "bin/stop-cluster.sh")], env=self._env(), check=False,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
-    def submit(self, job: Path, args: list[str], detached: bool = False) -> int:
-        """``flink run -py`` with this interpreter for client and workers."""
-        cmd = [str(FLINK_HOME / "bin/flink"), "run", "-m", f"localhost:{self.rest_port}",
+    def submit(
+        self, job: Path, args: list[str], detached: bool = False, address: str | None = None
+    ) -> int:
+        """``flink run -py`` with this interpreter for client and workers, to the
+        REST ``address`` given, else to the cluster this state dir describes."""
+        address = address or f"localhost:{self.rest_port}"
+        if not (self.conf_dir / "config.yaml").exists():
+            self._write_conf({})  # a client of a cluster started elsewhere
+        cmd = [str(FLINK_HOME / "bin/flink"), "run", "-m", address,
                "-py", str(job.resolve()),
                "-pyexec", sys.executable, "-pyclientexec", sys.executable]  # fmt: skip
         if detached:
@@ -125,10 +181,19 @@ class FlinkCluster:
         return subprocess.run(cmd + args, env=self._env(), check=False).returncode
 
 
+def _host_port(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, e.g. jobmanager:6123, not {value!r}")
+    return host, int(port)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m faro._dev.flink_cluster",
-        description="Run the apache-flink wheel's standalone cluster for this project.",
+        description="Run the apache-flink wheel's standalone cluster for this project: "
+        "both processes on this machine (up/down), or one per container "
+        "(jobmanager/taskmanager, as docker-compose.yml does).",
     )
     parser.add_argument(
         "--state-dir", type=Path, default=DEFAULT_STATE, help="default: .faro/flink"
@@ -139,9 +204,25 @@ def main(argv: list[str] | None = None) -> int:
         "--rest-port", type=int, default=8081, help="web UI and REST port (default: 8081)"
     )
     sub.add_parser("down", help="stop the cluster")
+    jm = sub.add_parser("jobmanager", help="run a JobManager in the foreground (in a container)")
+    jm.add_argument(
+        "--advertise", required=True, help="the host name TaskManagers and clients reach it by"
+    )
+    jm.add_argument("--rest-port", type=int, default=8081, help="web UI and REST (default: 8081)")
+    jm.add_argument("--rpc-port", type=int, default=6123, help="for TaskManagers (default: 6123)")
+    tm = sub.add_parser("taskmanager", help="run a TaskManager in the foreground (in a container)")
+    tm.add_argument(
+        "--jobmanager", type=_host_port, required=True, help="the JobManager's HOST:RPC_PORT"
+    )
+    tm.add_argument("--advertise", required=True, help="the host name the JobManager reaches it by")
     submit = sub.add_parser("submit", help="submit a PyFlink job and wait for it to finish")
     submit.add_argument("job", type=Path)
     submit.add_argument("--detached", action="store_true", help="return once the job is submitted")
+    submit.add_argument(
+        "--jobmanager",
+        type=_host_port,
+        help="the cluster's REST HOST:PORT (default: the cluster `up` started with this state dir)",
+    )
     submit.add_argument(
         "job_args", nargs=argparse.REMAINDER, help="after --: the job's own arguments"
     )
@@ -152,12 +233,17 @@ def main(argv: list[str] | None = None) -> int:
         cluster.up()
         print(f"Flink is up: web UI {cluster.url}")
         return 0
+    if args.command == "jobmanager":
+        FlinkCluster(args.state_dir, args.rest_port).run_jobmanager(args.advertise, args.rpc_port)
+    if args.command == "taskmanager":
+        FlinkCluster(args.state_dir).run_taskmanager(args.jobmanager, args.advertise)
     cluster = FlinkCluster(args.state_dir)
     if args.command == "down":
         cluster.down()
         return 0
     job_args = [a for a in args.job_args if a != "--"]
-    return cluster.submit(args.job, job_args, args.detached)
+    address = None if args.jobmanager is None else "{}:{}".format(*args.jobmanager)
+    return cluster.submit(args.job, job_args, args.detached, address)
 
 
 if __name__ == "__main__":
