@@ -65,7 +65,7 @@ def test_every_client_of_kafka_uses_an_advertised_listener_of_its_network():
     assert listening[advertised["localhost:9092"]] == "9092"
     assert "9092:9092" in SERVICES["kafka"]["ports"]
     clients = [s for s in FARO_SERVICES if "--bootstrap-servers" in SERVICES[s]["command"]]
-    assert set(clients) == {"materializer", "order-pipeline", "user-features"}
+    assert set(clients) == {"materializer", *JOBS}
     for service in [*clients, "kafka-init"]:
         bootstrap = _option(service, "--bootstrap-server" + ("s" if service in clients else ""))
         assert bootstrap == "kafka:19092", service
@@ -123,7 +123,7 @@ def test_the_flink_services_find_each_other_and_the_demo_starts_them():
     assert f"{rest}:{rest}" in SERVICES["jobmanager"]["ports"]
     assert f"localhost:{rest}/" in " ".join(SERVICES["jobmanager"]["healthcheck"]["test"])
     cluster = set(SERVICES["jobmanager"]["profiles"]) & set(SERVICES["taskmanager"]["profiles"])
-    for job in ("order-pipeline", "user-features"):
+    for job in JOBS:
         assert _option(job, "--jobmanager") == f"{advertised}:{rest}"
         assert set(SERVICES[job]["profiles"]) <= cluster  # `--profile demo` starts the cluster
 

@@ -98,17 +98,10 @@ class FlinkCluster:
     def up(self, timeout: float = 120) -> None:
         """Starts a JobManager and a TaskManager and waits until a slot is free."""
         ports = {"rest": self._rest_port or 8081, "rpc": free_port()}
-        local = {
-            "jobmanager.bind-host": "localhost",
-            "jobmanager.rpc.address": "localhost",
-            "jobmanager.rpc.port": ports["rpc"],
-            "taskmanager.bind-host": "localhost",
-            "taskmanager.host": "localhost",
-            "rest.address": "localhost",
-            "rest.bind-address": "localhost",
-            "rest.port": ports["rest"],
-        }
-        self._write_conf(local)
+        self._write_conf({
+            **_jobmanager_conf("localhost", "localhost", ports["rpc"], ports["rest"]),
+            **_taskmanager_conf("localhost", "localhost", ("localhost", ports["rpc"])),
+        })  # fmt: skip
         self._remember(ports)
         (self.conf_dir / "masters").write_text(f"localhost:{ports['rest']}\n")
         (self.conf_dir / "workers").write_text("localhost\n")
@@ -132,26 +125,14 @@ class FlinkCluster:
         on every interface and gives TaskManagers and clients ``advertise``, the
         name they reach it by (a compose service's name)."""
         rest = self._rest_port or 8081
-        self._write_conf({
-            "jobmanager.bind-host": "0.0.0.0",
-            "jobmanager.rpc.address": advertise,
-            "jobmanager.rpc.port": rpc_port,
-            "rest.address": advertise,
-            "rest.bind-address": "0.0.0.0",
-            "rest.port": rest,
-        })  # fmt: skip
+        self._write_conf(_jobmanager_conf("0.0.0.0", advertise, rpc_port, rest))
         self._remember({"rest": rest, "rpc": rpc_port})
         self._exec("jobmanager.sh")
 
     def run_taskmanager(self, jobmanager: tuple[str, int], advertise: str) -> NoReturn:
         """A TaskManager in the foreground that registers with the JobManager at
         ``jobmanager`` (its RPC address) and is reached back by ``advertise``."""
-        self._write_conf({
-            "jobmanager.rpc.address": jobmanager[0],
-            "jobmanager.rpc.port": jobmanager[1],
-            "taskmanager.bind-host": "0.0.0.0",
-            "taskmanager.host": advertise,
-        })  # fmt: skip
+        self._write_conf(_taskmanager_conf("0.0.0.0", advertise, jobmanager))
         self._exec("taskmanager.sh")
 
     def _exec(self, script: str) -> NoReturn:
@@ -179,6 +160,29 @@ class FlinkCluster:
         if detached:
             cmd.insert(2, "-d")
         return subprocess.run(cmd + args, env=self._env(), check=False).returncode
+
+
+def _jobmanager_conf(bind: str, advertise: str, rpc_port: int, rest_port: int) -> dict[str, Any]:
+    """A JobManager listening on ``bind`` and reached as ``advertise``."""
+    return {
+        "jobmanager.bind-host": bind,
+        "jobmanager.rpc.address": advertise,
+        "jobmanager.rpc.port": rpc_port,
+        "rest.address": advertise,
+        "rest.bind-address": bind,
+        "rest.port": rest_port,
+    }
+
+
+def _taskmanager_conf(bind: str, advertise: str, jobmanager: tuple[str, int]) -> dict[str, Any]:
+    """A TaskManager listening on ``bind``, reached as ``advertise``, that registers
+    at the JobManager's RPC address ``jobmanager``."""
+    return {
+        "jobmanager.rpc.address": jobmanager[0],
+        "jobmanager.rpc.port": jobmanager[1],
+        "taskmanager.bind-host": bind,
+        "taskmanager.host": advertise,
+    }
 
 
 def _host_port(value: str) -> tuple[str, int]:
