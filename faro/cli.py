@@ -1,4 +1,5 @@
-"""The ``faro`` command: the store side of faro (materializer, maintenance).
+"""The ``faro`` command: the store side of faro (materializer, maintenance, the
+API) and ``faro tail``, which shows what arrives on the capture topic.
 
 Every subcommand explains itself with ``--help``; data directories default to
 ``FARO_LOCAL_PATH``.
@@ -9,11 +10,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from faro.core.events import EventType
 from faro.core.settings import settings
 from faro.core.windows import parse_time
 from faro.store import defaults
@@ -38,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="faro",
         description="faro's store side: materialize CaptureEvents from Kafka into Parquet, "
-        "maintain the store, and serve the query API over it.",
+        "maintain the store, and serve the query API over it; and tail the capture topic "
+        "to see what pipelines send.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -73,13 +77,7 @@ def _parser() -> argparse.ArgumentParser:
         default=defaults.PROGRESS_INTERVAL_S,
         help="log events/s, stored, dead letters, peak memory and lag this often (%(default)s)",
     )
-    m.add_argument(
-        "--consumer-config",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="extra librdkafka setting, e.g. security.protocol=SASL_SSL (repeatable)",
-    )
+    _consumer_config_option(m)
 
     c = _command(
         sub,
@@ -139,7 +137,65 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--host", default="127.0.0.1", help="default: %(default)s")
     s.add_argument("--port", type=int, default=9000, help="default: %(default)s")
+
+    t = _command(
+        sub,
+        "tail",
+        _tail,
+        "print the CaptureEvents arriving on the Kafka topic as JSON lines",
+        "Decodes each message with faro's schema; undecodable ones are named on stderr "
+        "(partition, offset, why) and skipped. Joins no consumer group and commits "
+        "nothing, so the materializer's offsets never move. Runs until Ctrl-C, "
+        "--max-events or --idle-exit.",
+        data_dir=False,
+    )
+    t.add_argument("--bootstrap-servers", required=True, help="Kafka bootstrap.servers")
+    t.add_argument("--topic", default=settings().kafka_topic, help="default: %(default)s")
+    t.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="start at each partition's oldest message; default: only what arrives from now on",
+    )
+    t.add_argument("--pipeline", help="only events of this pipeline id")
+    t.add_argument("--operator", help="only events of this operator id")
+    t.add_argument("--type", choices=[e.value for e in EventType], help="only this event type")
+    t.add_argument("--entity", help="only ENTITY events of this entity id")
+    t.add_argument("--max-events", type=_positive_int, help="stop after printing this many")
+    t.add_argument(
+        "--idle-exit",
+        type=float,
+        metavar="SECONDS",
+        help="stop once no message has arrived for this long (for scripts)",
+    )
+    _consumer_config_option(t)
     return parser
+
+
+def _consumer_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--consumer-config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra librdkafka setting, e.g. security.protocol=SASL_SSL (repeatable)",
+    )
+
+
+def _key_values(items: list[str]) -> dict[str, str]:
+    extra = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--consumer-config takes KEY=VALUE, got {item!r}")
+        extra[key] = value
+    return extra
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return number
 
 
 def _command(
@@ -148,16 +204,18 @@ def _command(
     run: Callable[[argparse.Namespace], int],
     summary: str,
     description: str,
+    data_dir: bool = True,
 ) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
         name, help=summary, description=f"{summary}. {description}"
     )
-    p.add_argument(
-        "--data-dir",
-        type=_data_dir,
-        default=Path(settings().local_path),
-        help="the store's directory (FARO_LOCAL_PATH, default %(default)s)",
-    )
+    if data_dir:
+        p.add_argument(
+            "--data-dir",
+            type=_data_dir,
+            default=Path(settings().local_path),
+            help="the store's directory (FARO_LOCAL_PATH, default %(default)s)",
+        )
     p.set_defaults(run=run)
     return p
 
@@ -176,12 +234,7 @@ def _materialize(args: argparse.Namespace) -> int:
 
     keep_pandas_out()
 
-    extra = {}
-    for item in args.consumer_config:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--consumer-config takes KEY=VALUE, got {item!r}")
-        extra[key] = value
+    extra = _key_values(args.consumer_config)
     materializer = Materializer(
         args.bootstrap_servers,
         args.data_dir,
@@ -195,6 +248,53 @@ def _materialize(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: materializer.stop())
     materializer.run()
+    return 0
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _tail(args: argparse.Namespace) -> int:
+    from faro.tail import EventFilter, Tail
+
+    tail = Tail(
+        args.bootstrap_servers,
+        args.topic,
+        from_beginning=args.from_beginning,
+        consumer_config=_key_values(args.consumer_config),
+    )
+    previous = {sig: signal.signal(sig, lambda *_: tail.stop()) for sig in _STOP_SIGNALS}
+    start = "the beginning" if args.from_beginning else "now on"
+    print(
+        f"faro tail: {tail.topic} on {args.bootstrap_servers}, {len(tail.start_offsets)} "
+        f"partitions, from {start}; Ctrl-C stops",
+        file=sys.stderr,
+    )
+    wanted = EventFilter(
+        pipeline_id=args.pipeline,
+        operator_id=args.operator,
+        event_type=None if args.type is None else EventType(args.type),
+        entity_id=args.entity,
+    )
+    try:
+        stats = tail.run(
+            sys.stdout,
+            sys.stderr,
+            event_filter=wanted,
+            max_events=args.max_events,
+            idle_exit_s=args.idle_exit,
+        )
+    except BrokenPipeError:  # the reader went away (`faro tail | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print(
+        f"faro tail: {stats.shown} events printed of {stats.read} read, "
+        f"{stats.undecodable} undecodable",
+        file=sys.stderr,
+    )
     return 0
 
 
