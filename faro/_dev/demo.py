@@ -4,14 +4,16 @@
 query API (all three left running, in their own sessions), runs the order
 pipeline (AGGREGATE mode) and the user feature pipeline (ENTITY mode) on local
 PyFlink mini-clusters with the async Kafka sink, waits until the API answers
-from what the materializer stored, and prints the URLs, a summary and curl
-commands it has checked return data. ``down`` stops what ``up`` started.
+from what the materializer stored, and prints the URLs, a summary, and curl
+commands and a ``faro tail`` command it has checked return data. ``down`` stops
+what ``up`` started.
 State lives in ``.faro/demo/`` (pids, logs, the Parquet store).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shutil
@@ -31,6 +33,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from faro._dev.broker import LocalBroker, free_port
 from faro.core.sampling import is_sampled
 from faro.store.journal import Journal
+from faro.tail import Tail
 
 TOPIC = "faro.capture-events"
 PARTITIONS = 4
@@ -150,7 +153,7 @@ def up(records: int, rate: float, port: int) -> int:
         finally:
             topic.close()
         _wait_until("the captured events reaching the API", lambda: _stored(api, records), 30)
-        _report(api)
+        _report(api, bootstrap)
     except BaseException:
         down(quiet=True)
         raise
@@ -199,7 +202,7 @@ def _sampled_user() -> str:
     return next(f"user-{i}" for i in range(USERS) if is_sampled(f"user-{i}", SAMPLE_RATE))
 
 
-def _report(api: str) -> None:
+def _report(api: str, bootstrap: str) -> None:
     print("\nwhat faro captured, as the API reports it (window 7d):\n")
     row = "{:<24}{:<26}{:>10}{:>10}{:>9}{:>10}"
     print(row.format("pipeline", "operator", "in", "out", "ratio", "late"))
@@ -228,6 +231,7 @@ def _report(api: str) -> None:
         body = _get(url)
         assert body, f"{url} answered nothing"
         print(f"# {label}\ncurl '{url}'\n")
+    _print_tail(bootstrap)
     summary = _get(checks["value summary"])
     print(
         f"purchase_amount_7d over the last hour: {summary['count']:,} sampled values, "
@@ -246,6 +250,19 @@ def _report(api: str) -> None:
     print(f"\nweb page: {api}/ui    API docs: {api}/docs    metrics: {api}/metrics")
     print(f"{user} on the web page: {api}/ui?entity={user}")
     print("everything keeps running; `make demo-stop` stops the broker, materializer and API")
+
+
+def _print_tail(bootstrap: str) -> None:
+    """The command that shows the topic's raw events, once it has shown some here."""
+    shown = Tail(bootstrap, TOPIC, from_beginning=True).run(
+        io.StringIO(), sys.stderr, max_events=3, idle_exit_s=10
+    )
+    assert shown.shown == 3, f"faro tail found {shown.shown} events on {TOPIC}"
+    faro = Path(sys.executable).parent / "faro"
+    print(
+        "# the events on the topic, as JSON lines (without --max-events: what arrives)\n"
+        f"{faro} tail --bootstrap-servers {bootstrap} --from-beginning --max-events 3\n"
+    )
 
 
 def down(quiet: bool = False) -> int:

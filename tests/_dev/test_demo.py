@@ -6,6 +6,7 @@ The API's answers are checked against what the jobs were told to produce, and
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from urllib.parse import urlencode
@@ -13,6 +14,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from faro.core.json_codec import from_json
 from faro.core.sampling import is_sampled
 
 pytestmark = [pytest.mark.flink, pytest.mark.kafka]
@@ -82,6 +84,12 @@ def test_demo_runs_the_whole_path_and_stops_cleanly() -> None:
         for url in curls:
             response = httpx.get(url)
             assert response.status_code == 200 and response.json()
+        [tail] = re.findall(r"^(\S+/faro tail .+)$", up.stdout, re.M)
+        shown = subprocess.run(shlex.split(tail), capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        events = [e for line in shown.stdout.splitlines() for e in from_json(line)]
+        assert len(events) == 3
+        assert {e.pipeline_id for e in events} <= {"order-pipeline", "user-feature-pipeline"}
     finally:
         down = _demo("down", timeout=60)
     assert down.returncode == 0
