@@ -75,6 +75,17 @@ class FeatureStats:
     min: float | None = None
     max: float | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "count": self.count,
+            "null_count": self.null_count,
+            "sum": self.sum,
+            "sum_sq": self.sum_sq,
+            "min": self.min,
+            "max": self.max,
+        }
+
 
 @dataclass(slots=True)
 class CaptureEvent:
@@ -138,18 +149,7 @@ class CaptureEvent:
             "batch_id": self.batch_id,
             "capture_drop_since_last": self.capture_drop_since_last,
             "dropped_count": self.dropped_count,
-            "feature_stats": [
-                {
-                    "name": s.name,
-                    "count": s.count,
-                    "null_count": s.null_count,
-                    "sum": s.sum,
-                    "sum_sq": s.sum_sq,
-                    "min": s.min,
-                    "max": s.max,
-                }
-                for s in self.feature_stats
-            ],
+            "feature_stats": [s.to_dict() for s in self.feature_stats],
             "entity_id": self.entity_id,
             "feature_name": self.feature_name,
             "feature_value": self.feature_value,
