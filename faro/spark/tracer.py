@@ -41,7 +41,7 @@ from faro.core.failures import FailureLog
 from faro.core.recorder import OperatorRecorder
 from faro.core.sampling import SAMPLE_SHIFT, sample_threshold
 from faro.core.sink import CaptureEventSink, SinkFactory, build_sink, check_factory
-from faro.spark.executor import EntityWriter
+from faro.spark.executor import EntityWriter, column_at
 from faro.spark.listener import FaroStreamingListener, QueryProgress
 
 log = logging.getLogger("faro.spark")
@@ -354,7 +354,7 @@ class SparkTrace:
             elif spec.sample_rate > 0.0:
                 sampled.append(_sampled_sql(f"_faro_k{i}", spec.sample_rate))
             aliased[name] = FaroFeatureConfig(
-                entity_key=f"_faro_k{i}", feature_value=f"_faro_v{i}",
+                entity_key=column_at(2 * i), feature_value=column_at(2 * i + 1),
                 value_type=spec.value_type, classification=spec.classification,
                 sample_rate=spec.sample_rate, on=side,
             )  # fmt: skip
