@@ -290,6 +290,8 @@ def _tail(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if stats.read and not stats.shown:
+        print(tail.no_match_hint(), file=sys.stderr)
     print(
         f"faro tail: {stats.shown} events printed of {stats.read} read, "
         f"{stats.undecodable} undecodable",

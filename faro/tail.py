@@ -25,6 +25,8 @@ from faro.core.settings import settings
 log = logging.getLogger("faro.tail")
 
 _METADATA_TIMEOUT_S = 10.0
+_HINT_EVERY_S = 10.0
+_PIPELINES_NAMED = 20
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Tail:
 
         self.topic = topic or settings().kafka_topic
         self.stats = TailStats()
+        self.pipelines_seen: set[str] = set()
         self._stop = threading.Event()
         self._consumer = Consumer(
             {
@@ -109,6 +112,18 @@ class Tail:
         self._consumer.assign([TopicPartition(self.topic, p, o) for p, o in offsets.items()])
         return offsets
 
+    def no_match_hint(self) -> str:
+        """What to say while nothing read matches: a filter with a typo would
+        otherwise print nothing, forever."""
+        seen = sorted(self.pipelines_seen)
+        named = ", ".join(seen[:_PIPELINES_NAMED]) + (
+            ", ..." if len(seen) > _PIPELINES_NAMED else ""
+        )
+        return (
+            f"faro tail: {self.stats.read:,} events read, none matched; "
+            f"pipelines on the topic: {named or 'none decodable'}"
+        )
+
     def stop(self) -> None:
         """Ends :meth:`run` within a fraction of a second; safe from signal handlers."""
         self._stop.set()
@@ -128,8 +143,12 @@ class Tail:
         consumer when it returns."""
         wanted = event_filter or EventFilter()
         last_message = time.monotonic()
+        next_hint = last_message + _HINT_EVERY_S
         try:
             while not self._stop.is_set():
+                if not self.stats.shown and self.stats.read and time.monotonic() >= next_hint:
+                    print(self.no_match_hint(), file=errors)
+                    next_hint = time.monotonic() + _HINT_EVERY_S
                 messages = self._consumer.consume(500, 0.2)
                 if not messages:
                     if idle_exit_s is not None and time.monotonic() - last_message >= idle_exit_s:
@@ -150,6 +169,8 @@ class Tail:
                             file=errors,
                         )
                         continue
+                    if len(self.pipelines_seen) <= _PIPELINES_NAMED:
+                        self.pipelines_seen.add(event.pipeline_id)
                     if wanted.matches(event):
                         out.write(to_json(event) + "\n")
                         self.stats.shown += 1

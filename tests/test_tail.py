@@ -97,5 +97,28 @@ def test_faro_tail_command_filters_and_reports(broker, capsys) -> None:
     printed = _printed(capsys.readouterr().out)
     assert len(printed) == 7 and all(e.event_type is EventType.ENTITY for e in printed)
 
+    assert main([*argv, "--pipeline", "order-pipline", "--idle-exit", "3"]) == 0  # a typo
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert (
+        f"{len(events)} events read, none matched; "
+        "pipelines on the topic: order-pipeline, user-feature-pipeline"
+    ) in captured.err
+
     assert main([*argv[:3], "--topic", "no-such-topic"]) == 2
     assert "topic 'no-such-topic' does not exist" in capsys.readouterr().err
+
+
+def test_tail_says_so_while_its_filter_matches_nothing(broker, monkeypatch) -> None:
+    bootstrap = broker.bootstrap_servers
+    topic = new_topic(bootstrap)
+    _produce(bootstrap, topic, mixed_events(60))
+    monkeypatch.setattr("faro.tail._HINT_EVERY_S", 0.5)
+
+    errors = io.StringIO()
+    tail = Tail(bootstrap, topic, from_beginning=True)
+    stats = tail.run(io.StringIO(), errors, event_filter=EventFilter(entity_id="nobody"),
+                     idle_exit_s=3)  # fmt: skip
+    assert (stats.read, stats.shown) == (60, 0)
+    hint = "60 events read, none matched; pipelines on the topic: order-pipeline, user-feature"
+    assert hint in errors.getvalue()
