@@ -293,8 +293,8 @@ def _tail(args: argparse.Namespace) -> int:
     if stats.read and not stats.shown:
         print(tail.no_match_hint(), file=sys.stderr)
     print(
-        f"faro tail: {stats.shown} events printed of {stats.read} read, "
-        f"{stats.undecodable} undecodable",
+        f"faro tail: {stats.shown:,} events printed of {stats.read:,} read, "
+        f"{stats.undecodable:,} undecodable",
         file=sys.stderr,
     )
     return 0
