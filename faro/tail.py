@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from faro.core.avro_codec import CaptureEventDecodeError, decode_single_object
 from faro.core.events import CaptureEvent, EventType
+from faro.core.failures import KafkaClientLog
 from faro.core.json_codec import to_json
 from faro.core.settings import settings
 
@@ -72,9 +73,12 @@ class Tail:
         self.stats = TailStats()
         self.pipelines_seen: set[str] = set()
         self._stop = threading.Event()
+        client_log = KafkaClientLog(bootstrap_servers, log)
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap_servers,
+                "error_cb": client_log.error,
+                "logger": client_log,
                 "group.id": "faro-tail",  # required by the client; never joined or committed
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,

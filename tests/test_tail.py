@@ -8,6 +8,7 @@ import pytest
 from confluent_kafka import Producer
 
 from faro import CaptureEvent, EventType, KafkaCaptureEventSink
+from faro._dev.broker import free_port
 from faro.cli import main
 from faro.core.json_codec import from_json
 from faro.tail import EventFilter, Tail
@@ -122,3 +123,15 @@ def test_tail_says_so_while_its_filter_matches_nothing(broker, monkeypatch) -> N
     assert (stats.read, stats.shown) == (60, 0)
     hint = "60 events read, none matched; pipelines on the topic: order-pipeline, user-feature"
     assert hint in errors.getvalue()
+
+
+def test_tail_names_a_broker_it_cannot_reach_without_the_client_chatter(
+    capfd, caplog, monkeypatch
+) -> None:
+    monkeypatch.setattr("faro.tail._METADATA_TIMEOUT_S", 2.0)
+    assert main(["tail", "--bootstrap-servers", f"127.0.0.1:{free_port()}"]) == 2
+    err = capfd.readouterr().err
+    assert "no answer from Kafka at 127.0.0.1:" in err
+    assert "|FAIL|rdkafka" not in err  # librdkafka's own lines stay at DEBUG
+    said = [r for r in caplog.records if r.name == "faro.tail" and r.levelname == "WARNING"]
+    assert any("Connection refused" in r.getMessage() for r in said)

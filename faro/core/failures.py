@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from faro.core.settings import settings
 
@@ -42,6 +43,37 @@ class FailureLog:
                 return
             suppressed, self._unlogged, self._last_log = self._unlogged, 0, now
         more = f" ({suppressed} similar failures since the last report)" if suppressed else ""
-        self._logger.warning(
-            "%s: %s%s; %s", self.component, what, more, self.outcome, exc_info=exc
-        )
+        self._logger.warning("%s: %s%s; %s", self.component, what, more, self.outcome, exc_info=exc)
+
+
+class KafkaClientLog:
+    """What a Kafka client (librdkafka) says, in ``logger``'s log: its ``logger``
+    and ``error_cb`` settings.
+
+    librdkafka writes a raw line to stderr at every reconnect attempt (~20 a
+    second while a broker is down). Those lines go to DEBUG on ``logger``'s
+    child ``librdkafka``; each kind of client error is logged as one WARNING
+    naming the brokers, then at most once per ``interval_s`` with how often it
+    recurred. The client keeps retrying on its own either way.
+    """
+
+    def __init__(
+        self, bootstrap_servers: str, logger: logging.Logger, interval_s: float = 30.0
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.interval_s = interval_s
+        self._logger = logger
+        self._raw = logger.getChild("librdkafka")
+        self._by_code: dict[Any, FailureLog] = {}
+
+    def log(self, level: int, fmt: str, *args: Any) -> None:
+        self._raw.debug(fmt, *args)
+
+    def error(self, err: Any) -> None:
+        failures = self._by_code.get(err.code())
+        if failures is None:
+            failures = self._by_code[err.code()] = FailureLog(
+                f"Kafka at {self.bootstrap_servers}", self._logger, self.interval_s,
+                outcome="the client keeps retrying",
+            )  # fmt: skip
+        failures.record(err.str())

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from faro.core.failures import FailureLog
+from faro.core.failures import KafkaClientLog
 from faro.core.settings import settings
 from faro.store import defaults, layout
 from faro.store.avro_batch import AvroBatchDecoder
@@ -50,7 +50,6 @@ from faro.store.writer import (
 )
 
 log = logging.getLogger("faro.materializer")
-_librdkafka_log = logging.getLogger("faro.materializer.librdkafka")
 
 
 def _on_commit(err: Any, partitions: list[Any]) -> None:
@@ -81,34 +80,6 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
     "fetch.queue.backoff.ms": 10,
     "on_commit": _on_commit,
 }
-
-
-class _KafkaClientLog:
-    """What the Kafka client says, in the materializer's log.
-
-    librdkafka writes a raw line to stderr at every reconnect attempt (~20 a
-    second while a broker is down). Those lines go to DEBUG on
-    ``faro.materializer.librdkafka``; each kind of client error is logged as
-    one WARNING naming the brokers, then at most once per ``interval_s`` with
-    how often it recurred. The client keeps retrying on its own either way.
-    """
-
-    def __init__(self, bootstrap_servers: str, interval_s: float = 30.0) -> None:
-        self.bootstrap_servers = bootstrap_servers
-        self.interval_s = interval_s
-        self._by_code: dict[Any, FailureLog] = {}
-
-    def log(self, level: int, fmt: str, *args: Any) -> None:
-        _librdkafka_log.debug(fmt, *args)
-
-    def error(self, err: Any) -> None:
-        failures = self._by_code.get(err.code())
-        if failures is None:
-            failures = self._by_code[err.code()] = FailureLog(
-                f"Kafka at {self.bootstrap_servers}", log, self.interval_s,
-                outcome="the client keeps retrying",
-            )  # fmt: skip
-        failures.record(err.str())
 
 
 @dataclass
@@ -154,7 +125,7 @@ class Materializer:
         self.max_batch_seconds = max_batch_seconds
         self.progress_interval_s = progress_interval_s
         self.stats = MaterializerStats()
-        client_log = _KafkaClientLog(bootstrap_servers)
+        client_log = KafkaClientLog(bootstrap_servers, log)
         self._config = {
             "bootstrap.servers": bootstrap_servers,
             "group.id": group,
