@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from faro.core.config import FaroConfig
+from faro.core.config import Extractor, FaroConfig
 from faro.core.events import OperatorType
 from faro.core.failures import FailureLog
 from faro.core.recorder import OperatorRecorder
@@ -45,14 +45,13 @@ class EntityWriter:
         config: FaroConfig,
         sink: SinkFactory,
         side: str,
-        has_event_time: bool,
+        event_time: Extractor | None,
     ) -> None:
         self.sink_key = sink_key
         self.args = (pipeline_id, operator_id, operator_type, config)
         self.sink = sink
         self.side = side
-        # the event time is the last column the trace selects, when it selects one
-        self.event_time = column_at(2 * len(config.feature_specs)) if has_event_time else None
+        self.event_time = event_time
 
     def __call__(self, rows: Iterable[Any]) -> None:
         from pyspark import TaskContext

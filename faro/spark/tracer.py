@@ -348,13 +348,14 @@ class SparkTrace:
         sampled: list[str] | None = []  # None: some feature keeps every row
         for i, (name, spec) in enumerate(specs.items()):
             key, value = _column(spec.entity_key), _column(spec.feature_value)
+            key_at, value_at = column_at(len(columns)), column_at(len(columns) + 1)
             columns += [key.cast("string").alias(f"_faro_k{i}"), value.alias(f"_faro_v{i}")]
             if spec.sample_rate >= 1.0 or sampled is None:
                 sampled = None
             elif spec.sample_rate > 0.0:
                 sampled.append(_sampled_sql(f"_faro_k{i}", spec.sample_rate))
             aliased[name] = FaroFeatureConfig(
-                entity_key=column_at(2 * i), feature_value=column_at(2 * i + 1),
+                entity_key=key_at, feature_value=value_at,
                 value_type=spec.value_type, classification=spec.classification,
                 sample_rate=spec.sample_rate, on=side,
             )  # fmt: skip
@@ -365,7 +366,9 @@ class SparkTrace:
             # a window's result has no event time column of its own: it takes the
             # window's last millisecond, as Flink stamps window results
             et = f"unix_millis({_quote(self.faro.window_col)}.`end`) - 1"  # type: ignore[arg-type]
+        event_time = None
         if et is not None:
+            event_time = column_at(len(columns))
             columns += self._parsed([f"{et} AS _faro_et"])
         elif not self._warned_untimed:
             self._warned_untimed = True
@@ -378,7 +381,7 @@ class SparkTrace:
             )  # fmt: skip
         writer = EntityWriter(
             self.faro.sink_key, self.faro.pipeline_id, self.operator_id, self.operator_type,
-            FaroConfig(features=aliased), self.faro.sink_factory, side, et is not None,
+            FaroConfig(features=aliased), self.faro.sink_factory, side, event_time,
         )  # fmt: skip
         rows = df.select(*columns)
         if sampled is not None:
