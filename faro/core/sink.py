@@ -9,7 +9,9 @@ Any object with these three methods is a sink; faro's own sinks live in
   own thread (the async wrapper does this);
 * ``takes_drafts = True``, which tells the async wrapper that its
   ``emit_batch`` accepts drafts among the events, so they reach it unbuilt
-  (the Kafka sink encodes them directly).
+  (the Kafka sink encodes them directly);
+* the :class:`StagingSink` methods, which let Spark's driver commit what its
+  executors wrote as one transaction per micro-batch (the Delta sink has them).
 """
 
 from __future__ import annotations
@@ -34,6 +36,22 @@ class CaptureEventSink(Protocol):
 
     def close(self) -> None:
         """Release connections and threads; the sink is unusable afterwards."""
+
+
+@runtime_checkable
+class StagingSink(Protocol):
+    """A sink whose writes one process makes and another commits."""
+
+    def stage(self) -> None:
+        """From now on, write without making anything visible to readers."""
+
+    def staged(self) -> list[Any]:
+        """Write what is buffered; return, and forget, what was written since the
+        last call: picklable, for :meth:`commit` in another process."""
+
+    def commit(self, staged: list[Any]) -> bool:
+        """Make ``staged`` (from any number of sinks) visible at once. Never
+        raises; returns False when it failed, which the sink counts."""
 
 
 SinkFactory = Callable[[], CaptureEventSink]

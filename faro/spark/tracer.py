@@ -11,9 +11,11 @@ at the trace's next batch, or at ``close()``.
 ENTITY events need the records: for features with ``entity_key`` and
 ``feature_value`` the trace projects those columns, keeps the rows of sampled
 entities (the core's sampling hash is Spark's ``xxhash64``, so this happens in
-the JVM) and emits from the executors with ``foreachPartition`` (one extra job
+the JVM) and emits from the executors with ``mapPartitions`` (one extra job
 over the projected columns; on the output side the output is persisted first
-so the transform still runs once). Nothing is collected to the driver.
+so the transform still runs once). No record reaches the driver; with a
+staging sink (Delta) the tasks return the files they wrote, and the driver
+commits them as one transaction.
 """
 
 from __future__ import annotations
@@ -40,7 +42,13 @@ from faro.core.events import FeatureStats, OperatorType, parse_enum
 from faro.core.failures import FailureLog
 from faro.core.recorder import OperatorRecorder
 from faro.core.sampling import SAMPLE_SHIFT, sample_threshold
-from faro.core.sink import CaptureEventSink, SinkFactory, build_sink, check_factory
+from faro.core.sink import (
+    CaptureEventSink,
+    SinkFactory,
+    StagingSink,
+    build_sink,
+    check_factory,
+)
 from faro.spark.executor import EntityWriter, column_at
 from faro.spark.listener import FaroStreamingListener, QueryProgress
 
@@ -390,7 +398,23 @@ class SparkTrace:
             # executors' recorders still decide; this only drops rows they would drop.
             [keep] = self._parsed([" OR ".join(sampled)])
             rows = rows.where(keep)
-        rows.foreachPartition(writer)
+        try:
+            tasks = rows.rdd
+        except Exception:  # Spark Connect has no RDDs: each task commits its own writes
+            writer.stage = False
+            rows.foreachPartition(writer)  # type: ignore[arg-type]  # returns [] unstaged
+            return
+        staged = tasks.mapPartitions(writer).collect()
+        if staged:
+            with self.faro._lock:  # the listener's thread may be emitting to the same sink
+                sink = self.faro.driver_sink()
+                if isinstance(sink, StagingSink):
+                    sink.commit(staged)
+                else:  # its factory failed here, yet worked on the executors
+                    self.faro.failures.record(
+                        f"{self.operator_id}: {len(staged)} staged writes were not committed: "
+                        "the driver has no sink to commit them"
+                    )
 
     # -- reporting -------------------------------------------------------------------
 

@@ -1,3 +1,4 @@
+import dataclasses
 import time
 
 import pyarrow as pa
@@ -29,3 +30,48 @@ def test_full_batches_commit_and_a_lingering_partial_batch_follows(tmp_path) -> 
     sink.close()
     assert _event_ids(path) == sorted(e.event_id for e in events)
     assert sink.emitted == len(events) and sink.dropped == 0
+
+
+def _rows(path: str) -> list[dict]:
+    reader = QueryBuilder().register("t", DeltaTable(path)).execute("SELECT * FROM t")
+    return sorted(pa.table(reader.read_all()).to_pylist(), key=lambda r: r["event_id"])
+
+
+def test_staged_files_stay_unseen_until_one_commit_shows_them_all(tmp_path) -> None:
+    day = 86_400_000
+    events = [dataclasses.replace(e, processing_time=e.processing_time + (i % 2) * day)
+              for i, e in enumerate(mixed_events(50))]  # fmt: skip
+    path = str(tmp_path / "staged")
+    writers = [DeltaCaptureEventSink(path, batch_size=10) for _ in range(2)]
+    for w in writers:
+        w.stage()
+    for i, e in enumerate(events):
+        writers[i % 2].emit(e)  # each writer flushes (stages) every 10 events
+    staged = [file for w in writers for file in w.staged()]
+    assert DeltaTable(path).version() == 0 and _rows(path) == []  # created empty, nothing shown
+    assert sum(file["rows"] for file in staged) == len(events)
+    assert [w.emitted for w in writers] == [25, 25] and writers[0].staged() == []
+
+    assert DeltaCaptureEventSink(path).commit(staged)
+    assert DeltaTable(path).version() == 1  # one commit for every writer's files
+    # the very rows, in the very layout, that appending them directly writes
+    direct = str(tmp_path / "direct")
+    plain = DeltaCaptureEventSink(direct)
+    plain.emit_batch(events)
+    plain.close()
+    assert _rows(path) == _rows(direct)
+    assert len({r["date"] for r in _rows(path)}) == 2
+
+
+def test_a_commit_that_fails_counts_its_events_dropped(tmp_path) -> None:
+    path = str(tmp_path / "staged")
+    writer = DeltaCaptureEventSink(path)
+    writer.stage()
+    writer.emit_batch(mixed_events(30))
+    staged = writer.staged()
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    committer = DeltaCaptureEventSink(str(blocker / "t"))
+    assert committer.commit(staged) is False
+    assert committer.dropped == 30 and committer.failures.count == 30
+    assert _rows(path) == []
