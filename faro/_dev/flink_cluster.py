@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -69,11 +70,13 @@ class FlinkCluster:
             "FLINK_PID_DIR": str(self.state_dir / "pid"),
         }
 
-    def _write_conf(self, settings: dict[str, Any]) -> None:
+    def _write_conf(self, settings: dict[str, Any], replace: bool = True) -> None:
         """The wheel's conf/ copied into the state dir, with ``settings`` on top of
-        what every role shares."""
-        shutil.rmtree(self.conf_dir, ignore_errors=True)
-        shutil.copytree(FLINK_HOME / "conf", self.conf_dir)
+        what every role shares. Built aside and renamed into place, so that clients
+        submitting at the same time (the compose file's two jobs) never see it half
+        written; with ``replace`` False, a conf already in place is kept."""
+        building = self.state_dir / f".conf-{uuid.uuid4().hex}"
+        shutil.copytree(FLINK_HOME / "conf", building)
         for d in ("log", "pid", "tmp"):
             (self.state_dir / d).mkdir(parents=True, exist_ok=True)
         settings = {
@@ -88,7 +91,13 @@ class FlinkCluster:
             **settings,
         }
         lines = [f"{k}: {json.dumps(v) if isinstance(v, str) else v}" for k, v in settings.items()]
-        (self.conf_dir / "config.yaml").write_text("\n".join(lines) + "\n")
+        (building / "config.yaml").write_text("\n".join(lines) + "\n")
+        if replace or not (self.conf_dir / "config.yaml").exists():
+            shutil.rmtree(self.conf_dir, ignore_errors=True)
+        try:
+            os.rename(building, self.conf_dir)
+        except OSError:  # another client put the same conf in place first
+            shutil.rmtree(building, ignore_errors=True)
 
     def _remember(self, ports: dict[str, int]) -> None:
         """Where ``submit`` and ``url`` find the cluster later."""
@@ -153,7 +162,7 @@ class FlinkCluster:
         REST ``address`` given, else to the cluster this state dir describes."""
         address = address or f"localhost:{self.rest_port}"
         if not (self.conf_dir / "config.yaml").exists():
-            self._write_conf({})  # a client of a cluster started elsewhere
+            self._write_conf({}, replace=False)  # a client of a cluster started elsewhere
         cmd = [str(FLINK_HOME / "bin/flink"), "run", "-m", address,
                "-py", str(job.resolve()),
                "-pyexec", sys.executable, "-pyclientexec", sys.executable]  # fmt: skip
