@@ -92,12 +92,16 @@ class FlinkCluster:
         }
         lines = [f"{k}: {json.dumps(v) if isinstance(v, str) else v}" for k, v in settings.items()]
         (building / "config.yaml").write_text("\n".join(lines) + "\n")
-        if replace or not (self.conf_dir / "config.yaml").exists():
+        if replace:
             shutil.rmtree(self.conf_dir, ignore_errors=True)
         try:
             os.rename(building, self.conf_dir)
-        except OSError:  # another client put the same conf in place first
-            shutil.rmtree(building, ignore_errors=True)
+        except OSError:
+            if (self.conf_dir / "config.yaml").exists():  # another client was first
+                shutil.rmtree(building, ignore_errors=True)
+            else:  # left half written by a crash
+                shutil.rmtree(self.conf_dir, ignore_errors=True)
+                os.rename(building, self.conf_dir)
 
     def _remember(self, ports: dict[str, int]) -> None:
         """Where ``submit`` and ``url`` find the cluster later."""
