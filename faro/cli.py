@@ -1,5 +1,5 @@
-"""The ``faro`` command: the store side of faro (materializer, maintenance, the
-API) and ``faro tail``, which shows what arrives on the capture topic.
+"""The ``faro`` command: the store side of faro (materializer, Delta import,
+maintenance, the API) and ``faro tail``, which shows what arrives on the capture topic.
 
 Every subcommand explains itself with ``--help``; data directories default to
 ``FARO_LOCAL_PATH``.
@@ -40,9 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="faro",
-        description="faro's store side: materialize CaptureEvents from Kafka into Parquet, "
-        "maintain the store, and serve the query API over it; and tail the capture topic "
-        "to see what pipelines send.",
+        description="faro's store side: materialize CaptureEvents from Kafka (or import a "
+        "Delta table of them) into Parquet, maintain the store, and serve the query API over "
+        "it; and tail the capture topic to see what pipelines send.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -78,6 +78,45 @@ def _parser() -> argparse.ArgumentParser:
         help="log events/s, stored, dead letters, peak memory and lag this often (%(default)s)",
     )
     _consumer_config_option(m)
+
+    i = _command(
+        sub,
+        "import-delta",
+        _import_delta,
+        "import the Delta table a DeltaCaptureEventSink writes into the Parquet store, "
+        "exactly once",
+        "For pipelines that capture to Delta instead of Kafka (Spark without Kafka): "
+        "imports each commit made since the last import, so the API, the UI and "
+        "detection see those events. Safe to stop at any point and to run again; "
+        "--follow keeps importing new commits.",
+    )
+    i.add_argument("table", help="the Delta table's path or URI (DeltaCaptureEventSink's path)")
+    i.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep importing new commits until SIGINT/SIGTERM; default: import once and exit",
+    )
+    i.add_argument(
+        "--interval",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="with --follow, look for new commits this often (%(default)s)",
+    )
+    i.add_argument(
+        "--batch-events",
+        type=_positive_int,
+        default=100_000,
+        help="gather commits up to this many events per store write (%(default)s)",
+    )
+    i.add_argument(
+        "--storage-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="deltalake storage option for tables on object stores, e.g. "
+        "AWS_REGION=eu-west-1 (repeatable)",
+    )
 
     c = _command(
         sub,
@@ -181,12 +220,12 @@ def _consumer_config_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _key_values(items: list[str]) -> dict[str, str]:
+def _key_values(items: list[str], option: str = "--consumer-config") -> dict[str, str]:
     extra = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"--consumer-config takes KEY=VALUE, got {item!r}")
+            raise ValueError(f"{option} takes KEY=VALUE, got {item!r}")
         extra[key] = value
     return extra
 
@@ -252,6 +291,30 @@ def _materialize(args: argparse.Namespace) -> int:
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _import_delta(args: argparse.Namespace) -> int:
+    import threading
+
+    from faro.store.delta_import import DeltaImport, describe
+
+    importer = DeltaImport(
+        args.table,
+        args.data_dir,
+        storage_options=_key_values(args.storage_option, "--storage-option"),
+        batch_events=args.batch_events,
+    )
+    if not args.follow:
+        print(describe(args.table, importer.run_once()))
+        return 0
+    stop = threading.Event()
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, lambda *_: stop.set())
+    logging.getLogger("faro.store.delta").info(
+        "following %s from version %d; Ctrl-C stops", args.table, importer.imported_version + 1
+    )
+    importer.follow(args.interval, stop)
+    return 0
 
 
 def _tail(args: argparse.Namespace) -> int:

@@ -104,7 +104,8 @@ class Journal:
         return len(entries)
 
     def offsets(self) -> dict[str, dict[str, int]]:
-        """Last stored offset per topic and partition (partition keys are strings)."""
+        """Last stored offset per topic and partition (partition keys are strings);
+        other sources keep their progress here too (``delta:<table>``: ``version``)."""
         if not self._offsets_path.exists():
             return {}
         data: dict[str, dict[str, int]] = json.loads(self._offsets_path.read_text())

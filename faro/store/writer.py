@@ -77,9 +77,12 @@ class EventWriter:
         table: pa.Table,
         source: KafkaSource | None = None,
         dead_letters: pa.Table | None = None,
+        progress: dict[str, dict[str, int]] | None = None,
     ) -> WriteSummary:
         """Stores ``table`` (columns of :data:`faro.store.columns.SCHEMA`, plus
-        ``_kafka_partition`` when ``source`` is given) and any dead letters, atomically."""
+        ``_kafka_partition`` when ``source`` is given) and any dead letters, atomically,
+        with how far the batch reaches in its source: ``source``'s offsets, or
+        ``progress`` for other sources (stored with the offsets, see :meth:`Journal.offsets`)."""
         summary = WriteSummary()
         change = Change()
         if table.num_rows:
@@ -91,6 +94,7 @@ class EventWriter:
             change.offsets = {
                 source.topic: {str(p): last for p, (_, last) in source.ranges.items()}
             }
+        change.offsets.update(progress or {})
         if change.moves or change.offsets:
             self.journal.apply(change)
         summary.files = [final for _, final in change.moves]
