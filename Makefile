@@ -41,7 +41,7 @@ test: setup browser ## run the whole test suite against real Kafka, Flink, Spark
 # in a venv of its own (.venv keeps apache-flink 2.3 and pyspark 4). On apache-flink
 # 1.20 the Flink -> API tests are left out: the API needs pyarrow >= 16, which 1.20
 # excludes (through apache-beam 2.48).
-.venv-spark35/.faro-installed: PACKAGES = '.[spark,kafka,dev]' 'pyspark>=3.5,<3.6'
+.venv-spark35/.faro-installed: PACKAGES = '.[spark,kafka,api,dev]' 'pyspark>=3.5,<3.6'
 .venv-flink120/.faro-installed: PACKAGES = '.[kafka,otel,test]' 'apache-flink>=1.20,<1.21'
 
 test-spark35: .venv-spark35/.faro-installed ## run the Spark tests on pyspark 3.5 (installs .venv-spark35)

@@ -61,7 +61,13 @@ class DeltaImport:
         batch_events: int = 100_000,
     ) -> None:
         import pyarrow.fs as pafs
-        from deltalake.fs import DeltaStorageHandler
+
+        try:
+            from deltalake.fs import DeltaStorageHandler
+        except ImportError as exc:
+            raise ImportError(
+                "importing a Delta table needs the deltalake package: pip install 'faro[delta]'"
+            ) from exc
 
         if "://" not in table_uri:  # one table, one key, however its path is spelled
             table_uri = str(Path(table_uri).resolve())

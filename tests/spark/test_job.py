@@ -1,4 +1,5 @@
-"""jobs/spark_order_pipeline.py end to end: rate source, Delta sink, clean stop."""
+"""jobs/spark_order_pipeline.py end to end: rate source, Delta sink, clean stop, and
+on through ``faro import-delta`` to the API."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from faro.api import create_app
+from faro.cli import main
 from tests.spark.test_tracer import read_delta
 
 pytestmark = pytest.mark.spark
 JOB = Path(__file__).resolve().parents[2] / "jobs" / "spark_order_pipeline.py"
 
 
-def test_the_order_job_reports_every_order_once_into_delta(tmp_path):
+def test_the_order_job_reports_every_order_once_into_delta_and_on_to_the_api(tmp_path):
     table = tmp_path / "capture-events"
     done = subprocess.run(
         [sys.executable, str(JOB), "--sink", "delta", "--path", str(table), "--seconds", "10",
@@ -33,3 +37,13 @@ def test_the_order_job_reports_every_order_once_into_delta(tmp_path):
         counted = stats["order_count"]["sum"] if e["output_count"] else 0
         assert e["input_count"] == counted
     assert sum(e["input_count"] for e in events) > 0
+
+    # the table into the store, and the API counts what the job reported
+    store = tmp_path / "store"
+    assert main(["import-delta", str(table), "--data-dir", str(store)]) == 0
+    with TestClient(create_app(store)) as client:
+        answer = client.get("/pipelines/order-pipeline/operators", params={"window": "1h"})
+    assert answer.status_code == 200, answer.text
+    [operator] = answer.json()["operators"]
+    assert operator["operator_id"] == "order-agg-window"
+    assert operator["input_per_minute"] * 60 == pytest.approx(sum(e["input_count"] for e in events))
