@@ -43,7 +43,8 @@ class StagingSink(Protocol):
     """A sink whose writes one process makes and another commits."""
 
     def stage(self) -> None:
-        """From now on, write without making anything visible to readers."""
+        """Start a unit of work (a Spark task) written without making anything
+        visible to readers; drop what an unfinished earlier unit left."""
 
     def staged(self) -> list[Any]:
         """Write what is buffered; return, and forget, what was written since the

@@ -95,8 +95,14 @@ class DeltaCaptureEventSink(BaseSink):
             return False
 
     def stage(self) -> None:
-        """From now on, appends write files without committing them."""
+        """Starts a unit of work whose appends write files without committing them.
+
+        What an earlier unit left behind without :meth:`staged` collecting it (a
+        Spark task that was killed, whose retry writes the same events again) is
+        forgotten, so that it is never committed alongside the next unit's work.
+        """
         self._staging = True
+        self._buffer, self._staged = [], []
 
     def staged(self) -> list[dict[str, Any]]:
         """Writes what is buffered, then returns and forgets the files staged so

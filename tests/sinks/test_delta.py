@@ -75,3 +75,20 @@ def test_a_commit_that_fails_counts_its_events_dropped(tmp_path) -> None:
     assert committer.commit(staged) is False
     assert committer.dropped == 30 and committer.failures.count == 30
     assert _rows(path) == []
+
+
+def test_what_an_unfinished_unit_of_work_staged_is_never_committed(tmp_path) -> None:
+    # A Spark task killed after staging leaves files in its process's sink; the
+    # next task on that process must not hand them over with its own.
+    path = str(tmp_path / "staged")
+    events = mixed_events(40)
+    sink = DeltaCaptureEventSink(path, batch_size=10)
+    sink.stage()
+    for e in events[:25]:
+        sink.emit(e)  # two files staged, five events buffered; then the task is killed
+    sink.stage()  # the next task
+    sink.emit_batch(events[25:])
+    staged = sink.staged()
+    assert sum(file["rows"] for file in staged) == 15
+    assert DeltaCaptureEventSink(path).commit(staged)
+    assert _event_ids(path) == sorted(e.event_id for e in events[25:])
