@@ -113,6 +113,12 @@ class DeltaImport:
         the table's latest version as of now."""
         summary = ImportSummary(version=self.imported_version)
         latest = self.latest_version()
+        if latest < summary.version:
+            raise RuntimeError(
+                f"{self.table_uri} is at version {latest}, but the store has imported it up to "
+                f"version {summary.version}: the table was re-created. Import the new table "
+                "into a new store (its versions would be mistaken for ones already stored)"
+            )
         pending: list[pa.Table] = []
         rows = 0
         for version in range(summary.version + 1, latest + 1):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import threading
 from pathlib import Path
 
@@ -109,6 +110,17 @@ def test_a_version_the_log_no_longer_holds_is_named(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match=r"no longer holds version 1 .*up to 0"):
         importer.run_once()
     assert importer.imported_version == 0
+
+
+def test_a_table_re_created_under_the_same_path_is_refused(tmp_path: Path) -> None:
+    table, store = tmp_path / "t", tmp_path / "store"
+    for i in range(3):
+        append(table, mixed_events(30)[i * 10 : i * 10 + 10])
+    assert DeltaImport(str(table), store).run_once().version == 2
+    shutil.rmtree(table)
+    append(table, mixed_events(5))
+    with pytest.raises(RuntimeError, match="at version 0, but the store has imported it up to"):
+        DeltaImport(str(table), store).run_once()
 
 
 def test_rows_the_store_cannot_hold_go_to_dead_letters(tmp_path: Path) -> None:
