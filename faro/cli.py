@@ -310,9 +310,7 @@ def _import_delta(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in _STOP_SIGNALS:
         signal.signal(sig, lambda *_: stop.set())
-    logging.getLogger("faro.store.delta").info(
-        "following %s from version %d; Ctrl-C stops", args.table, importer.imported_version + 1
-    )
+    logging.getLogger("faro.store.delta").info("following %s; Ctrl-C stops", args.table)
     importer.follow(args.interval, stop)
     return 0
 

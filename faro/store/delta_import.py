@@ -5,7 +5,7 @@ example from Spark, without Kafka). Its log says which files each commit
 added; those with ``dataChange`` set hold new events, the others (compaction,
 ``OPTIMIZE``) hold rows already seen. Each batch of commits is written with
 :class:`~faro.store.writer.EventWriter` in one journaled change together with
-the last version it covers, stored under ``delta:<table>`` in the store's
+the last version it covers, stored under ``delta:<table>#<table id>`` in the store's
 offsets, so a crash at any point neither loses nor repeats a commit's events.
 Rows the store cannot hold go to ``dead_letters/`` with the reason.
 """
@@ -20,11 +20,15 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from faro.store.columns import SCHEMA, invalid_rows
 from faro.store.writer import DEAD_LETTER_SCHEMA, EventWriter
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
 
 log = logging.getLogger("faro.store.delta")
 
@@ -77,7 +81,6 @@ class DeltaImport:
                     "DeltaCaptureEventSink writes to"
                 )
         self.table_uri = table_uri
-        self.key = f"delta:{table_uri}"
         self.batch_events = batch_events
         self._options = dict(storage_options or {}) or None
         self._writer = EventWriter(data_dir, "delta")
@@ -92,16 +95,22 @@ class DeltaImport:
         self._fs = pafs.PyFileSystem(handler)
 
     @property
+    def key(self) -> str:
+        """Where the store keeps this table's progress: its location and its id, so
+        a table re-created at the same path is a new table, imported from version 0."""
+        return f"delta:{self.table_uri}#{self._table().metadata().id}"
+
+    @property
     def imported_version(self) -> int:
         """The last version the store holds, -1 when nothing was imported yet."""
         return self._writer.journal.offsets().get(self.key, {}).get("version", -1)
 
-    def latest_version(self) -> int:
+    def _table(self) -> DeltaTable:
         from deltalake import DeltaTable
         from deltalake.exceptions import TableNotFoundError
 
         try:
-            return DeltaTable(self.table_uri, storage_options=self._options).version()
+            return DeltaTable(self.table_uri, storage_options=self._options)
         except TableNotFoundError as exc:
             raise RuntimeError(
                 f"{self.table_uri} is not a Delta table (yet): it has no {_LOG_DIR}/; "
@@ -111,14 +120,11 @@ class DeltaImport:
     def run_once(self) -> ImportSummary:
         """Imports every commit from the one after :attr:`imported_version` up to
         the table's latest version as of now."""
-        summary = ImportSummary(version=self.imported_version)
-        latest = self.latest_version()
-        if latest < summary.version:
-            raise RuntimeError(
-                f"{self.table_uri} is at version {latest}, but the store has imported it up to "
-                f"version {summary.version}: the table was re-created. Import the new table "
-                "into a new store (its versions would be mistaken for ones already stored)"
-            )
+        table = self._table()
+        key = f"delta:{self.table_uri}#{table.metadata().id}"
+        done = self._writer.journal.offsets().get(key, {}).get("version", -1)
+        summary = ImportSummary(version=done)
+        latest = table.version()
         pending: list[pa.Table] = []
         rows = 0
         for version in range(summary.version + 1, latest + 1):
@@ -126,14 +132,14 @@ class DeltaImport:
                 tables = [self._read(version, path) for path in self._added_files(version)]
             except RuntimeError:  # the versions before it are fine: store them first
                 if version - 1 > summary.version:
-                    self._store(pending, version - 1, summary)
+                    self._store(key, pending, version - 1, summary)
                 raise
             pending += tables
             rows += sum(t.num_rows for t in tables)
             summary.files += len(tables)
             summary.versions += 1
             if rows >= self.batch_events or version == latest:
-                self._store(pending, version, summary)
+                self._store(key, pending, version, summary)
                 pending, rows = [], 0
         return summary
 
@@ -195,16 +201,18 @@ class DeltaImport:
             )
         return table.select(SCHEMA.names).cast(SCHEMA)
 
-    def _store(self, tables: list[pa.Table], version: int, summary: ImportSummary) -> None:
+    def _store(
+        self, key: str, tables: list[pa.Table], version: int, summary: ImportSummary
+    ) -> None:
         table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
         problems = invalid_rows(table)
         dead = None
         if problems:
             keep = [i for i in range(table.num_rows) if i not in problems]
-            dead = _dead_letters(self.key, version, table, problems)
+            dead = _dead_letters(key, version, table, problems)
             table = table.take(keep)
         stored = self._writer.write(table, dead_letters=dead,
-                                    progress={self.key: {"version": version}})  # fmt: skip
+                                    progress={key: {"version": version}})  # fmt: skip
         summary.events += stored.rows
         summary.duplicates += stored.duplicates
         summary.dead_letters += stored.dead_letters
