@@ -16,6 +16,7 @@ change another live process is still applying.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -127,11 +128,17 @@ class Journal:
         for directory in touched:
             fsync_dir(directory)
         if payload["offsets"]:
-            stored = self.offsets()
-            for topic, parts in payload["offsets"].items():
-                mine = stored.setdefault(topic, {})
-                for part, offset in parts.items():
-                    mine[part] = max(offset, mine.get(part, -1))
-            write_atomic(self._offsets_path, json.dumps(stored, sort_keys=True).encode())
+            # Read, merge and write under a lock: the materializer and `faro import-delta`
+            # may store their progress in one store at the same time, and neither's
+            # update may be lost (a lost offset would mean events stored twice).
+            self._offsets_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self._offsets_path.with_name("offsets.lock"), "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                stored = self.offsets()
+                for topic, parts in payload["offsets"].items():
+                    mine = stored.setdefault(topic, {})
+                    for part, offset in parts.items():
+                        mine[part] = max(offset, mine.get(part, -1))
+                write_atomic(self._offsets_path, json.dumps(stored, sort_keys=True).encode())
         entry.unlink()
         fsync_dir(entry.parent)

@@ -1,3 +1,4 @@
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -6,7 +7,7 @@ import pytest
 
 from faro.store import layout, writer
 from faro.store.columns import events_to_table
-from faro.store.journal import Journal
+from faro.store.journal import Change, Journal
 from faro.store.writer import KAFKA_PARTITION, EventWriter, KafkaSource
 from tests.sinks.events import mixed_events
 from tests.store.events import stored_rows
@@ -98,3 +99,21 @@ def test_staged_files_without_a_decision_are_discarded(tmp_path: Path) -> None:
     assert writer.recover() == 0
     assert not staged.exists()
     assert stored_rows(tmp_path) == []
+
+
+def test_two_writers_storing_progress_at_once_lose_neither_update(tmp_path: Path) -> None:
+    # The materializer and `faro import-delta` may share a store: each change
+    # merges its offsets into the one file, and no merge may undo another.
+    rounds = 400
+
+    def store_progress(kind: str) -> None:
+        journal = Journal(tmp_path, kind)
+        for i in range(rounds):
+            journal.apply(Change(offsets={kind: {"0": i}}))
+
+    threads = [threading.Thread(target=store_progress, args=(k,)) for k in "abcd"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert Journal(tmp_path, "read").offsets() == {k: {"0": rounds - 1} for k in "abcd"}
