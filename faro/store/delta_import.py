@@ -12,18 +12,21 @@ Rows the store cannot hold go to ``dead_letters/`` with the reason.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import threading
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from faro.store import layout
 from faro.store.columns import SCHEMA, invalid_rows
 from faro.store.writer import DEAD_LETTER_SCHEMA, EventWriter
 
@@ -83,8 +86,8 @@ class DeltaImport:
         self.table_uri = table_uri
         self.batch_events = batch_events
         self._options = dict(storage_options or {}) or None
-        self._writer = EventWriter(data_dir, "delta")
-        self._writer.recover()
+        self._data_dir = Path(data_dir)
+        self._writer = EventWriter(self._data_dir, "delta")
         try:
             handler = DeltaStorageHandler(table_uri, self._options)
         except Exception as exc:
@@ -119,7 +122,28 @@ class DeltaImport:
 
     def run_once(self) -> ImportSummary:
         """Imports every commit from the one after :attr:`imported_version` up to
-        the table's latest version as of now."""
+        the table's latest version as of now. Refused while another import
+        writes to the same store (their journals would finish each other's
+        changes)."""
+        with self._exclusive():
+            self._writer.recover()
+            return self._import()
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        path = self._data_dir / layout.STATE / "delta-import.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RuntimeError(
+                    f"another faro import-delta is writing to {self._data_dir}; let it "
+                    "finish, or follow every table from one process at a time"
+                ) from None
+            yield
+
+    def _import(self) -> ImportSummary:
         table = self._table()
         key = f"delta:{self.table_uri}#{table.metadata().id}"
         done = self._writer.journal.offsets().get(key, {}).get("version", -1)

@@ -127,6 +127,16 @@ def test_a_table_re_created_under_the_same_path_is_imported_from_its_start(
     assert stored_events(store) == by_id(events)
 
 
+def test_a_second_import_into_the_same_store_waits_its_turn(tmp_path: Path) -> None:
+    table, store = tmp_path / "t", tmp_path / "store"
+    append(table, mixed_events(10))
+    first, second = DeltaImport(str(table), store), DeltaImport(str(table), store)
+    with first._exclusive():  # as while the first one imports
+        with pytest.raises(RuntimeError, match="another faro import-delta is writing to"):
+            second.run_once()
+    assert second.run_once().events == 10
+
+
 def test_rows_the_store_cannot_hold_go_to_dead_letters(tmp_path: Path) -> None:
     table, store = tmp_path / "t", tmp_path / "store"
     events = mixed_events(20)
