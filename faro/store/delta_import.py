@@ -12,22 +12,21 @@ Rows the store cannot hold go to ``dead_letters/`` with the reason.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import logging
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import pyarrow as pa
 
 from faro.store import layout
 from faro.store.columns import SCHEMA, invalid_rows
+from faro.store.journal import hold_lock
 from faro.store.writer import DEAD_LETTER_SCHEMA, EventWriter
 
 if TYPE_CHECKING:
@@ -98,15 +97,17 @@ class DeltaImport:
         self._fs = pafs.PyFileSystem(handler)
 
     @property
-    def key(self) -> str:
-        """Where the store keeps this table's progress: its location and its id, so
-        a table re-created at the same path is a new table, imported from version 0."""
-        return f"delta:{self.table_uri}#{self._table().metadata().id}"
-
-    @property
     def imported_version(self) -> int:
         """The last version the store holds, -1 when nothing was imported yet."""
-        return self._writer.journal.offsets().get(self.key, {}).get("version", -1)
+        return self._stored(self._key(self._table()))
+
+    def _key(self, table: DeltaTable) -> str:
+        """Where the store keeps this table's progress: its location and its id, so
+        a table re-created at the same path is a new table, imported from version 0."""
+        return f"delta:{self.table_uri}#{table.metadata().id}"
+
+    def _stored(self, key: str) -> int:
+        return self._writer.journal.offsets().get(key, {}).get("version", -1)
 
     def _table(self) -> DeltaTable:
         from deltalake import DeltaTable
@@ -129,25 +130,17 @@ class DeltaImport:
             self._writer.recover()
             return self._import()
 
-    @contextlib.contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        path = self._data_dir / layout.STATE / "delta-import.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise RuntimeError(
-                    f"another faro import-delta is writing to {self._data_dir}; let it "
-                    "finish, or follow every table from one process at a time"
-                ) from None
-            yield
+    def _exclusive(self) -> IO[str]:
+        return hold_lock(
+            self._data_dir / layout.STATE / "delta-import.lock",
+            f"another faro import-delta is writing to {self._data_dir}; let it "
+            "finish, or follow every table from one process at a time",
+        )
 
     def _import(self) -> ImportSummary:
         table = self._table()
-        key = f"delta:{self.table_uri}#{table.metadata().id}"
-        done = self._writer.journal.offsets().get(key, {}).get("version", -1)
-        summary = ImportSummary(version=done)
+        key = self._key(table)
+        summary = ImportSummary(version=self._stored(key))
         latest = table.version()
         pending: list[pa.Table] = []
         rows = 0

@@ -24,7 +24,7 @@ import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from faro.store import layout
 
@@ -66,6 +66,19 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def hold_lock(path: Path, busy: str) -> IO[str]:
+    """An exclusive lock on ``path``, held until the returned file is closed;
+    raises ``RuntimeError(busy)`` at once if another process holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RuntimeError(busy) from None
+    return handle
 
 
 class Journal:

@@ -23,7 +23,6 @@ One materializer per data directory (a lock file enforces it).
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import logging
 import resource
 import sys
@@ -41,6 +40,7 @@ from faro.core.failures import KafkaClientLog
 from faro.core.settings import settings
 from faro.store import defaults, layout
 from faro.store.avro_batch import AvroBatchDecoder
+from faro.store.journal import hold_lock
 from faro.store.writer import (
     DEAD_LETTER_SCHEMA,
     KAFKA_PARTITION,
@@ -187,18 +187,11 @@ class Materializer:
         return self.stats
 
     def _lock(self) -> Any:
-        path = self.data_dir / layout.STATE / "materializer.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "w")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            raise RuntimeError(
-                f"another materializer is writing to {self.data_dir}; stop it or use "
-                "another --data-dir"
-            ) from None
-        return handle
+        return hold_lock(
+            self.data_dir / layout.STATE / "materializer.lock",
+            f"another materializer is writing to {self.data_dir}; stop it or use "
+            "another --data-dir",
+        )
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         assert self._writer is not None
