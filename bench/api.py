@@ -131,10 +131,10 @@ def timings(client: TestClient, url: str, repeat: int) -> tuple[float, float, fl
 
 def measure(client: TestClient, reads: dict[str, str], repeat: int, title: str) -> None:
     print(f"\n{title}, {repeat} requests each (ms)")
-    print(f"{'endpoint':<18}{'first':>9}{'p50':>9}{'p95':>9}")
+    print(f"{'endpoint':<26}{'first':>9}{'p50':>9}{'p95':>9}")
     for name, url in reads.items():
         first, p50, p95 = timings(client, url, repeat)
-        print(f"{name:<18}{first:>9.1f}{p50:>9.1f}{p95:>9.1f}", flush=True)
+        print(f"{name:<26}{first:>9.1f}{p50:>9.1f}{p95:>9.1f}", flush=True)
 
 
 def main() -> None:
@@ -161,6 +161,7 @@ def main() -> None:
 
 def read_urls(sample_trace: str) -> dict[str, str]:
     p, feature = "user-feature-pipeline", "/features/purchase_amount_7d"
+    at = int(time.time() * 1000) - 6 * 3_600_000  # inside the 24 hours the store spans
     return {
         "pipelines": "/pipelines",
         "pipeline health": f"/pipelines/{p}/health",
@@ -169,6 +170,10 @@ def read_urls(sample_trace: str) -> dict[str, str]:
         "feature health": f"{feature}/health?pipeline_id={p}&window=24h",
         "entity values": f"{feature}/values?pipeline_id={p}&entity_id=user-4242&window=24h",
         "value summary": f"{feature}/values/summary?pipeline_id={p}&window=24h",
+        "value as of (processing)": f"{feature}/values/as-of?pipeline_id={p}&entity_id=user-4242"
+        f"&at={at}",
+        "value as of (event)": f"{feature}/values/as-of?pipeline_id={p}&entity_id=user-4242"
+        f"&at={at}&by=event",
         "trace": f"/traces/{sample_trace}",
         "lineage": "/entities/user-4242/lineage",
     }

@@ -188,6 +188,28 @@ class FeatureValues(BaseModel):
     values: list[FeatureValue]
 
 
+class FeatureValuesAsOf(BaseModel):
+    feature: str
+    pipeline_id: str
+    entity_id: str
+    at: int = Field(description="the moment asked about, epoch ms")
+    by: Literal["processing", "event"] = Field(
+        description="processing: the last value processed at or before `at` (what the "
+        "pipeline held then); event: the value of the latest event time at or before `at`, "
+        "as known at `known_at`"
+    )
+    known_at: int = Field(
+        description="values processed after this are not considered, epoch ms (`at` itself "
+        "when by=processing)"
+    )
+    since: int = Field(
+        description="`at` minus `lookback`: values with times before it are not considered"
+    )
+    values: list[FeatureValue] = Field(
+        description="one per operator that captured the feature for the entity, by operator id"
+    )
+
+
 class ValueSummary(BaseModel):
     feature: str
     pipeline_id: str

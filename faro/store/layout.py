@@ -69,15 +69,19 @@ def event_files(
     event_type: str | None = None,
     pipeline_id: str | None = None,
     since_ms: int | None = None,
+    until_ms: int | None = None,
 ) -> list[Path]:
     """Stored event files, narrowed by directory to one event type and/or pipeline,
-    and to the dates that can hold processing times at or after ``since_ms``."""
+    and to the dates that can hold processing times in [``since_ms``, ``until_ms``]."""
     types = f"event_type={encode_value(event_type)}" if event_type else "event_type=*"
     pipes = f"pipeline_id={encode_value(pipeline_id)}" if pipeline_id else "pipeline_id=*"
     files = (data_dir / EVENTS).glob(f"{types}/{pipes}/date=*/*.parquet")
     if since_ms is not None:
         first = f"date={utc_date(since_ms)}"
         files = (f for f in files if f.parent.name >= first)
+    if until_ms is not None:
+        last = f"date={utc_date(until_ms)}"
+        files = (f for f in files if f.parent.name <= last)
     return sorted(files)
 
 

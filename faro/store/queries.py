@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import duckdb
 import numpy as np
@@ -46,6 +46,20 @@ _ENTITY_VALUES = """
     ORDER BY ALL
 """
 """One entity's values of one feature since a time; ``{typed}``: more value columns."""
+_AS_OF = """
+    SELECT processing_time, operator_id, event_time, trace_id, value_type, feature_value
+           {typed}
+    FROM {events}
+    WHERE feature_name = $feature AND entity_id = $entity
+      AND processing_time BETWEEN $since AND $known AND {axis} BETWEEN $since AND $at
+    QUALIFY row_number() OVER (
+        PARTITION BY operator_id
+        ORDER BY {axis} DESC, processing_time DESC, event_time DESC NULLS LAST,
+                 trace_id DESC NULLS LAST, feature_value DESC NULLS LAST) = 1
+    ORDER BY operator_id
+"""
+"""Per operator, one entity's latest value of one feature on a time axis ({axis}) at
+``$at``, among the values processed by ``$known``; ties go to the later processing."""
 _TYPED = ", feature_value_long, feature_value_bool, feature_value_string, feature_value_vector"
 """The value columns of types other than double."""
 _ROLLUP_WINDOW = "feature = $feature AND minute >= $since AND minute < $until"
@@ -85,8 +99,10 @@ class StoreQueries:
         event_type: str | None = None,
         pipeline_id: str | None = None,
         since: int | None = None,
+        until: int | None = None,
     ) -> list[str]:
-        return [str(p) for p in layout.event_files(self.data_dir, event_type, pipeline_id, since)]
+        paths = layout.event_files(self.data_dir, event_type, pipeline_id, since, until)
+        return [str(p) for p in paths]
 
     def _holding(self, entity_id: str, files: list[str]) -> list[str]:
         """Those of ``files`` that may hold the entity's events."""
@@ -238,10 +254,40 @@ class StoreQueries:
         (unique strings: the costliest column of a lookup).
         """
         files = self._holding(entity_id, self._files("ENTITY", pipeline_id, since))
-        params = {"feature": feature, "entity": entity_id, "since": since}
-        rows = self._rows(_ENTITY_VALUES.replace("{typed}", ""), files, **params)
+        return self._values(_ENTITY_VALUES, files, feature=feature, entity=entity_id, since=since)
+
+    def entity_value_as_of(
+        self,
+        feature: str,
+        pipeline_id: str,
+        entity_id: str,
+        at: int,
+        *,
+        by: Literal["processing", "event"],
+        known: int,
+        since: int,
+    ) -> list[dict[str, Any]]:
+        """Per operator, the entity's value at ``at`` on one of two time axes.
+
+        ``by="processing"``: the last value processed at or before ``at``, which is
+        what the pipeline held then. ``by="event"``: the value of the latest event
+        time at or before ``at``, as known at processing time ``known``: a value that
+        a late record corrected after ``known`` is answered as it was before the
+        correction. Only values whose times fall on or after ``since`` count, which
+        bounds the files read.
+        """
+        axis = "processing_time" if by == "processing" else "event_time"
+        files = self._holding(entity_id, self._files("ENTITY", pipeline_id, since, known))
+        params = {"feature": feature, "entity": entity_id, "at": at, "known": known,
+                  "since": since}  # fmt: skip
+        return self._values(_AS_OF.replace("{axis}", axis), files, **params)
+
+    def _values(self, sql: str, files: list[str], **params: Any) -> list[dict[str, Any]]:
+        """Runs an entity-value query whose ``{typed}`` stands for the typed value
+        columns, which are read only when a row is not a double."""
+        rows = self._rows(sql.replace("{typed}", ""), files, **params)
         if any(r["value_type"] != "SCALAR_DOUBLE" for r in rows):
-            rows = self._rows(_ENTITY_VALUES.replace("{typed}", _TYPED), files, **params)
+            rows = self._rows(sql.replace("{typed}", _TYPED), files, **params)
         return rows
 
     def entity_summary(

@@ -235,6 +235,25 @@ def test_an_entity_link_shows_its_lineage_and_one_trace(server):
     ]  # fmt: skip
 
 
+def test_an_entity_link_with_a_moment_shows_its_values_then(server):
+    entity = "user-7"
+    seen = DATASET.entities(entity_id=entity)
+    at = sorted(e.processing_time for e in seen)[len(seen) // 2]
+    latest: dict[tuple[str, str, str], object] = {}
+    for e in sorted(seen, key=lambda e: (e.processing_time, e.event_time, e.trace_id)):
+        if at - 7 * 24 * 60 * MIN <= e.processing_time <= at:
+            latest[(e.pipeline_id, e.feature_name or "", e.operator_id)] = e
+    assert len(latest) >= 2
+    page = dom(f"{server}/ui?entity={entity}&at={at}")
+    assert 'data-testid="error"></div>' in page.html
+    assert page.rows["as-of-value"] == [
+        [p, f, op, _value(e.feature_value), _when(e.processing_time), _when(e.event_time)]
+        for (p, f, op), e in sorted(latest.items())
+    ]  # fmt: skip
+    assert f"values as of {_when(at)}" in page.html
+    assert len(page.rows["lineage-step"]) == len(seen)  # the lineage still shows in full
+
+
 def test_an_entity_that_was_never_captured_is_explained_not_an_error(server):
     page = dom(f"{server}/ui?entity=nobody-at-all")
     assert 'data-testid="error"></div>' in page.html

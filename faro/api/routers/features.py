@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, Query
 
 from faro.api.deps import ServiceDep, now_ms, require_pipeline, unknown
 from faro.api.models import (
@@ -13,11 +13,12 @@ from faro.api.models import (
     FeatureHealth,
     FeatureValue,
     FeatureValues,
+    FeatureValuesAsOf,
     FeatureWindow,
     ValueSummary,
 )
 from faro.api.routers import violations
-from faro.core.windows import shift_ms, window_ms
+from faro.core.windows import parse_time, shift_ms, window_ms
 from faro.store.rollups import next_minute
 
 router = APIRouter(prefix="/features", tags=["features"])
@@ -36,17 +37,77 @@ def feature_values(
         pipeline_id=pipeline_id,
         entity_id=entity_id,
         window=window,
-        values=[
-            FeatureValue(
-                operator_id=r["operator_id"],
-                event_time=r["event_time"],
-                processing_time=r["processing_time"],
-                value_type=r["value_type"],
-                value=_exact(r),
-                trace_id=r["trace_id"],
-            )
-            for r in rows
-        ],
+        values=[_value(r) for r in rows],
+    )
+
+
+@router.get("/{feature}/values/as-of", response_model=FeatureValuesAsOf)
+def feature_value_as_of(
+    svc: ServiceDep,
+    feature: str,
+    pipeline_id: str,
+    entity_id: str,
+    at: Annotated[str, Query(description="an ISO-8601 time or epoch ms")],
+    by: Literal["processing", "event"] = "processing",
+    known_at: Annotated[
+        str | None,
+        Query(description="with by=event: an ISO-8601 time or epoch ms (default: now)"),
+    ] = None,
+    lookback: Annotated[
+        str, Query(description="how far before `at` to look for a value, as a window")
+    ] = "7d",
+) -> FeatureValuesAsOf:
+    """The entity's value at one moment, per operator: by processing time, what the
+    pipeline held then (what a model reading the feature at ``at`` was served, as far
+    as the sampled capture shows); by event time, the value for the latest event at
+    or before ``at`` as it was known at ``known_at``, so a late correction made after
+    ``known_at`` does not show."""
+    moment = _moment("at", at)
+    if by == "processing" and known_at is not None:
+        raise HTTPException(
+            422,
+            "known_at applies only with by=event: by processing time, what was known "
+            "at `at` is what had been processed by then",
+        )
+    if by == "processing":
+        known = moment
+    else:
+        known = now_ms() if known_at is None else _moment("known_at", known_at)
+    since = max(0, moment - window_ms(lookback))
+    require_pipeline(svc, pipeline_id)
+    rows = svc.queries.entity_value_as_of(
+        feature, pipeline_id, entity_id, moment, by=by, known=known, since=since
+    )
+    return FeatureValuesAsOf(
+        feature=feature, pipeline_id=pipeline_id, entity_id=entity_id, at=moment, by=by,
+        known_at=known, since=since, values=[_value(r) for r in rows],
+    )  # fmt: skip
+
+
+_LAST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
+def _moment(name: str, text: str) -> int:
+    """A query's point in time as epoch ms, within the years the store can date."""
+    try:
+        ms = parse_time(text)
+    except ValueError as exc:
+        raise HTTPException(422, f"{name}: {exc}") from None
+    if not 0 <= ms <= _LAST_MS:
+        raise HTTPException(
+            422, f"{name} must fall between 1970-01-01 and 9999-12-31 (UTC); got {text!r}"
+        )
+    return ms
+
+
+def _value(row: dict[str, Any]) -> FeatureValue:
+    return FeatureValue(
+        operator_id=row["operator_id"],
+        event_time=row["event_time"],
+        processing_time=row["processing_time"],
+        value_type=row["value_type"],
+        value=_exact(row),
+        trace_id=row["trace_id"],
     )
 
 
