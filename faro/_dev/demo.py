@@ -216,12 +216,15 @@ def _report(api: str, bootstrap: str) -> None:
             print(row.format(pipeline, o["operator_id"], f"{o['input_per_minute'] * minutes:,.0f}",
                              f"{o['output_per_minute'] * minutes:,.0f}", ratio, late))  # fmt: skip
     user = _sampled_user()
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     checks = {
         "pipeline health": f"{api}/pipelines/order-pipeline/health",
         f"what {user} had": f"{api}/features/purchase_amount_7d/values?"
         + urlencode({"pipeline_id": "user-feature-pipeline", "entity_id": user, "window": "1h"}),
         "value summary": f"{api}/features/purchase_amount_7d/values/summary?"
         + urlencode({"pipeline_id": "user-feature-pipeline", "window": "1h"}),
+        f"what {user} had at {now}": f"{api}/features/purchase_amount_7d/values/as-of?"
+        + urlencode({"pipeline_id": "user-feature-pipeline", "entity_id": user, "at": now}),
         f"lineage of {user}": f"{api}/entities/{user}/lineage",
         "window fires": f"{api}/pipelines/user-feature-pipeline/windows?window=1h",
         "order funnel": f"{api}/pipelines/order-pipeline/funnel?window=1h",

@@ -8,10 +8,11 @@ import time
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
 
 from faro.api.metrics import ApiMetrics
 from faro.core.settings import FaroSettings
+from faro.core.windows import parse_time
 from faro.store.avro_batch import AvroBatchDecoder
 from faro.store.queries import StoreQueries
 from faro.store.writer import EventWriter
@@ -38,6 +39,34 @@ ServiceDep = Annotated[Service, Depends(service)]
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+Until = Annotated[
+    str | None,
+    Query(
+        description="where the window ends: an ISO-8601 time or epoch ms (default: now), "
+        "to look at a past window"
+    ),
+]
+_LAST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
+def moment(name: str, text: str) -> int:
+    """A query's point in time as epoch ms, within the years the store can date."""
+    try:
+        ms = parse_time(text)
+    except ValueError as exc:
+        raise HTTPException(422, f"{name}: {exc}") from None
+    if not 0 <= ms <= _LAST_MS:
+        raise HTTPException(
+            422, f"{name} must fall between 1970-01-01 and 9999-12-31 (UTC); got {text!r}"
+        )
+    return ms
+
+
+def window_end(until: str | None) -> int | None:
+    """``until`` as epoch ms, or None for now."""
+    return None if until is None else moment("until", until)
 
 
 def unknown(what: str, name: str, known: list[str]) -> HTTPException:

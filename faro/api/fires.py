@@ -15,13 +15,13 @@ MISSING_LISTED = 100
 
 
 def window_operators(
-    queries: StoreQueries, pipeline_id: str, since: int, limit: int
+    queries: StoreQueries, pipeline_id: str, since: int, limit: int, until: int | None = None
 ) -> list[WindowOperator]:
-    """Each window operator of the pipeline, over the fires captured since ``since``
-    (epoch ms), with its ``limit`` newest windows."""
-    delays = {r["operator_id"]: r for r in queries.fire_delays(pipeline_id, since)}
+    """Each window operator of the pipeline, over the fires captured in [since, until)
+    (epoch ms; None: up to now), with its ``limit`` newest windows."""
+    delays = {r["operator_id"]: r for r in queries.fire_delays(pipeline_id, since, until)}
     by_operator: dict[str, list[dict[str, Any]]] = {}
-    for row in queries.window_fires(pipeline_id, since):
+    for row in queries.window_fires(pipeline_id, since, until):
         by_operator.setdefault(row["operator_id"], []).append(row)
     operators = []
     for operator_id, rows in by_operator.items():

@@ -328,7 +328,8 @@ class FeatureHealth(BaseModel):
     bucket_seconds: float
     current: FeatureWindow
     open_violations: list[ViolationOut] = Field(
-        default_factory=list, description="violations of this feature not yet resolved"
+        default_factory=list,
+        description="violations of this feature open at the window's end (now, by default)",
     )
     compare_to: str | None = None
     previous: FeatureWindow | None = None

@@ -42,10 +42,11 @@ _ENTITY_VALUES = """
     SELECT processing_time, operator_id, event_time, trace_id, value_type, feature_value
            {typed}
     FROM {events}
-    WHERE feature_name = $feature AND entity_id = $entity AND processing_time >= $since
+    WHERE feature_name = $feature AND entity_id = $entity
+      AND processing_time >= $since AND processing_time < $until
     ORDER BY ALL
 """
-"""One entity's values of one feature since a time; ``{typed}``: more value columns."""
+"""One entity's values of one feature in [since, until); ``{typed}``: more value columns."""
 _AS_OF = """
     SELECT processing_time, operator_id, event_time, trace_id, value_type, feature_value
            {typed}
@@ -178,8 +179,11 @@ class StoreQueries:
         names = {r["name"] for r in declared} | with_values
         return [{"name": n, "entity_values": n in with_values} for n in sorted(names - {None})]
 
-    def operators(self, pipeline_id: str, since: int) -> list[dict[str, Any]]:
-        """Per operator: last flush, latest watermark and totals since ``since`` (epoch ms)."""
+    def operators(
+        self, pipeline_id: str, since: int, until: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Per operator: last flush and latest watermark before ``until`` (epoch ms;
+        None: now), and totals in [since, until)."""
         return self._rows(
             f"""
             SELECT operator_id,
@@ -192,10 +196,12 @@ class StoreQueries:
                    sum(late_count) FILTER (WHERE processing_time >= $since) AS late_count,
                    count(DISTINCT subtask_index) AS subtasks
             FROM {{events}}
+            WHERE processing_time < $until
             GROUP BY operator_id ORDER BY operator_id
             """,
-            self._files("AGGREGATE", pipeline_id),
+            self._files("AGGREGATE", pipeline_id, until=until),
             since=since,
+            until=_end(until),
         )
 
     def window_fires(
@@ -218,14 +224,16 @@ class StoreQueries:
             GROUP BY pipeline_id, operator_id, window_start, window_end
             ORDER BY pipeline_id, operator_id, window_start, window_end
             """,
-            self._files("AGGREGATE", pipeline_id, since),
+            self._files("AGGREGATE", pipeline_id, since, until),
             since=since,
-            until=TIME_HIGH if until is None else until,
+            until=_end(until),
         )
 
-    def fire_delays(self, pipeline_id: str, since: int) -> list[dict[str, Any]]:
-        """Per window operator, how long after its window's end each fire since
-        ``since`` was captured (ms): 50th and 95th percentiles (interpolated) and the
+    def fire_delays(
+        self, pipeline_id: str, since: int, until: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Per window operator, how long after its window's end each fire in [since,
+        until) was captured (ms): 50th and 95th percentiles (interpolated) and the
         maximum, over every fire."""
         return self._rows(
             f"""
@@ -234,15 +242,16 @@ class StoreQueries:
                    max(processing_time - window_end) AS max
             FROM {{events}}
             WHERE window_start {REAL_TIME} AND window_end {REAL_TIME}
-              AND processing_time >= $since
+              AND processing_time >= $since AND processing_time < $until
             GROUP BY operator_id ORDER BY operator_id
             """,
-            self._files("AGGREGATE", pipeline_id, since),
+            self._files("AGGREGATE", pipeline_id, since, until),
             since=since,
+            until=_end(until),
         )
 
     def entity_values(
-        self, feature: str, pipeline_id: str, entity_id: str, since: int
+        self, feature: str, pipeline_id: str, entity_id: str, since: int, until: int | None = None
     ) -> list[dict[str, Any]]:
         """The entity's values, with the typed value columns (long, boolean, string,
         vector) only when a row's ``value_type`` is not SCALAR_DOUBLE: a double is
@@ -253,8 +262,9 @@ class StoreQueries:
         ties, so the order is fixed without reading event ids just to break ties
         (unique strings: the costliest column of a lookup).
         """
-        files = self._holding(entity_id, self._files("ENTITY", pipeline_id, since))
-        return self._values(_ENTITY_VALUES, files, feature=feature, entity=entity_id, since=since)
+        files = self._holding(entity_id, self._files("ENTITY", pipeline_id, since, until))
+        params = {"feature": feature, "entity": entity_id, "since": since, "until": _end(until)}
+        return self._values(_ENTITY_VALUES, files, **params)
 
     def entity_value_as_of(
         self,
@@ -626,6 +636,11 @@ class StoreQueries:
             c0=current[0],
             c1=current[1],
         )
+
+
+def _end(until: int | None) -> int:
+    """An exclusive upper bound on processing time: ``until``, or none (None)."""
+    return TIME_HIGH if until is None else until
 
 
 def _dicts(relation: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

@@ -120,11 +120,16 @@ def test_the_page_shows_every_pipeline_operator_and_open_violation(server):
     assert violation[5] == "order-agg-window is quiet"
 
 
-def test_a_summary_link_shows_the_api_numbers(server):
-    api = httpx.get(f"{server}/features/revenue/values/summary",
-                    params={"pipeline_id": "order-pipeline", "window": "24h"}).json()  # fmt: skip
+@pytest.mark.parametrize("ago", [None, 40])
+def test_a_summary_link_shows_the_api_numbers(server, ago):
+    """Over the last 24 hours, or over the hour that ended ``ago`` minutes ago."""
+    params = {"pipeline_id": "order-pipeline", "window": "24h" if ago is None else "1h"}
+    link = f"{server}/ui?pipeline=order-pipeline&feature=revenue&window={params['window']}"
+    if ago is not None:
+        params["until"] = str(DATASET.now - ago * MIN)
+        link += f"&until={params['until']}"
+    api = httpx.get(f"{server}/features/revenue/values/summary", params=params).json()
     assert api["count"] > 0
-    params = {"pipeline_id": "order-pipeline", "window": "24h"}
 
     def buckets() -> list[list[str]]:
         health = httpx.get(f"{server}/features/revenue/health", params=params).json()
@@ -135,7 +140,7 @@ def test_a_summary_link_shows_the_api_numbers(server):
         ]  # fmt: skip
 
     before = buckets()
-    page = dom(f"{server}/ui?pipeline=order-pipeline&feature=revenue&window=24h")
+    page = dom(link)
     after = buckets()
     [row] = page.rows["summary-row"]
     assert row[:3] == [api["source"], str(api["count"]), str(api["nulls"])]

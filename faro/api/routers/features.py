@@ -7,7 +7,15 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 
-from faro.api.deps import ServiceDep, now_ms, require_pipeline, unknown
+from faro.api.deps import (
+    ServiceDep,
+    Until,
+    moment,
+    now_ms,
+    require_pipeline,
+    unknown,
+    window_end,
+)
 from faro.api.models import (
     Bucket,
     FeatureHealth,
@@ -18,7 +26,7 @@ from faro.api.models import (
     ValueSummary,
 )
 from faro.api.routers import violations
-from faro.core.windows import parse_time, shift_ms, window_ms
+from faro.core.windows import shift_ms, window_ms
 from faro.store.rollups import next_minute
 
 router = APIRouter(prefix="/features", tags=["features"])
@@ -26,12 +34,18 @@ router = APIRouter(prefix="/features", tags=["features"])
 
 @router.get("/{feature}/values", response_model=FeatureValues)
 def feature_values(
-    svc: ServiceDep, feature: str, pipeline_id: str, entity_id: str, window: str = "1h"
+    svc: ServiceDep,
+    feature: str,
+    pipeline_id: str,
+    entity_id: str,
+    window: str = "1h",
+    until: Until = None,
 ) -> FeatureValues:
-    """The entity's sampled values within ``window``, oldest first."""
-    since = now_ms() - window_ms(window)
+    """The entity's sampled values within ``window`` (ending at ``until``), oldest first."""
+    end = window_end(until)
+    since = (now_ms() if end is None else end) - window_ms(window)
     require_pipeline(svc, pipeline_id)
-    rows = svc.queries.entity_values(feature, pipeline_id, entity_id, since)
+    rows = svc.queries.entity_values(feature, pipeline_id, entity_id, since, end)
     return FeatureValues(
         feature=feature,
         pipeline_id=pipeline_id,
@@ -62,7 +76,7 @@ def feature_value_as_of(
     as the sampled capture shows); by event time, the value for the latest event at
     or before ``at`` as it was known at ``known_at``, so a late correction made after
     ``known_at`` does not show."""
-    moment = _moment("at", at)
+    point = moment("at", at)
     if by == "processing" and known_at is not None:
         raise HTTPException(
             422,
@@ -70,34 +84,18 @@ def feature_value_as_of(
             "at `at` is what had been processed by then",
         )
     if by == "processing":
-        known = moment
+        known = point
     else:
-        known = now_ms() if known_at is None else _moment("known_at", known_at)
-    since = max(0, moment - window_ms(lookback))
+        known = now_ms() if known_at is None else moment("known_at", known_at)
+    since = max(0, point - window_ms(lookback))
     require_pipeline(svc, pipeline_id)
     rows = svc.queries.entity_value_as_of(
-        feature, pipeline_id, entity_id, moment, by=by, known=known, since=since
+        feature, pipeline_id, entity_id, point, by=by, known=known, since=since
     )
     return FeatureValuesAsOf(
-        feature=feature, pipeline_id=pipeline_id, entity_id=entity_id, at=moment, by=by,
+        feature=feature, pipeline_id=pipeline_id, entity_id=entity_id, at=point, by=by,
         known_at=known, since=since, values=[_value(r) for r in rows],
     )  # fmt: skip
-
-
-_LAST_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
-
-
-def _moment(name: str, text: str) -> int:
-    """A query's point in time as epoch ms, within the years the store can date."""
-    try:
-        ms = parse_time(text)
-    except ValueError as exc:
-        raise HTTPException(422, f"{name}: {exc}") from None
-    if not 0 <= ms <= _LAST_MS:
-        raise HTTPException(
-            422, f"{name} must fall between 1970-01-01 and 9999-12-31 (UTC); got {text!r}"
-        )
-    return ms
 
 
 def _value(row: dict[str, Any]) -> FeatureValue:
@@ -124,17 +122,17 @@ def _exact(row: dict[str, Any]) -> bool | int | float | str | list[float] | None
 
 @router.get("/{feature}/values/summary", response_model=ValueSummary)
 def value_summary(
-    svc: ServiceDep, feature: str, pipeline_id: str, window: str = "1h"
+    svc: ServiceDep, feature: str, pipeline_id: str, window: str = "1h", until: Until = None
 ) -> ValueSummary:
     """From ENTITY values when there are any; otherwise from the AGGREGATE
     per-flush statistics (PERSONAL/SENSITIVE features), without percentiles.
-    The window ends at the next whole minute, as in feature health."""
-    until = next_minute(now_ms())
-    since = until - window_ms(window)
+    The window ends at the whole minute at or after ``until``, as in feature health."""
+    end = _minute_end(until)
+    since = end - window_ms(window)
     require_pipeline(svc, pipeline_id)
     base: dict[str, Any] = {"feature": feature, "pipeline_id": pipeline_id, "window": window,
-                            "since": since, "until": until}  # fmt: skip
-    entity = svc.queries.entity_summary(feature, pipeline_id, since, until)
+                            "since": since, "until": end}  # fmt: skip
+    entity = svc.queries.entity_summary(feature, pipeline_id, since, end)
     if entity["count"]:
         p50, p95, p99 = entity["quantiles"] or (None, None, None)
         return ValueSummary(
@@ -142,7 +140,7 @@ def value_summary(
             min=entity["min"], max=entity["max"], mean=entity["mean"],
             stddev=entity["stddev"], p50=p50, p95=p95, p99=p99,
         )  # fmt: skip
-    agg = svc.queries.aggregate_summary(feature, pipeline_id, since, until)
+    agg = svc.queries.aggregate_summary(feature, pipeline_id, since, end)
     count, nulls = int(agg["count"]), int(agg["nulls"])
     values = count - nulls
     mean = stddev = None
@@ -172,6 +170,7 @@ def feature_health(
     window: str = "1h",
     compare_to: str | None = None,
     distinct_entities: bool = False,
+    until: Until = None,
 ) -> FeatureHealth:
     """The feature's flow over ``window`` in 12 buckets: counts in and out of the
     operators that compute it, filter ratio, late rate, watermark lag, null rate
@@ -179,14 +178,15 @@ def feature_health(
     back, and the deltas. ``distinct_entities=true`` also counts the distinct
     entities per bucket, which reads every value of the window.
 
-    The window ends at the next whole minute: windows of a whole number of
-    12-minute steps (1h, 24h, 7d) then fall on minutes and are answered from the
-    store's per-minute rollups."""
+    The window ends at the whole minute at or after ``until`` (default: now):
+    windows of a whole number of 12-minute steps (1h, 24h, 7d) then fall on minutes
+    and are answered from the store's per-minute rollups. The violations listed are
+    those open at the window's end."""
     span = window_ms(window)
     shift = shift_ms(compare_to) if compare_to else None
     require_pipeline(svc, pipeline_id)
-    until = next_minute(now_ms())
-    current = _window(svc, feature, pipeline_id, until - span, until, distinct_entities)
+    end = _minute_end(until)
+    current = _window(svc, feature, pipeline_id, end - span, end, distinct_entities)
     if current.values_from == "NONE" and not (current.input_count or current.output_count):
         # Only an empty answer needs the (full-scan) list of known features.
         known = svc.queries.features(pipeline_id)
@@ -196,11 +196,11 @@ def feature_health(
         feature=feature, pipeline_id=pipeline_id, window=window,
         bucket_seconds=span / BUCKETS / 1000, current=current,
         open_violations=[v for v in violations.stored(svc, pipeline_id, feature)
-                         if v.status == "OPEN"],
+                         if v.opened_at < end and (v.resolved_at is None or v.resolved_at >= end)],
     )  # fmt: skip
     if shift is not None:
         previous = _window(
-            svc, feature, pipeline_id, until - span - shift, until - shift, distinct_entities
+            svc, feature, pipeline_id, end - span - shift, end - shift, distinct_entities
         )
         health.compare_to = compare_to
         health.previous = previous
@@ -211,6 +211,12 @@ def feature_health(
             for name in _DELTA_FIELDS
         }
     return health
+
+
+def _minute_end(until: str | None) -> int:
+    """Where a feature window ends: the whole minute at or after ``until`` (or now)."""
+    end = window_end(until)
+    return next_minute(now_ms() if end is None else end)
 
 
 def _window(

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from faro.api.deps import ServiceDep, now_ms, require_pipeline
+from faro.api.deps import ServiceDep, Until, now_ms, require_pipeline, window_end
 from faro.api.fires import window_operators
 from faro.api.funnel import funnel_stages, guessed_order, requested_order
 from faro.api.models import (
@@ -67,13 +67,18 @@ def pipeline_health(svc: ServiceDep, pipeline_id: str) -> PipelineHealth:
 
 
 @router.get("/{pipeline_id}/operators", response_model=PipelineOperators)
-def pipeline_operators(svc: ServiceDep, pipeline_id: str, window: str = "1h") -> PipelineOperators:
-    """Throughput per operator over ``window``, summed over subtasks."""
+def pipeline_operators(
+    svc: ServiceDep, pipeline_id: str, window: str = "1h", until: Until = None
+) -> PipelineOperators:
+    """Throughput per operator over ``window`` (ending at ``until``), summed over
+    subtasks; the last flush before the window's end."""
     span = window_ms(window)
+    end = window_end(until)
     require_pipeline(svc, pipeline_id)
     minutes = span / 60_000
     out = []
-    for row in svc.queries.operators(pipeline_id, since=now_ms() - span):
+    since = (now_ms() if end is None else end) - span
+    for row in svc.queries.operators(pipeline_id, since, end):
         inputs, outputs, late = (row[k] or 0 for k in ("input_count", "output_count", "late_count"))
         out.append(
             OperatorThroughput(
@@ -108,13 +113,16 @@ def pipeline_windows(
     pipeline_id: str,
     window: str = "1h",
     limit: Annotated[int, Query(ge=1, le=1000, description="recent windows per operator")] = 20,
+    until: Until = None,
 ) -> PipelineWindows:
     """Per window operator, over ``window`` of processing time: how long after each
     window's end its results were captured (fire delay), late rate per window, and the
     windows that never fired between the first and the last that did."""
     span = window_ms(window)
+    end = window_end(until)
     require_pipeline(svc, pipeline_id)
-    operators = window_operators(svc.queries, pipeline_id, now_ms() - span, limit)
+    since = (now_ms() if end is None else end) - span
+    operators = window_operators(svc.queries, pipeline_id, since, limit, end)
     return PipelineWindows(pipeline_id=pipeline_id, window=window, operators=operators)
 
 
@@ -131,13 +139,15 @@ def pipeline_funnel(
             "ordered by kind and volume"
         ),
     ] = None,
+    until: Until = None,
 ) -> PipelineFunnel:
     """Records in and out of each stage over ``window``, summed over subtasks, with
     what each stage passed on, what reached it from the stage before, and what is left
     of the first stage's input: where a pipeline loses records."""
     span = window_ms(window)
+    end = window_end(until)
     require_pipeline(svc, pipeline_id)
-    rows = svc.queries.operators(pipeline_id, since=now_ms() - span)
+    rows = svc.queries.operators(pipeline_id, (now_ms() if end is None else end) - span, end)
     if order is None:
         stages = guessed_order(rows)
     else:
