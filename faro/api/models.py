@@ -56,7 +56,7 @@ class Thresholds(BaseModel):
 class PipelineHealth(BaseModel):
     pipeline_id: str
     flowing: bool = Field(description="every operator is OK")
-    at: int = Field(description="when this was computed, epoch ms")
+    at: int = Field(description="the moment this health is of: now, or the `at` asked for")
     thresholds: Thresholds
     operators: list[OperatorHealth]
 

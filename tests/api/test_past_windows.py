@@ -158,3 +158,27 @@ def test_a_bad_until_is_a_422_that_says_what_to_send(
     response = client.get(path, params={**params, "until": text})
     assert response.status_code == 422
     assert "until" in response.json()["detail"] and says in response.json()["detail"]
+
+
+@pytest.mark.parametrize("ago_s", [570, 0])
+def test_pipeline_health_at_a_moment(client: TestClient, dataset: Dataset, ago_s: int) -> None:
+    """9.5 minutes ago every operator that had flushed was OK: dedupe flushed 30 s
+    before, and enrich only flushes later. Now, dedupe is SILENT and enrich STALE."""
+    at = dataset.now - ago_s * 1000
+    settings = FaroSettings()
+    last: dict[str, int] = {}
+    for e in dataset.events:
+        if e.pipeline_id == "order-pipeline" and e.processing_time <= at:
+            last[e.operator_id] = max(last.get(e.operator_id, 0), e.processing_time)
+
+    def status(idle_s: float) -> str:
+        if idle_s >= settings.silent_after_s:
+            return "SILENT"
+        return "STALE" if idle_s >= settings.stale_after_s else "OK"
+
+    body = get(client, "/pipelines/order-pipeline/health", at=at)
+    assert body["at"] == at
+    assert {o["operator_id"]: (o["last_flush"], o["status"]) for o in body["operators"]} == {
+        op: (t, status((at - t) / 1000)) for op, t in last.items()
+    }
+    assert body["flowing"] is (ago_s == 570)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from faro.api.deps import ServiceDep, Until, now_ms, require_pipeline, window_end
+from faro.api.deps import ServiceDep, Until, moment, now_ms, require_pipeline, window_end
 from faro.api.fires import window_operators
 from faro.api.funnel import funnel_stages, guessed_order, requested_order
 from faro.api.models import (
@@ -33,15 +33,24 @@ def pipelines(svc: ServiceDep) -> list[PipelineSummary]:
 
 
 @router.get("/{pipeline_id}/health", response_model=PipelineHealth)
-def pipeline_health(svc: ServiceDep, pipeline_id: str) -> PipelineHealth:
+def pipeline_health(
+    svc: ServiceDep,
+    pipeline_id: str,
+    at: Annotated[
+        str | None,
+        Query(description="an ISO-8601 time or epoch ms: the health as it was then"),
+    ] = None,
+) -> PipelineHealth:
     """Each operator is OK, STALE (no flush for ``FARO_STALE_AFTER_S``) or SILENT
-    (none for ``FARO_SILENT_AFTER_S``); watermark lag is as of its last flush."""
+    (none for ``FARO_SILENT_AFTER_S``); watermark lag is as of its last flush. With
+    ``at``, as it was at that moment: was the pipeline flowing when a model read it?
+    Operators that first flushed after it are not listed."""
+    point = now_ms() if at is None else moment("at", at)
     require_pipeline(svc, pipeline_id)
-    at = now_ms()
     stale, silent = svc.settings.stale_after_s, svc.settings.silent_after_s
     operators = []
-    for row in svc.queries.operators(pipeline_id, since=at):
-        idle = (at - row["last_flush"]) / 1000
+    for row in svc.queries.operators(pipeline_id, point, None if at is None else point + 1):
+        idle = (point - row["last_flush"]) / 1000
         status: Status = "SILENT" if idle >= silent else "STALE" if idle >= stale else "OK"
         watermark = row["watermark"]
         operators.append(
@@ -60,7 +69,7 @@ def pipeline_health(svc: ServiceDep, pipeline_id: str) -> PipelineHealth:
     return PipelineHealth(
         pipeline_id=pipeline_id,
         flowing=bool(operators) and all(o.status == "OK" for o in operators),
-        at=at,
+        at=point,
         thresholds=Thresholds(stale_after_seconds=stale, silent_after_seconds=silent),
         operators=operators,
     )
