@@ -315,6 +315,10 @@ class ViolationOut(BaseModel):
     threshold: float
     message: str
 
+    def open_at(self, moment: int) -> bool:
+        """Opened at or before ``moment`` and not resolved by then."""
+        return self.opened_at <= moment and (self.resolved_at is None or self.resolved_at > moment)
+
 
 class Violations(BaseModel):
     count: int

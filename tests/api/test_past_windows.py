@@ -182,3 +182,15 @@ def test_pipeline_health_at_a_moment(client: TestClient, dataset: Dataset, ago_s
         op: (t, status((at - t) / 1000)) for op, t in last.items()
     }
     assert body["flowing"] is (ago_s == 570)
+
+
+@pytest.mark.parametrize(("ago", "listed"), [(60, False), (50, True), (20, True), (5, False)])
+def test_violations_open_at_a_moment(
+    client: TestClient, dataset: Dataset, ago: int, listed: bool
+) -> None:
+    """The violation was open from 50 minutes ago until 5 minutes ago."""
+    body = get(client, "/violations", at=dataset.now - ago * MIN)
+    assert [v["feature"] for v in body["violations"]] == (["revenue"] if listed else [])
+    if listed:
+        assert body["violations"][0]["status"] == "RESOLVED"  # as it stands now
+    assert get(client, "/violations")["count"] == 1

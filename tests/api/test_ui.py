@@ -259,6 +259,31 @@ def test_an_entity_link_with_a_moment_shows_its_values_then(server):
     assert len(page.rows["lineage-step"]) == len(seen)  # the lineage still shows in full
 
 
+def test_a_moment_shows_the_page_as_it_was_then(server):
+    """9.5 minutes ago: before the violation opened and before enrich first flushed."""
+    at = DATASET.now - 570_000
+    page = dom(f"{server}/ui?at={at}")
+    assert 'data-testid="error"></div>' in page.html
+    assert "violation" not in page.rows and "None open." in page.html
+    assert "the store as it was then" in page.html
+    expected = []
+    for p in httpx.get(f"{server}/pipelines").json():
+        url = f"{server}/pipelines/{p['pipeline_id']}"
+        health = httpx.get(f"{url}/health", params={"at": at}).json()
+        flow = httpx.get(f"{url}/operators", params={"window": "1h", "until": at}).json()
+        rates = {o["operator_id"]: o for o in flow["operators"]}
+        for o in health["operators"]:
+            r = rates[o["operator_id"]]
+            expected.append((o["operator_id"], o["operator_type"], o["status"],
+                             _when(o["last_flush"]), r["input_per_minute"]))  # fmt: skip
+    shown = [(r[0], r[1], r[2], r[3], float(r[5])) for r in page.rows["operator"]]
+    assert sorted(s[:4] for s in shown) == sorted(e[:4] for e in expected)
+    assert "enrich" not in [s[0] for s in shown]
+    assert {s[2] for s in shown if s[0] == "dedupe"} == {"OK"}  # SILENT now
+    for s, e in zip(sorted(shown), sorted(expected), strict=True):
+        assert s[4] == pytest.approx(e[4], abs=0.05)
+
+
 def test_an_entity_that_was_never_captured_is_explained_not_an_error(server):
     page = dom(f"{server}/ui?entity=nobody-at-all")
     assert 'data-testid="error"></div>' in page.html

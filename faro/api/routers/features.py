@@ -196,7 +196,7 @@ def feature_health(
         feature=feature, pipeline_id=pipeline_id, window=window,
         bucket_seconds=span / BUCKETS / 1000, current=current,
         open_violations=[v for v in violations.stored(svc, pipeline_id, feature)
-                         if v.opened_at < end and (v.resolved_at is None or v.resolved_at >= end)],
+                         if v.open_at(end)],
     )  # fmt: skip
     if shift is not None:
         previous = _window(

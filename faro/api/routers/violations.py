@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from faro.api.deps import Service, ServiceDep, now_ms, require_pipeline
+from faro.api.deps import Service, ServiceDep, moment, now_ms, require_pipeline
 from faro.api.models import ViolationOut, Violations
 from faro.core.windows import WindowError, parse_time, window_ms
 from faro.detect import Severity, ViolationType, ledger
@@ -26,18 +26,25 @@ def violations(
     ] = None,
     status: Literal["open", "resolved", "all"] = "all",
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    at: Annotated[
+        str | None,
+        Query(description="an ISO-8601 time or epoch ms: only violations open at that moment"),
+    ] = None,
 ) -> Violations:
     """Violations that were open at any time since ``since`` (default: all), of at
-    least ``severity_gte``, most recently opened first."""
+    least ``severity_gte``, most recently opened first; with ``at``, only those open
+    at that moment (``status`` still says whether they are open now)."""
     if pipeline_id is not None:
         require_pipeline(svc, pipeline_id)
     cutoff = None if since is None else _since_ms(since)
+    point = None if at is None else moment("at", at)
     found = [
         v for v in stored(svc, pipeline_id)
         if (severity_gte is None or Severity(v.severity).rank >= severity_gte.rank)
         and (type is None or v.type == type.value)
         and (cutoff is None or v.resolved_at is None or v.resolved_at >= cutoff)
         and (status == "all" or (status == "open") == (v.status == "OPEN"))
+        and (point is None or v.open_at(point))
     ]  # fmt: skip
     found.sort(key=lambda v: (v.opened_at, v.violation_id), reverse=True)
     return Violations(count=len(found), violations=found[:limit])
