@@ -174,6 +174,7 @@ def read_urls(sample_trace: str) -> dict[str, str]:
         f"&at={at}",
         "value as of (event)": f"{feature}/values/as-of?pipeline_id={p}&entity_id=user-4242"
         f"&at={at}&by=event",
+        "entity as of": f"/entities/user-4242/as-of?at={at}",
         "trace": f"/traces/{sample_trace}",
         "lineage": "/entities/user-4242/lineage",
     }

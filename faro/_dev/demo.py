@@ -223,8 +223,8 @@ def _report(api: str, bootstrap: str) -> None:
         + urlencode({"pipeline_id": "user-feature-pipeline", "entity_id": user, "window": "1h"}),
         "value summary": f"{api}/features/purchase_amount_7d/values/summary?"
         + urlencode({"pipeline_id": "user-feature-pipeline", "window": "1h"}),
-        f"what {user} had at {now}": f"{api}/features/purchase_amount_7d/values/as-of?"
-        + urlencode({"pipeline_id": "user-feature-pipeline", "entity_id": user, "at": now}),
+        f"every feature of {user} at {now}": f"{api}/entities/{user}/as-of?"
+        + urlencode({"at": now}),
         f"lineage of {user}": f"{api}/entities/{user}/lineage",
         "window fires": f"{api}/pipelines/user-feature-pipeline/windows?window=1h",
         "order funnel": f"{api}/pipelines/order-pipeline/funnel?window=1h",

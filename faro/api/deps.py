@@ -6,13 +6,13 @@ import difflib
 import threading
 import time
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Query, Request
 
 from faro.api.metrics import ApiMetrics
 from faro.core.settings import FaroSettings
-from faro.core.windows import parse_time
+from faro.core.windows import parse_time, window_ms
 from faro.store.avro_batch import AvroBatchDecoder
 from faro.store.queries import StoreQueries
 from faro.store.writer import EventWriter
@@ -62,6 +62,51 @@ def moment(name: str, text: str) -> int:
             422, f"{name} must fall between 1970-01-01 and 9999-12-31 (UTC); got {text!r}"
         )
     return ms
+
+
+@dataclass
+class AsOfQuery:
+    """An as-of question's moments, epoch ms: ``at`` on the ``by`` axis, among the
+    values processed by ``known`` whose times are at or after ``since``."""
+
+    at: int
+    by: Literal["processing", "event"]
+    known: int
+    since: int
+
+
+def as_of_query(
+    at: Annotated[str, Query(description="an ISO-8601 time or epoch ms")],
+    by: Annotated[
+        Literal["processing", "event"],
+        Query(
+            description="processing: the last value processed at or before `at`; event: the "
+            "value of the latest event time at or before `at`, as known at `known_at`"
+        ),
+    ] = "processing",
+    known_at: Annotated[
+        str | None,
+        Query(description="with by=event: an ISO-8601 time or epoch ms (default: now)"),
+    ] = None,
+    lookback: Annotated[
+        str, Query(description="how far before `at` to look for a value, as a window")
+    ] = "7d",
+) -> AsOfQuery:
+    point = moment("at", at)
+    if by == "processing" and known_at is not None:
+        raise HTTPException(
+            422,
+            "known_at applies only with by=event: by processing time, what was known "
+            "at `at` is what had been processed by then",
+        )
+    if by == "processing":
+        known = point
+    else:
+        known = now_ms() if known_at is None else moment("known_at", known_at)
+    return AsOfQuery(point, by, known, max(0, point - window_ms(lookback)))
+
+
+AsOf = Annotated[AsOfQuery, Depends(as_of_query)]
 
 
 def window_end(until: str | None) -> int | None:

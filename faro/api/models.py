@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 Status = Literal["OK", "STALE", "SILENT"]
 
@@ -179,6 +182,34 @@ class FeatureValue(BaseModel):
     value: bool | int | float | str | list[float] | None
     trace_id: str | None
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Self:
+        """From a store row; the extra fields of subclasses come from ``row`` by name."""
+        return cls(
+            **{k: row[k] for k in cls.model_fields if k in row},
+            value=_typed_value(row),
+        )
+
+
+def _typed_value(row: dict[str, Any]) -> bool | int | float | str | list[float] | None:
+    """The value as its type stores it (the typed columns are absent for doubles)."""
+    for typed in ("feature_value_bool", "feature_value_long", "feature_value_string",
+                  "feature_value_vector"):  # fmt: skip
+        if row.get(typed) is not None:
+            value: bool | int | str | list[float] = row[typed]
+            return value
+    number: float | None = row["feature_value"]
+    return number
+
+
+class EntityValue(FeatureValue):
+    pipeline_id: str
+    feature: str
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Self:
+        return super().from_row({**row, "feature": row["feature_name"]})
+
 
 class FeatureValues(BaseModel):
     feature: str
@@ -188,9 +219,7 @@ class FeatureValues(BaseModel):
     values: list[FeatureValue]
 
 
-class FeatureValuesAsOf(BaseModel):
-    feature: str
-    pipeline_id: str
+class AsOfAnswer(BaseModel):
     entity_id: str
     at: int = Field(description="the moment asked about, epoch ms")
     by: Literal["processing", "event"] = Field(
@@ -205,8 +234,19 @@ class FeatureValuesAsOf(BaseModel):
     since: int = Field(
         description="`at` minus `lookback`: values with times before it are not considered"
     )
+
+
+class FeatureValuesAsOf(AsOfAnswer):
+    feature: str
+    pipeline_id: str
     values: list[FeatureValue] = Field(
         description="one per operator that captured the feature for the entity, by operator id"
+    )
+
+
+class EntityValuesAsOf(AsOfAnswer):
+    values: list[EntityValue] = Field(
+        description="one per pipeline, feature and operator that captured the entity, in that order"
     )
 
 

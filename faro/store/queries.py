@@ -48,19 +48,19 @@ _ENTITY_VALUES = """
 """
 """One entity's values of one feature in [since, until); ``{typed}``: more value columns."""
 _AS_OF = """
-    SELECT processing_time, operator_id, event_time, trace_id, value_type, feature_value
-           {typed}
+    SELECT pipeline_id, feature_name, processing_time, operator_id, event_time, trace_id,
+           value_type, feature_value {typed}
     FROM {events}
-    WHERE feature_name = $feature AND entity_id = $entity
+    WHERE entity_id = $entity AND {feature}
       AND processing_time BETWEEN $since AND $known AND {axis} BETWEEN $since AND $at
     QUALIFY row_number() OVER (
-        PARTITION BY operator_id
+        PARTITION BY pipeline_id, feature_name, operator_id
         ORDER BY {axis} DESC, processing_time DESC, event_time DESC NULLS LAST,
                  trace_id DESC NULLS LAST, feature_value DESC NULLS LAST) = 1
-    ORDER BY operator_id
+    ORDER BY pipeline_id, feature_name, operator_id
 """
-"""Per operator, one entity's latest value of one feature on a time axis ({axis}) at
-``$at``, among the values processed by ``$known``; ties go to the later processing."""
+"""Per pipeline, feature and operator, one entity's latest value on a time axis ({axis})
+at ``$at``, among the values processed by ``$known``; ties go to the later processing."""
 _TYPED = ", feature_value_long, feature_value_bool, feature_value_string, feature_value_vector"
 """The value columns of types other than double."""
 _ROLLUP_WINDOW = "feature = $feature AND minute >= $since AND minute < $until"
@@ -268,16 +268,17 @@ class StoreQueries:
 
     def entity_value_as_of(
         self,
-        feature: str,
-        pipeline_id: str,
         entity_id: str,
         at: int,
         *,
         by: Literal["processing", "event"],
         known: int,
         since: int,
+        pipeline_id: str | None = None,
+        feature: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Per operator, the entity's value at ``at`` on one of two time axes.
+        """Per pipeline, feature and operator (one pipeline's or one feature's when
+        given), the entity's value at ``at`` on one of two time axes.
 
         ``by="processing"``: the last value processed at or before ``at``, which is
         what the pipeline held then. ``by="event"``: the value of the latest event
@@ -288,9 +289,12 @@ class StoreQueries:
         """
         axis = "processing_time" if by == "processing" else "event_time"
         files = self._holding(entity_id, self._files("ENTITY", pipeline_id, since, known))
-        params = {"feature": feature, "entity": entity_id, "at": at, "known": known,
-                  "since": since}  # fmt: skip
-        return self._values(_AS_OF.replace("{axis}", axis), files, **params)
+        params: dict[str, Any] = {"entity": entity_id, "at": at, "known": known, "since": since}
+        scope = "feature_name IS NOT NULL"
+        if feature is not None:
+            scope, params["feature"] = "feature_name = $feature", feature
+        sql = _AS_OF.replace("{axis}", axis).replace("{feature}", scope)
+        return self._values(sql, files, **params)
 
     def _values(self, sql: str, files: list[str], **params: Any) -> list[dict[str, Any]]:
         """Runs an entity-value query whose ``{typed}`` stands for the typed value

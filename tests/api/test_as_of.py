@@ -65,8 +65,12 @@ def generate() -> list[CaptureEvent]:
 
 
 def expected(
-    events: list[CaptureEvent], entity_id: str, at: int, by: str, known: int, since: int
-) -> list[tuple[object, ...]]:
+    events: list[CaptureEvent], entity_id: str, at: int, by: str, known: int, since: int,
+    scope: tuple[str, str] | None = ("p", "f"),
+) -> list[tuple[object, ...]]:  # fmt: skip
+    """Per pipeline, feature and operator (of ``scope``'s pipeline and feature, when
+    given): the entity's latest value on the ``by`` axis, as the endpoint defines it."""
+
     def axis(e: CaptureEvent) -> int | None:
         return e.processing_time if by == "processing" else e.event_time
 
@@ -76,17 +80,20 @@ def expected(
         event = none if e.event_time is None else e.event_time
         return (axis(e), e.processing_time, event, e.trace_id, value)
 
-    latest: dict[str, CaptureEvent] = {}
+    latest: dict[tuple[str, str, str], CaptureEvent] = {}
     for e in events:
         t = axis(e)
-        if (e.pipeline_id, e.feature_name, e.entity_id) != ("p", "f", entity_id) or t is None:
+        if e.entity_id != entity_id or t is None or not e.feature_name:
             continue
+        if scope is not None and (e.pipeline_id, e.feature_name) != scope:
+            continue
+        key = (e.pipeline_id, e.feature_name, e.operator_id)
         if since <= e.processing_time <= known and since <= t <= at:
-            if e.operator_id not in latest or rank(e) > rank(latest[e.operator_id]):
-                latest[e.operator_id] = e
+            if key not in latest or rank(e) > rank(latest[key]):
+                latest[key] = e
     return [
-        (op, e.processing_time, e.event_time, e.feature_value, e.trace_id)
-        for op, e in sorted(latest.items())
+        (*key, e.processing_time, e.event_time, e.feature_value, e.trace_id)
+        for key, e in sorted(latest.items())
     ]
 
 
@@ -120,10 +127,12 @@ def as_of(client: TestClient, entity_id: str, **params: object) -> dict:
 
 
 def answered(body: dict) -> list[tuple[object, ...]]:
+    """As ``expected`` lists them; an answer about one feature is of pipeline p, feature f."""
     return [
-        (v["operator_id"], v["processing_time"], v["event_time"], v["value"], v["trace_id"])
+        (v.get("pipeline_id", "p"), v.get("feature", "f"), v["operator_id"],
+         v["processing_time"], v["event_time"], v["value"], v["trace_id"])
         for v in body["values"]
-    ]
+    ]  # fmt: skip
 
 
 def test_random_moments_on_both_axes_match_the_events(
@@ -131,7 +140,7 @@ def test_random_moments_on_both_axes_match_the_events(
 ) -> None:
     uncached = StoreQueries(store, caches=False)
     rng = random.Random(3)
-    found = 0
+    found = elsewhere = 0
     for _ in range(60):
         entity_id, at = rng.choice(ENTITIES), NOW - rng.randrange(3 * DAY)
         by = rng.choice(["processing", "event"])
@@ -146,17 +155,18 @@ def test_random_moments_on_both_axes_match_the_events(
         assert answered(body) == truth, params
         assert (body["at"], body["known_at"], body["since"]) == (at, known, at - span)
         rows = uncached.entity_value_as_of(
-            "f",
-            "p",
-            entity_id,
-            at,
-            by=by,
-            known=known,
-            since=at - span,  # type: ignore[arg-type]
-        )
-        assert [(r["operator_id"], r["trace_id"]) for r in rows] == [(t[0], t[4]) for t in truth]
+            entity_id, at, by=by, known=known, since=at - span,  # type: ignore[arg-type]
+            pipeline_id="p", feature="f",
+        )  # fmt: skip
+        assert [(r["operator_id"], r["trace_id"]) for r in rows] == [(t[2], t[6]) for t in truth]
+        # the same moment over every pipeline and feature that captured the entity
+        everything = client.get(f"/entities/{entity_id}/as-of", params=params)
+        assert everything.status_code == 200, everything.text
+        every = expected(events, entity_id, at, by, known, at - span, scope=None)
+        assert answered(everything.json()) == every
         found += len(truth)
-    assert found > 40  # most moments have a value to compare
+        elsewhere += sum(t[:2] != ("p", "f") for t in every)
+    assert found > 40 and elsewhere > 40  # most moments have values to compare
 
 
 def test_a_late_correction_shows_from_the_moment_it_was_processed(client: TestClient) -> None:

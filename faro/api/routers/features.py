@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter
 
-from faro.api.deps import (
-    ServiceDep,
-    Until,
-    moment,
-    now_ms,
-    require_pipeline,
-    unknown,
-    window_end,
-)
+from faro.api.deps import AsOf, ServiceDep, Until, now_ms, require_pipeline, unknown, window_end
 from faro.api.models import (
     Bucket,
     FeatureHealth,
@@ -51,73 +43,28 @@ def feature_values(
         pipeline_id=pipeline_id,
         entity_id=entity_id,
         window=window,
-        values=[_value(r) for r in rows],
+        values=[FeatureValue.from_row(r) for r in rows],
     )
 
 
 @router.get("/{feature}/values/as-of", response_model=FeatureValuesAsOf)
 def feature_value_as_of(
-    svc: ServiceDep,
-    feature: str,
-    pipeline_id: str,
-    entity_id: str,
-    at: Annotated[str, Query(description="an ISO-8601 time or epoch ms")],
-    by: Literal["processing", "event"] = "processing",
-    known_at: Annotated[
-        str | None,
-        Query(description="with by=event: an ISO-8601 time or epoch ms (default: now)"),
-    ] = None,
-    lookback: Annotated[
-        str, Query(description="how far before `at` to look for a value, as a window")
-    ] = "7d",
+    svc: ServiceDep, feature: str, pipeline_id: str, entity_id: str, q: AsOf
 ) -> FeatureValuesAsOf:
     """The entity's value at one moment, per operator: by processing time, what the
     pipeline held then (what a model reading the feature at ``at`` was served, as far
     as the sampled capture shows); by event time, the value for the latest event at
     or before ``at`` as it was known at ``known_at``, so a late correction made after
     ``known_at`` does not show."""
-    point = moment("at", at)
-    if by == "processing" and known_at is not None:
-        raise HTTPException(
-            422,
-            "known_at applies only with by=event: by processing time, what was known "
-            "at `at` is what had been processed by then",
-        )
-    if by == "processing":
-        known = point
-    else:
-        known = now_ms() if known_at is None else moment("known_at", known_at)
-    since = max(0, point - window_ms(lookback))
     require_pipeline(svc, pipeline_id)
     rows = svc.queries.entity_value_as_of(
-        feature, pipeline_id, entity_id, point, by=by, known=known, since=since
-    )
-    return FeatureValuesAsOf(
-        feature=feature, pipeline_id=pipeline_id, entity_id=entity_id, at=point, by=by,
-        known_at=known, since=since, values=[_value(r) for r in rows],
+        entity_id, q.at, by=q.by, known=q.known, since=q.since, pipeline_id=pipeline_id,
+        feature=feature,
     )  # fmt: skip
-
-
-def _value(row: dict[str, Any]) -> FeatureValue:
-    return FeatureValue(
-        operator_id=row["operator_id"],
-        event_time=row["event_time"],
-        processing_time=row["processing_time"],
-        value_type=row["value_type"],
-        value=_exact(row),
-        trace_id=row["trace_id"],
-    )
-
-
-def _exact(row: dict[str, Any]) -> bool | int | float | str | list[float] | None:
-    """The value as its type stores it (the typed columns are absent for doubles)."""
-    for typed in ("feature_value_bool", "feature_value_long", "feature_value_string",
-                  "feature_value_vector"):  # fmt: skip
-        if row.get(typed) is not None:
-            value: bool | int | str | list[float] = row[typed]
-            return value
-    number: float | None = row["feature_value"]
-    return number
+    return FeatureValuesAsOf(
+        feature=feature, pipeline_id=pipeline_id, entity_id=entity_id, at=q.at, by=q.by,
+        known_at=q.known, since=q.since, values=[FeatureValue.from_row(r) for r in rows],
+    )  # fmt: skip
 
 
 @router.get("/{feature}/values/summary", response_model=ValueSummary)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from faro.api.deps import ServiceDep
-from faro.api.models import Lineage, LineageStep, Trace, TraceEvent
+from faro.api.deps import AsOf, ServiceDep
+from faro.api.models import EntityValue, EntityValuesAsOf, Lineage, LineageStep, Trace, TraceEvent
 
 router = APIRouter(tags=["traces"])
 
@@ -32,3 +32,16 @@ def lineage(svc: ServiceDep, entity_id: str) -> Lineage:
             "PERSONAL/SENSITIVE (aggregate only), or it never passed an instrumented operator",
         )
     return Lineage(entity_id=entity_id, steps=[LineageStep(**r) for r in rows])
+
+
+@router.get("/entities/{entity_id}/as-of", response_model=EntityValuesAsOf)
+def entity_as_of(svc: ServiceDep, entity_id: str, q: AsOf) -> EntityValuesAsOf:
+    """Everything the store knows of the entity at one moment: per pipeline, feature
+    and operator, its value then (see ``/features/{feature}/values/as-of``). What a
+    model that read the entity's features at ``at`` was served, as far as sampling
+    shows."""
+    rows = svc.queries.entity_value_as_of(entity_id, q.at, by=q.by, known=q.known, since=q.since)
+    return EntityValuesAsOf(
+        entity_id=entity_id, at=q.at, by=q.by, known_at=q.known, since=q.since,
+        values=[EntityValue.from_row(r) for r in rows],
+    )  # fmt: skip
