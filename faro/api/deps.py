@@ -1,4 +1,5 @@
-"""Shared resources of the request handlers, and the errors they raise."""
+"""Shared resources of the request handlers, the query parameters several of them
+take (moments, as-of questions), and the errors they raise."""
 
 from __future__ import annotations
 
