@@ -7,7 +7,8 @@ AGGREGATE flushes of 20 operators, spread over the last 24 hours. Then
 times every read endpoint ``--repeat`` times in-process (FastAPI's test
 client: routing, validation, DuckDB and serialization; no network), once on
 the store as written and once after ``faro compact``, and prints the first
-request's time and p50/p95 of the rest per endpoint; then POSTs Avro
+request's time and p50/p95 of the rest per endpoint, and the time of as-of lookups
+of 100, 1,000 and 10,000 entities in one request; then POSTs Avro
 batches to /ingest of the largest store from one client and from two at
 once, and prints events/s.
 
@@ -155,6 +156,7 @@ def main() -> None:
             report = compact(data_dir)
             print(f"\nfaro compact: {report.files_before} files -> {report.files_after}")
             measure(client, reads, args.repeat, f"{n:,} stored events after faro compact")
+            lookups(client)
             if i == len(args.events) - 1:
                 ingest(client, n)
 
@@ -178,6 +180,27 @@ def read_urls(sample_trace: str) -> dict[str, str]:
         "trace": f"/traces/{sample_trace}",
         "lineage": "/entities/user-4242/lineage",
     }
+
+
+def lookups(client: TestClient, sizes: tuple[int, ...] = (100, 1_000, 10_000)) -> None:
+    """POST /entities/as-of: batches of entities (of the 100,000), each at a moment in the
+    last 24 hours, as a model's prediction log would ask; p50 of 5 batches per size."""
+    rng = np.random.default_rng(5)
+    now = int(time.time() * 1000)
+    print("\nPOST /entities/as-of (ms per batch, lookups/s)")
+    for size in sizes:
+        samples = []
+        for _ in range(5):
+            body = {"lookups": [
+                {"entity_id": f"user-{e}", "at": int(now - t)}
+                for e, t in zip(rng.integers(0, ENTITIES, size),
+                                rng.integers(0, 86_400_000, size), strict=True)
+            ]}  # fmt: skip
+            start = time.perf_counter()
+            client.post("/entities/as-of", json=body).raise_for_status()
+            samples.append((time.perf_counter() - start) * 1000)
+        p50 = statistics.median(samples)
+        print(f"{size:>6,} lookups   {p50:>9.1f} ms   {size / p50 * 1000:>9,.0f} lookups/s")
 
 
 def ingest(client: TestClient, stored: int) -> None:

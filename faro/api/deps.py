@@ -13,7 +13,7 @@ from fastapi import Depends, HTTPException, Query, Request
 
 from faro.api.metrics import ApiMetrics
 from faro.core.settings import FaroSettings
-from faro.core.windows import parse_time, window_ms
+from faro.core.windows import WindowError, parse_time, window_ms
 from faro.store.avro_batch import AvroBatchDecoder
 from faro.store.queries import StoreQueries
 from faro.store.writer import EventWriter
@@ -93,21 +93,41 @@ def as_of_query(
         str, Query(description="how far before `at` to look for a value, as a window")
     ] = "7d",
 ) -> AsOfQuery:
-    point = moment("at", at)
+    [query] = as_of_queries([at], by, known_at, lookback)
+    return query
+
+
+AsOf = Annotated[AsOfQuery, Depends(as_of_query)]
+
+
+def as_of_queries(
+    ats: list[str],
+    by: Literal["processing", "event"],
+    known_at: str | None,
+    lookback: str,
+    names: list[str] | None = None,
+) -> list[AsOfQuery]:
+    """One as-of question per moment of ``ats`` (named ``names`` in errors), all on
+    the same axis, lookback and ``known_at`` (by event time: one "now" for all)."""
     if by == "processing" and known_at is not None:
         raise HTTPException(
             422,
             "known_at applies only with by=event: by processing time, what was known "
             "at `at` is what had been processed by then",
         )
-    if by == "processing":
-        known = point
-    else:
+    try:
+        span = window_ms(lookback)
+    except WindowError as exc:
+        raise WindowError(f"lookback: {exc}") from None
+    known = None
+    if by == "event":
         known = now_ms() if known_at is None else moment("known_at", known_at)
-    return AsOfQuery(point, by, known, max(0, point - window_ms(lookback)))
-
-
-AsOf = Annotated[AsOfQuery, Depends(as_of_query)]
+    queries = []
+    for at, name in zip(ats, names or ["at"] * len(ats), strict=True):
+        point = moment(name, at)
+        queries.append(AsOfQuery(point, by, point if known is None else known,
+                                 max(0, point - span)))  # fmt: skip
+    return queries
 
 
 def window_end(until: str | None) -> int | None:

@@ -244,10 +244,37 @@ class FeatureValuesAsOf(AsOfAnswer):
     )
 
 
+class AsOfLookup(BaseModel):
+    entity_id: str = Field(min_length=1)
+    at: str | int = Field(description="an ISO-8601 time or epoch ms")
+
+
+class AsOfLookups(BaseModel):
+    """Many entities, each at its own moment: the point-in-time join of a table of
+    (entity, time) rows, such as a model's prediction log, with what faro captured."""
+
+    lookups: list[AsOfLookup] = Field(min_length=1, max_length=10_000)
+    by: Literal["processing", "event"] = "processing"
+    known_at: str | int | None = Field(
+        default=None, description="with by=event: an ISO-8601 time or epoch ms (default: now)"
+    )
+    lookback: str = Field(default="7d", description="how far before each `at` to look")
+    pipeline_id: str | None = Field(default=None, description="only this pipeline's values")
+    features: list[str] | None = Field(
+        default=None, max_length=1000, description="only these features (default: all)"
+    )
+
+
 class EntityValuesAsOf(AsOfAnswer):
     values: list[EntityValue] = Field(
         description="one per pipeline, feature and operator that captured the entity, in that order"
     )
+
+
+class ManyAsOf(BaseModel):
+    by: Literal["processing", "event"]
+    lookback: str
+    answers: list[EntityValuesAsOf] = Field(description="one per lookup, in their order")
 
 
 class ValueSummary(BaseModel):

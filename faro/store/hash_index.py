@@ -60,6 +60,16 @@ class HashIndex:
         held = zip(files, self._held(files), strict=True)
         return [f for f, (hashes, _) in held if _span(hashes, h)]
 
+    def files_of_any(self, values: list[str], files: list[str]) -> list[str]:
+        """Those of ``files`` that may hold any of ``values``, in their order: the
+        values hashed in one query, each file searched for all of them at once."""
+        if not values:
+            return []
+        wanted = self._query("SELECT hash(unnest($v::VARCHAR[]))", {"v": values})
+        hs = np.unique(wanted.column(0).to_numpy())
+        held = zip(files, self._held(files), strict=True)
+        return [f for f, (hashes, _) in held if _any(hashes, hs)]
+
     def rows_of(self, value: str, files: list[str]) -> dict[str, list[int]]:
         """The row numbers that may hold ``value``, per file of ``files`` that may."""
         h = self._hash(value)
@@ -92,3 +102,10 @@ def _span(hashes: np.ndarray, h: int) -> slice | None:
     """Where ``h`` is in ascending ``hashes``; None when it is not there."""
     start, stop = np.searchsorted(hashes, h), np.searchsorted(hashes, h, side="right")
     return slice(int(start), int(stop)) if stop > start else None
+
+
+def _any(hashes: np.ndarray, hs: np.ndarray) -> bool:
+    """Whether ascending ``hashes`` holds any of ``hs``."""
+    at = np.searchsorted(hashes, hs)
+    inside = at < hashes.size
+    return bool(np.any(hashes[at[inside]] == hs[inside]))

@@ -47,20 +47,34 @@ _ENTITY_VALUES = """
     ORDER BY ALL
 """
 """One entity's values of one feature in [since, until); ``{typed}``: more value columns."""
+_LATEST = """
+    QUALIFY row_number() OVER (
+        PARTITION BY {lookup}pipeline_id, feature_name, operator_id
+        ORDER BY {axis} DESC, processing_time DESC, event_time DESC NULLS LAST,
+                 trace_id DESC NULLS LAST, feature_value DESC NULLS LAST) = 1
+    ORDER BY {lookup}pipeline_id, feature_name, operator_id
+"""
+"""Keeps, per pipeline, feature and operator (and lookup), the latest value on a time
+axis ({axis}); ties go to the later processing."""
 _AS_OF = """
     SELECT pipeline_id, feature_name, processing_time, operator_id, event_time, trace_id,
            value_type, feature_value {typed}
     FROM {events}
     WHERE entity_id = $entity AND {feature}
       AND processing_time BETWEEN $since AND $known AND {axis} BETWEEN $since AND $at
-    QUALIFY row_number() OVER (
-        PARTITION BY pipeline_id, feature_name, operator_id
-        ORDER BY {axis} DESC, processing_time DESC, event_time DESC NULLS LAST,
-                 trace_id DESC NULLS LAST, feature_value DESC NULLS LAST) = 1
-    ORDER BY pipeline_id, feature_name, operator_id
-"""
-"""Per pipeline, feature and operator, one entity's latest value on a time axis ({axis})
-at ``$at``, among the values processed by ``$known``; ties go to the later processing."""
+""" + _LATEST.replace("{lookup}", "")
+"""One entity's values at ``$at``, among those processed by ``$known``."""
+_AS_OF_MANY = """
+    SELECT lookup, pipeline_id, feature_name, processing_time, operator_id, event_time,
+           trace_id, value_type, feature_value {typed}
+    FROM lookups JOIN {events}
+      ON entity_id = lookup_entity
+     AND processing_time BETWEEN lookup_since AND lookup_known
+     AND {axis} BETWEEN lookup_since AND lookup_at
+    WHERE {feature}
+""" + _LATEST.replace("{lookup}", "lookup, ")
+"""The same for each row of the table ``lookups`` (lookup, lookup_entity, lookup_at,
+lookup_known, lookup_since), in one query."""
 _TYPED = ", feature_value_long, feature_value_bool, feature_value_string, feature_value_vector"
 """The value columns of types other than double."""
 _ROLLUP_WINDOW = "feature = $feature AND minute >= $since AND minute < $until"
@@ -123,21 +137,21 @@ class StoreQueries:
         if not files:
             return []
         assert self.rollups is not None, "callers check _use_rollups first"
-        return self._run(sql, params, _dicts, rollup=self.rollups.table(kind, files))
+        return self._run(sql, params, _dicts, {"rollup": self.rollups.table(kind, files)})
 
     def _run(
         self,
         sql: str,
         params: dict[str, Any],
         read: Callable[[duckdb.DuckDBPyConnection], _T],
-        rollup: pa.Table | None = None,
+        tables: dict[str, pa.Table] | None = None,
     ) -> _T:
-        """``read``s the result of ``sql`` on a cursor of its own (with ``rollup``
-        registered under that name, when given)."""
+        """``read``s the result of ``sql`` on a cursor of its own, with ``tables``
+        registered under their names."""
         cursor = self._cursor()
         try:
-            if rollup is not None:
-                cursor.register("rollup", rollup)
+            for name, table in (tables or {}).items():
+                cursor.register(name, table)
             sql = sql.replace("{events}", "read_parquet($files, hive_partitioning = false)")
             return read(cursor.execute(sql.replace("{nulls}", _NULLS), params))
         finally:
@@ -264,7 +278,7 @@ class StoreQueries:
         """
         files = self._holding(entity_id, self._files("ENTITY", pipeline_id, since, until))
         params = {"feature": feature, "entity": entity_id, "since": since, "until": _end(until)}
-        return self._values(_ENTITY_VALUES, files, **params)
+        return self._values(_ENTITY_VALUES, files, params)
 
     def entity_value_as_of(
         self,
@@ -294,14 +308,63 @@ class StoreQueries:
         if feature is not None:
             scope, params["feature"] = "feature_name = $feature", feature
         sql = _AS_OF.replace("{axis}", axis).replace("{feature}", scope)
-        return self._values(sql, files, **params)
+        return self._values(sql, files, params)
 
-    def _values(self, sql: str, files: list[str], **params: Any) -> list[dict[str, Any]]:
-        """Runs an entity-value query whose ``{typed}`` stands for the typed value
-        columns, which are read only when a row is not a double."""
-        rows = self._rows(sql.replace("{typed}", ""), files, **params)
+    def entity_values_as_of_many(
+        self,
+        lookups: list[tuple[str, int, int, int]],
+        *,
+        by: Literal["processing", "event"],
+        pipeline_id: str | None = None,
+        features: list[str] | None = None,
+    ) -> list[list[dict[str, Any]]]:
+        """:meth:`entity_value_as_of` for each ``(entity_id, at, known, since)``, in one
+        query (a range join of the lookups with the events): one list of rows per
+        lookup, in their order. ``features``: only these (default: every feature)."""
+        if not lookups:
+            return []
+        entities, ats, knowns, sinces = (list(c) for c in zip(*lookups, strict=True))
+        files = self._files("ENTITY", pipeline_id, min(sinces), max(knowns))
+        if self.entities is not None:
+            files = self.entities.files_of_any(sorted(set(entities)), files)
+        table = pa.table({
+            "lookup": pa.array(range(len(lookups)), pa.int64()),
+            "lookup_entity": pa.array(entities, pa.string()),
+            "lookup_at": pa.array(ats, pa.int64()),
+            "lookup_known": pa.array(knowns, pa.int64()),
+            "lookup_since": pa.array(sinces, pa.int64()),
+        })  # fmt: skip
+        params: dict[str, Any] = {}
+        scope = "feature_name IS NOT NULL"
+        if features is not None:
+            scope, params["features"] = "list_contains($features, feature_name)", features
+        axis = "processing_time" if by == "processing" else "event_time"
+        sql = _AS_OF_MANY.replace("{axis}", axis).replace("{feature}", scope)
+        answers: list[list[dict[str, Any]]] = [[] for _ in lookups]
+        for row in self._values(sql, files, params, {"lookups": table}):
+            answers[row.pop("lookup")].append(row)
+        return answers
+
+    def _values(
+        self,
+        sql: str,
+        files: list[str],
+        params: dict[str, Any],
+        tables: dict[str, pa.Table] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Runs an entity-value query (as :meth:`_rows`, with ``tables`` registered by
+        name) whose ``{typed}`` stands for the typed value columns, which are read only
+        when a row is not a double."""
+        if not files:
+            return []
+
+        def run(typed: str) -> list[dict[str, Any]]:
+            query = sql.replace("{typed}", typed)
+            return self._run(query, {"files": files, **params}, _dicts, tables)
+
+        rows = run("")
         if any(r["value_type"] != "SCALAR_DOUBLE" for r in rows):
-            rows = self._rows(sql.replace("{typed}", _TYPED), files, **params)
+            rows = run(_TYPED)
         return rows
 
     def entity_summary(

@@ -213,3 +213,56 @@ def test_bad_input_is_a_4xx_that_says_what_to_change(
     )
     assert response.status_code == status
     assert says in response.json()["detail"]
+
+
+@pytest.mark.parametrize("strangers", [0, 120])  # entities the store never saw
+@pytest.mark.parametrize("by", ["processing", "event"])
+def test_many_lookups_in_one_request_match_the_events(
+    client: TestClient, events: list[CaptureEvent], strangers: int, by: str
+) -> None:
+    rng = random.Random(strangers)
+    people = [*ENTITIES, "user-late", "user-tier"]
+    lookups = [(rng.choice(people), NOW - rng.randrange(3 * DAY)) for _ in range(200)]
+    lookups += [(f"stranger-{i}", NOW - rng.randrange(3 * DAY)) for i in range(strangers)]
+    rng.shuffle(lookups)
+    known = NOW - DAY
+    for scope in (None, ("p", "f")):
+        body: dict[str, object] = {
+            "lookups": [{"entity_id": e, "at": at} for e, at in lookups],
+            "by": by, "lookback": "1d",
+        }  # fmt: skip
+        if by == "event":
+            body["known_at"] = known
+        if scope is not None:
+            body["pipeline_id"], body["features"] = scope[0], [scope[1]]
+        response = client.post("/entities/as-of", json=body)
+        assert response.status_code == 200, response.text
+        answers = response.json()["answers"]
+        assert [(a["entity_id"], a["at"]) for a in answers] == lookups
+        for (entity_id, at), answer in zip(lookups, answers, strict=True):
+            k = at if by == "processing" else known
+            assert answered(answer) == expected(
+                events, entity_id, at, by, k, at - DAY, scope=scope
+            ), (entity_id, at)
+    assert sum(len(a["values"]) for a in answers) > 50
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        ({}, 422, "lookups"),
+        ({"lookups": []}, 422, "at least 1"),
+        ({"lookups": [{"entity_id": "u", "at": 1}] * 10_001}, 422, "at most 10000"),
+        ({"lookups": [{"entity_id": "u", "at": 1}, {"entity_id": "u", "at": "x"}]}, 422,
+         "lookups[1].at"),
+        ({"lookups": [{"entity_id": "u", "at": 1}], "known_at": 5}, 422, "by=event"),
+        ({"lookups": [{"entity_id": "u", "at": 1}], "lookback": "ever"}, 422, "lookback"),
+        ({"lookups": [{"entity_id": "u", "at": 1}], "pipeline_id": "q"}, 404, "Known: other, p"),
+    ],
+)  # fmt: skip
+def test_bad_lookups_are_a_4xx_that_says_what_to_change(
+    client: TestClient, body: dict[str, object], status: int, says: str
+) -> None:
+    response = client.post("/entities/as-of", json=body)
+    assert response.status_code == status
+    assert says in response.json()["detail"]

@@ -55,6 +55,9 @@ def test_indexed_lookups_read_only_what_holds_the_trace_or_entity(tmp_path: Path
                 and e.processing_time >= since
                 for e in stored
             )
+        group = [*sorted({e for e, _, _ in entities[::3]}), "no-such-entity"]
+        found = indexed.entities.files_of_any(group, files)  # type: ignore[union-attr]
+        assert found == sorted({f for e in group for f in holding(files, "entity_id", e)})
         assert indexed.trace("no-such-trace") == []
         assert indexed.lineage("no-such-entity") == []
 

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from faro.api.deps import AsOf, ServiceDep
-from faro.api.models import EntityValue, EntityValuesAsOf, Lineage, LineageStep, Trace, TraceEvent
+from faro.api.deps import AsOf, ServiceDep, as_of_queries, require_pipeline
+from faro.api.models import (
+    AsOfLookups,
+    EntityValue,
+    EntityValuesAsOf,
+    Lineage,
+    LineageStep,
+    ManyAsOf,
+    Trace,
+    TraceEvent,
+)
 
 router = APIRouter(tags=["traces"])
 
@@ -45,3 +54,36 @@ def entity_as_of(svc: ServiceDep, entity_id: str, q: AsOf) -> EntityValuesAsOf:
         entity_id=entity_id, at=q.at, by=q.by, known_at=q.known, since=q.since,
         values=[EntityValue.from_row(r) for r in rows],
     )  # fmt: skip
+
+
+@router.post("/entities/as-of", response_model=ManyAsOf, responses={404: {}})
+def entities_as_of(svc: ServiceDep, body: AsOfLookups) -> ManyAsOf:
+    """``/entities/{id}/as-of`` for many entities, each at its own moment, in one
+    query: what a model that logged these predictions was served, to set against what
+    it logged (training/serving skew)."""
+    if body.pipeline_id is not None:
+        require_pipeline(svc, body.pipeline_id)
+    known_at = None if body.known_at is None else str(body.known_at)
+    queries = as_of_queries(
+        [str(x.at) for x in body.lookups], body.by, known_at, body.lookback,
+        [f"lookups[{i}].at" for i in range(len(body.lookups))],
+    )  # fmt: skip
+    found = svc.queries.entity_values_as_of_many(
+        [(x.entity_id, q.at, q.known, q.since) for x, q in zip(body.lookups, queries, strict=True)],
+        by=body.by, pipeline_id=body.pipeline_id, features=body.features,
+    )  # fmt: skip
+    return ManyAsOf(
+        by=body.by,
+        lookback=body.lookback,
+        answers=[
+            EntityValuesAsOf(
+                entity_id=x.entity_id,
+                at=q.at,
+                by=q.by,
+                known_at=q.known,
+                since=q.since,
+                values=[EntityValue.from_row(r) for r in rows],
+            )
+            for x, q, rows in zip(body.lookups, queries, found, strict=True)
+        ],
+    )
