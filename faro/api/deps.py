@@ -135,6 +135,14 @@ def window_end(until: str | None) -> int | None:
     return None if until is None else moment("until", until)
 
 
+def window_bounds(window: str, until: str | None) -> tuple[int, int | None]:
+    """Where a ``window`` ending at ``until`` starts, and where it ends (None: now,
+    with no upper bound on processing time), epoch ms."""
+    span = window_ms(window)
+    end = window_end(until)
+    return (now_ms() if end is None else end) - span, end
+
+
 def unknown(what: str, name: str, known: list[str]) -> HTTPException:
     """404 naming the closest known names, so a typo is obvious."""
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)

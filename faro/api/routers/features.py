@@ -7,7 +7,16 @@ from typing import Any, Literal
 
 from fastapi import APIRouter
 
-from faro.api.deps import AsOf, ServiceDep, Until, now_ms, require_pipeline, unknown, window_end
+from faro.api.deps import (
+    AsOf,
+    ServiceDep,
+    Until,
+    now_ms,
+    require_pipeline,
+    unknown,
+    window_bounds,
+    window_end,
+)
 from faro.api.models import (
     Bucket,
     FeatureHealth,
@@ -34,8 +43,7 @@ def feature_values(
     until: Until = None,
 ) -> FeatureValues:
     """The entity's sampled values within ``window`` (ending at ``until``), oldest first."""
-    end = window_end(until)
-    since = (now_ms() if end is None else end) - window_ms(window)
+    since, end = window_bounds(window, until)
     require_pipeline(svc, pipeline_id)
     rows = svc.queries.entity_values(feature, pipeline_id, entity_id, since, end)
     return FeatureValues(

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from faro.api.deps import ServiceDep, Until, moment, now_ms, require_pipeline, window_end
+from faro.api.deps import ServiceDep, Until, moment, now_ms, require_pipeline, window_bounds
 from faro.api.fires import window_operators
 from faro.api.funnel import funnel_stages, guessed_order, requested_order
 from faro.api.models import (
@@ -81,12 +81,10 @@ def pipeline_operators(
 ) -> PipelineOperators:
     """Throughput per operator over ``window`` (ending at ``until``), summed over
     subtasks; the last flush before the window's end."""
-    span = window_ms(window)
-    end = window_end(until)
+    since, end = window_bounds(window, until)
     require_pipeline(svc, pipeline_id)
-    minutes = span / 60_000
+    minutes = window_ms(window) / 60_000
     out = []
-    since = (now_ms() if end is None else end) - span
     for row in svc.queries.operators(pipeline_id, since, end):
         inputs, outputs, late = (row[k] or 0 for k in ("input_count", "output_count", "late_count"))
         out.append(
@@ -127,10 +125,8 @@ def pipeline_windows(
     """Per window operator, over ``window`` of processing time: how long after each
     window's end its results were captured (fire delay), late rate per window, and the
     windows that never fired between the first and the last that did."""
-    span = window_ms(window)
-    end = window_end(until)
+    since, end = window_bounds(window, until)
     require_pipeline(svc, pipeline_id)
-    since = (now_ms() if end is None else end) - span
     operators = window_operators(svc.queries, pipeline_id, since, limit, end)
     return PipelineWindows(pipeline_id=pipeline_id, window=window, operators=operators)
 
@@ -153,10 +149,9 @@ def pipeline_funnel(
     """Records in and out of each stage over ``window``, summed over subtasks, with
     what each stage passed on, what reached it from the stage before, and what is left
     of the first stage's input: where a pipeline loses records."""
-    span = window_ms(window)
-    end = window_end(until)
+    since, end = window_bounds(window, until)
     require_pipeline(svc, pipeline_id)
-    rows = svc.queries.operators(pipeline_id, (now_ms() if end is None else end) - span, end)
+    rows = svc.queries.operators(pipeline_id, since, end)
     if order is None:
         stages = guessed_order(rows)
     else:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException
 
-from faro.api.deps import AsOf, ServiceDep, as_of_queries, require_pipeline
+from faro.api.deps import AsOf, AsOfQuery, ServiceDep, as_of_queries, require_pipeline
 from faro.api.models import (
     AsOfLookups,
     EntityValue,
@@ -50,10 +52,7 @@ def entity_as_of(svc: ServiceDep, entity_id: str, q: AsOf) -> EntityValuesAsOf:
     model that read the entity's features at ``at`` was served, as far as sampling
     shows."""
     rows = svc.queries.entity_value_as_of(entity_id, q.at, by=q.by, known=q.known, since=q.since)
-    return EntityValuesAsOf(
-        entity_id=entity_id, at=q.at, by=q.by, known_at=q.known, since=q.since,
-        values=[EntityValue.from_row(r) for r in rows],
-    )  # fmt: skip
+    return _answer(entity_id, q, rows)
 
 
 @router.post("/entities/as-of", response_model=ManyAsOf, responses={404: {}})
@@ -76,14 +75,14 @@ def entities_as_of(svc: ServiceDep, body: AsOfLookups) -> ManyAsOf:
         by=body.by,
         lookback=body.lookback,
         answers=[
-            EntityValuesAsOf(
-                entity_id=x.entity_id,
-                at=q.at,
-                by=q.by,
-                known_at=q.known,
-                since=q.since,
-                values=[EntityValue.from_row(r) for r in rows],
-            )
+            _answer(x.entity_id, q, rows)
             for x, q, rows in zip(body.lookups, queries, found, strict=True)
         ],
     )
+
+
+def _answer(entity_id: str, q: AsOfQuery, rows: list[dict[str, Any]]) -> EntityValuesAsOf:
+    return EntityValuesAsOf(
+        entity_id=entity_id, at=q.at, by=q.by, known_at=q.known, since=q.since,
+        values=[EntityValue.from_row(r) for r in rows],
+    )  # fmt: skip
