@@ -155,3 +155,9 @@ def require_pipeline(svc: Service, pipeline_id: str) -> None:
     known = svc.queries.pipelines()
     if pipeline_id not in known:
         raise unknown("pipeline", pipeline_id, known)
+
+
+def require_operator(svc: Service, pipeline_id: str, operator_id: str) -> None:
+    known = [r["operator_id"] for r in svc.queries.operators(pipeline_id, 0)]
+    if operator_id not in known:
+        raise unknown(f"operator of pipeline {pipeline_id!r}:", operator_id, known)

@@ -174,12 +174,16 @@ class PipelineWindows(BaseModel):
     )
 
 
+Value = bool | int | float | str | list[float] | None
+"""A feature value as its type stores it."""
+
+
 class FeatureValue(BaseModel):
     operator_id: str
     event_time: int | None
     processing_time: int
     value_type: str | None
-    value: bool | int | float | str | list[float] | None
+    value: Value
     trace_id: str | None
 
     @classmethod
@@ -191,7 +195,7 @@ class FeatureValue(BaseModel):
         )
 
 
-def _typed_value(row: dict[str, Any]) -> bool | int | float | str | list[float] | None:
+def _typed_value(row: dict[str, Any]) -> Value:
     """The value as its type stores it (the typed columns are absent for doubles)."""
     for typed in ("feature_value_bool", "feature_value_long", "feature_value_string",
                   "feature_value_vector"):  # fmt: skip
@@ -275,6 +279,68 @@ class ManyAsOf(BaseModel):
     by: Literal["processing", "event"]
     lookback: str
     answers: list[EntityValuesAsOf] = Field(description="one per lookup, in their order")
+
+
+class ServedValue(BaseModel):
+    entity_id: str = Field(min_length=1)
+    at: str | int = Field(description="when the model read the value: an ISO-8601 time or epoch ms")
+    value: Value = Field(description="the value the model was served, as it logged it")
+
+
+class SkewCheck(BaseModel):
+    """A model's log of served values, to check against what the pipeline computed."""
+
+    pipeline_id: str
+    operator_id: str | None = Field(
+        default=None,
+        description="the operator whose values to compare with (default: for each row, the "
+        "one that processed the entity's value last by then: the pipeline's latest word)",
+    )
+    rows: list[ServedValue] = Field(min_length=1, max_length=10_000)
+    lookback: str = Field(default="7d", description="how far before each `at` to look")
+    abs_tol: float = Field(default=1e-9, ge=0, description="numbers within this match")
+    rel_tol: float = Field(
+        default=1e-9, ge=0, description="... or within this fraction of the larger one"
+    )
+
+
+class SkewRow(BaseModel):
+    index: int = Field(description="the row's position in the request")
+    entity_id: str
+    at: int = Field(description="epoch ms")
+    served: Value
+    captured: FeatureValue = Field(
+        description="what the pipeline held at `at`: the value last processed by then"
+    )
+    abs_diff: float | None = Field(description="|served - captured| for numbers")
+    served_processed_at: int | None = Field(
+        description="when the operator last processed the served value before its current one "
+        "(epoch ms): set when the model was served an outdated value"
+    )
+    outdated_ms: int | None = Field(
+        description="how long the served value had been replaced at `at`, in ms"
+    )
+
+
+class SkewReport(BaseModel):
+    feature: str
+    pipeline_id: str
+    operator_id: str | None
+    lookback: str
+    rows: int
+    compared: int = Field(description="rows for which the store holds a captured value")
+    matched: int
+    mismatched: int
+    outdated: int = Field(
+        description="mismatched rows whose served value the operator had processed before: "
+        "a serving store behind the pipeline"
+    )
+    not_captured: int = Field(
+        description="rows with no captured value in the lookback: the entity was not sampled, "
+        "or the operator never saw it"
+    )
+    mismatch_rate: float | None = Field(description="mismatched / compared")
+    mismatches: list[SkewRow] = Field(description="every mismatched row, in request order")
 
 
 class ValueSummary(BaseModel):

@@ -75,6 +75,17 @@ _AS_OF_MANY = """
 """ + _LATEST.replace("{lookup}", "lookup, ")
 """The same for each row of the table ``lookups`` (lookup, lookup_entity, lookup_at,
 lookup_known, lookup_since), in one query."""
+_HISTORIES = """
+    SELECT lookup, processing_time, operator_id, event_time, trace_id, value_type,
+           feature_value {typed}
+    FROM lookups JOIN {events}
+      ON entity_id = lookup_entity AND operator_id = lookup_operator
+     AND processing_time BETWEEN lookup_since AND lookup_until
+    WHERE feature_name = $feature
+    ORDER BY lookup, processing_time DESC, event_time DESC NULLS LAST, trace_id DESC NULLS LAST,
+             feature_value DESC NULLS LAST
+"""
+"""Each lookup's values of one feature from one operator, newest first, in one query."""
 _TYPED = ", feature_value_long, feature_value_bool, feature_value_string, feature_value_vector"
 """The value columns of types other than double."""
 _ROLLUP_WINDOW = "feature = $feature AND minute >= $since AND minute < $until"
@@ -324,23 +335,57 @@ class StoreQueries:
         if not lookups:
             return []
         entities, ats, knowns, sinces = (list(c) for c in zip(*lookups, strict=True))
-        files = self._files("ENTITY", pipeline_id, min(sinces), max(knowns))
-        if self.entities is not None:
-            files = self.entities.files_of_any(sorted(set(entities)), files)
-        table = pa.table({
-            "lookup": pa.array(range(len(lookups)), pa.int64()),
-            "lookup_entity": pa.array(entities, pa.string()),
-            "lookup_at": pa.array(ats, pa.int64()),
-            "lookup_known": pa.array(knowns, pa.int64()),
-            "lookup_since": pa.array(sinces, pa.int64()),
-        })  # fmt: skip
         params: dict[str, Any] = {}
         scope = "feature_name IS NOT NULL"
         if features is not None:
             scope, params["features"] = "list_contains($features, feature_name)", features
         axis = "processing_time" if by == "processing" else "event_time"
         sql = _AS_OF_MANY.replace("{axis}", axis).replace("{feature}", scope)
-        answers: list[list[dict[str, Any]]] = [[] for _ in lookups]
+        columns = {"lookup_entity": entities, "lookup_at": ats, "lookup_known": knowns,
+                   "lookup_since": sinces}  # fmt: skip
+        return self._per_lookup(sql, columns, pipeline_id, min(sinces), max(knowns), params)
+
+    def entity_histories_many(
+        self,
+        lookups: list[tuple[str, str, int, int]],
+        *,
+        pipeline_id: str,
+        feature: str,
+    ) -> list[list[dict[str, Any]]]:
+        """For each ``(entity_id, operator_id, since, until)``, the values of ``feature``
+        that operator processed for the entity in [since, until], newest first (ties in
+        the order of :meth:`entity_value_as_of`): one list per lookup, in their order."""
+        if not lookups:
+            return []
+        entities, operators, sinces, untils = (list(c) for c in zip(*lookups, strict=True))
+        columns = {"lookup_entity": entities, "lookup_operator": operators,
+                   "lookup_since": sinces, "lookup_until": untils}  # fmt: skip
+        return self._per_lookup(
+            _HISTORIES, columns, pipeline_id, min(sinces), max(untils), {"feature": feature}
+        )
+
+    def _per_lookup(
+        self,
+        sql: str,
+        columns: dict[str, list[Any]],
+        pipeline_id: str | None,
+        since: int,
+        until: int,
+        params: dict[str, Any],
+    ) -> list[list[dict[str, Any]]]:
+        """Runs ``sql``, which joins the table ``lookups`` (``columns`` and a ``lookup``
+        number) with the ENTITY events of [since, until] of the entities in
+        ``lookup_entity``: one list of rows per lookup, in their order."""
+        n = len(columns["lookup_entity"])
+        files = self._files("ENTITY", pipeline_id, since, until)
+        if self.entities is not None:
+            files = self.entities.files_of_any(sorted(set(columns["lookup_entity"])), files)
+        table = pa.table({
+            "lookup": pa.array(range(n), pa.int64()),
+            **{name: pa.array(values, pa.string() if type(values[0]) is str else pa.int64())
+               for name, values in columns.items()},
+        })  # fmt: skip
+        answers: list[list[dict[str, Any]]] = [[] for _ in range(n)]
         for row in self._values(sql, files, params, {"lookups": table}):
             answers[row.pop("lookup")].append(row)
         return answers
