@@ -8,7 +8,7 @@ times every read endpoint ``--repeat`` times in-process (FastAPI's test
 client: routing, validation, DuckDB and serialization; no network), once on
 the store as written and once after ``faro compact``, and prints the first
 request's time and p50/p95 of the rest per endpoint, and the time of as-of lookups
-of 100, 1,000 and 10,000 entities in one request; then POSTs Avro
+and of skew checks of 100, 1,000 and 10,000 entities in one request; then POSTs Avro
 batches to /ingest of the largest store from one client and from two at
 once, and prints events/s.
 
@@ -157,6 +157,7 @@ def main() -> None:
             print(f"\nfaro compact: {report.files_before} files -> {report.files_after}")
             measure(client, reads, args.repeat, f"{n:,} stored events after faro compact")
             lookups(client)
+            skew(client)
             if i == len(args.events) - 1:
                 ingest(client, n)
 
@@ -201,6 +202,31 @@ def lookups(client: TestClient, sizes: tuple[int, ...] = (100, 1_000, 10_000)) -
             samples.append((time.perf_counter() - start) * 1000)
         p50 = statistics.median(samples)
         print(f"{size:>6,} lookups   {p50:>9.1f} ms   {size / p50 * 1000:>9,.0f} lookups/s")
+
+
+def skew(client: TestClient, sizes: tuple[int, ...] = (100, 1_000, 10_000)) -> None:
+    """POST /features/{feature}/skew: served values of random entities, each at a moment
+    in the last 24 hours. The values are random, so every captured row is a mismatch and
+    its history is read too: the endpoint's slowest case; p50 of 5 batches per size."""
+    rng = np.random.default_rng(6)
+    now = int(time.time() * 1000)
+    print("\nPOST /features/purchase_amount_7d/skew, every row a mismatch (ms per batch, rows/s)")
+    for size in sizes:
+        samples, mismatched = [], 0
+        for _ in range(5):
+            body = {"pipeline_id": "user-feature-pipeline", "rows": [
+                {"entity_id": f"user-{e}", "at": int(now - t), "value": float(v)}
+                for e, t, v in zip(rng.integers(0, ENTITIES, size),
+                                   rng.integers(0, 86_400_000, size),
+                                   rng.normal(100, 15, size), strict=True)
+            ]}  # fmt: skip
+            start = time.perf_counter()
+            response = client.post("/features/purchase_amount_7d/skew", json=body)
+            samples.append((time.perf_counter() - start) * 1000)
+            mismatched += response.raise_for_status().json()["mismatched"]
+        p50 = statistics.median(samples)
+        print(f"{size:>6,} rows   {p50:>9.1f} ms   {size / p50 * 1000:>9,.0f} rows/s"
+              f"   ({mismatched / 5:,.0f} mismatched a batch)")  # fmt: skip
 
 
 def ingest(client: TestClient, stored: int) -> None:
