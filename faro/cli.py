@@ -177,6 +177,56 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="default: %(default)s")
     s.add_argument("--port", type=int, default=9000, help="default: %(default)s")
 
+    k = _command(
+        sub,
+        "skew",
+        _skew,
+        "check a model's log of served feature values against what the pipeline held",
+        "Reads LOG (Parquet, CSV or JSON lines; a row per feature read: entity, time, "
+        "value served) in chunks of 10,000 rows, checks each with the API's POST "
+        "/features/{feature}/skew, and prints how many rows matched, how many did not, "
+        "how many of those were served a value the pipeline had already replaced "
+        "(outdated), and how many have no captured value (entity not sampled). Progress "
+        "goes to stderr. Exits 1 when the mismatch rate exceeds --max-mismatch-rate.",
+        data_dir=False,
+    )
+    k.add_argument("log", type=Path, metavar="LOG", help="the serving or prediction log")
+    k.add_argument("--feature", required=True, help="the feature the log's values are of")
+    k.add_argument("--pipeline", required=True, help="the pipeline that computes it")
+    k.add_argument(
+        "--operator",
+        help="compare with this operator's values (default: per row, the one that processed "
+        "the entity's value last)",
+    )
+    k.add_argument(
+        "--api",
+        default="http://127.0.0.1:9000",
+        help="the URL of `faro serve` (default: %(default)s)",
+    )
+    k.add_argument("--entity-column", default="entity_id", help="default: %(default)s")
+    k.add_argument(
+        "--time-column",
+        default="at",
+        help="when the model read the value: timestamps (UTC when without zone), epoch ms "
+        "or ISO-8601 strings (default: %(default)s)",
+    )
+    k.add_argument("--value-column", help="the value served (default: the feature's name)")
+    k.add_argument("--lookback", default="7d", help="default: %(default)s")
+    k.add_argument("--abs-tol", type=float, default=1e-9, help="default: %(default)s")
+    k.add_argument("--rel-tol", type=float, default=1e-9, help="default: %(default)s")
+    k.add_argument(
+        "--mismatches",
+        type=Path,
+        metavar="PATH",
+        help="write every mismatched row here as JSON lines (index: its row in LOG)",
+    )
+    k.add_argument(
+        "--max-mismatch-rate",
+        type=float,
+        metavar="RATE",
+        help="exit 1 when mismatched / compared exceeds this (for scheduled checks)",
+    )
+
     t = _command(
         sub,
         "tail",
@@ -396,6 +446,33 @@ def _detect(args: argparse.Namespace) -> int:
 def _iso(epoch_ms: int) -> str:
     moment = dt.datetime.fromtimestamp(epoch_ms / 1000, tz=dt.timezone.utc)
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _skew(args: argparse.Namespace) -> int:
+    from faro.serving_log import Columns, run
+
+    if not args.log.is_file():
+        raise ValueError(f"no such file: {args.log}")
+    options = {
+        "pipeline_id": args.pipeline, "operator_id": args.operator, "lookback": args.lookback,
+        "abs_tol": args.abs_tol, "rel_tol": args.rel_tol,
+    }  # fmt: skip
+    columns = Columns(args.entity_column, args.time_column, args.value_column or args.feature)
+    out = None if args.mismatches is None else args.mismatches.open("w")
+    try:
+        totals = run(args.log, args.api, args.feature, options, columns, out)
+    finally:
+        if out is not None:
+            out.close()
+    print(f"{args.feature} of {args.pipeline}, served against captured:")
+    print(totals.summary())
+    if args.mismatches is not None:
+        print(f"mismatched rows: {args.mismatches}")
+    rate = totals.mismatch_rate
+    if args.max_mismatch_rate is not None and rate is not None and rate > args.max_mismatch_rate:
+        print(f"mismatch rate {rate:.2%} exceeds {args.max_mismatch_rate:.2%}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _compact(args: argparse.Namespace) -> int:

@@ -1,0 +1,183 @@
+"""``faro skew``: a model's log of served values, checked through the query API.
+
+A prediction log is a file (Parquet, CSV or JSON lines) with a row per feature
+read: the entity, when it was read and the value served. It can hold millions
+of rows; the API takes up to 10,000 per request, so the log is read in chunks,
+each checked by ``POST /features/{feature}/skew``, and the answers are added up.
+Going through the API, not the store, lets it run wherever the API is reachable.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote
+
+import pyarrow as pa
+
+CHUNK = 10_000
+_COUNTS = ("rows", "compared", "matched", "mismatched", "outdated", "not_captured")
+
+
+@dataclass
+class Columns:
+    entity: str
+    time: str
+    value: str
+
+
+@dataclass
+class Totals:
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_COUNTS, 0))
+
+    def add(self, answer: dict[str, Any]) -> None:
+        for name in _COUNTS:
+            self.counts[name] += answer[name]
+
+    @property
+    def mismatch_rate(self) -> float | None:
+        compared = self.counts["compared"]
+        return self.counts["mismatched"] / compared if compared else None
+
+    def summary(self) -> str:
+        c = self.counts
+        rate = self.mismatch_rate
+        lines = [
+            f"rows                {c['rows']:>12,}",
+            f"compared            {c['compared']:>12,}",
+            f"  matched           {c['matched']:>12,}",
+            f"  mismatched        {c['mismatched']:>12,}"
+            + ("" if rate is None else f"   ({rate:.2%} of compared)"),
+            f"    of them outdated{c['outdated']:>12,}   (a value the pipeline had replaced)",
+            f"not captured        {c['not_captured']:>12,}   (entity not sampled, or no value "
+            "in the lookback)",
+        ]
+        return "\n".join(lines)
+
+
+def chunks(path: Path, columns: Columns, size: int = CHUNK) -> Iterator[list[dict[str, Any]]]:
+    """The log's rows as the API's ``rows``, ``size`` at a time; a Parquet file is
+    streamed, CSV and JSON lines are read whole."""
+    wanted = [columns.entity, columns.time, columns.value]
+    if len(set(wanted)) < 3:
+        raise ValueError(
+            f"entity, time and value must be three different columns, got {', '.join(wanted)}: "
+            "set --entity-column, --time-column and --value-column"
+        )
+    for batch in _batches(path, wanted, size):
+        entity, when, value = (batch.column(name) for name in wanted)
+        yield [
+            {"entity_id": "" if e is None else str(e), "at": t, "value": v}
+            for e, t, v in zip(entity.to_pylist(), _times(when, columns.time), value.to_pylist(),
+                               strict=True)
+        ]  # fmt: skip
+
+
+def _batches(path: Path, wanted: list[str], size: int) -> Iterator[pa.RecordBatch]:
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        log = pq.ParquetFile(path)
+        _require(wanted, log.schema_arrow.names, path)
+        yield from log.iter_batches(batch_size=size, columns=wanted)
+        return
+    if suffix == ".csv":
+        import pyarrow.csv as csv
+
+        table = csv.read_csv(path)
+    elif suffix in (".json", ".jsonl", ".ndjson"):
+        import pyarrow.json as pj
+
+        table = pj.read_json(path)
+    else:
+        raise ValueError(
+            f"{path}: give a .parquet, .csv or .jsonl file (JSON lines: one object per line)"
+        )
+    _require(wanted, table.column_names, path)
+    yield from table.select(wanted).to_batches(max_chunksize=size)
+
+
+def _require(wanted: list[str], present: list[str], path: Path) -> None:
+    missing = [name for name in wanted if name not in present]
+    if missing:
+        raise ValueError(
+            f"{path} has no column {', '.join(map(repr, missing))}; its columns: "
+            f"{', '.join(present)}. Name yours with --entity-column, --time-column and "
+            "--value-column"
+        )
+
+
+def _times(column: pa.Array, name: str) -> list[Any]:
+    """Epoch ms for timestamps (a timestamp without zone is UTC) and integers (taken
+    as epoch ms); strings go to the API as they are (ISO-8601)."""
+    kind = column.type
+    if pa.types.is_timestamp(kind):
+        return column.cast(pa.timestamp("ms", kind.tz), safe=False).cast(pa.int64()).to_pylist()
+    if pa.types.is_integer(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return column.to_pylist()
+    raise ValueError(
+        f"the time column {name!r} is {kind}; give timestamps, epoch milliseconds or "
+        "ISO-8601 strings"
+    )
+
+
+def check(api: str, feature: str, body: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
+    """One ``POST /features/{feature}/skew``; the API's own message when it refuses."""
+    request = urllib.request.Request(
+        f"{api.rstrip('/')}/features/{quote(feature, safe='')}/skew",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            answer: dict[str, Any] = json.load(response)
+            return answer
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.load(exc).get("detail", exc.reason)
+        except ValueError:
+            detail = exc.reason
+        raise RuntimeError(f"the API at {api} answered {exc.code}: {detail}") from None
+    except urllib.error.URLError as exc:
+        raise RuntimeError(
+            f"cannot reach the API at {api} ({exc.reason}); start it with `faro serve` or "
+            "pass --api"
+        ) from None
+
+
+def run(
+    path: Path,
+    api: str,
+    feature: str,
+    options: dict[str, Any],
+    columns: Columns,
+    mismatches: IO[str] | None,
+    progress: IO[str] | None = None,
+) -> Totals:
+    """Checks the whole log; writes each mismatched row as a JSON line to
+    ``mismatches``, its ``index`` the row's position in the log; progress goes to
+    ``progress`` (default: stderr)."""
+    totals = Totals()
+    for rows in chunks(path, columns):
+        answer = check(api, feature, {**options, "rows": rows})
+        if mismatches is not None:
+            for row in answer["mismatches"]:
+                row["index"] += totals.counts["rows"]
+                mismatches.write(json.dumps(row) + "\n")
+        totals.add(answer)
+        c = totals.counts
+        print(
+            f"checked {c['rows']:,} rows: {c['mismatched']:,} mismatched "
+            f"({c['outdated']:,} outdated), {c['not_captured']:,} not captured",
+            file=progress or sys.stderr,
+            flush=True,
+        )
+    return totals
