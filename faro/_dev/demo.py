@@ -5,8 +5,8 @@ query API (all three left running, in their own sessions), runs the order
 pipeline (AGGREGATE mode) and the user feature pipeline (ENTITY mode) on local
 PyFlink mini-clusters with the async Kafka sink, waits until the API answers
 from what the materializer stored, and prints the URLs, a summary, and curl
-commands and a ``faro tail`` command it has checked return data. ``down`` stops
-what ``up`` started.
+commands, a ``faro tail`` and a ``faro skew`` command it has checked return
+data. ``down`` stops what ``up`` started.
 State lives in ``.faro/demo/`` (pids, logs, the Parquet store).
 """
 
@@ -235,6 +235,7 @@ def _report(api: str, bootstrap: str) -> None:
         assert body, f"{url} answered nothing"
         print(f"# {label}\ncurl '{url}'\n")
     _print_tail(bootstrap)
+    _print_skew(api)
     summary = _get(checks["value summary"])
     print(
         f"purchase_amount_7d over the last hour: {summary['count']:,} sampled values, "
@@ -266,6 +267,48 @@ def _print_tail(bootstrap: str) -> None:
         "# the events on the topic, as JSON lines (without --max-events: what arrives)\n"
         f"{faro} tail --bootstrap-servers {bootstrap} --from-beginning --max-events 3\n"
     )
+
+
+def _print_skew(api: str) -> None:
+    """``faro skew`` on a serving log written here, as a model reading from a store
+    that lags the pipeline would have logged it: the sampled users' current values,
+    one user's value from before the pipeline replaced it, and an unsampled user."""
+    from faro.serving_log import Columns, run
+
+    pipeline, feature = "user-feature-pipeline", "purchase_amount_7d"
+    now = int(time.time() * 1000)
+    sampled = [f"user-{i}" for i in range(USERS) if is_sampled(f"user-{i}", SAMPLE_RATE)]
+    rows, stale = [], False
+    for user in sampled[:5]:
+        query = {"pipeline_id": pipeline, "entity_id": user}
+        found = _get(f"{api}/features/{feature}/values/as-of?" + urlencode({**query, "at": now}))
+        if not found["values"]:
+            continue
+        current = max(found["values"], key=lambda v: (v["processing_time"], v["operator_id"]))
+        rows.append((user, now, current["value"]))
+        history = _get(f"{api}/features/{feature}/values?" + urlencode({**query, "window": "1h"}))
+        replaced = [
+            v["value"] for v in history["values"]
+            if v["processing_time"] < current["processing_time"] and v["value"] != current["value"]
+        ]  # fmt: skip
+        if replaced and not stale:
+            rows.append((user, now, replaced[-1]))
+            stale = True
+    unsampled = next(f"user-{i}" for i in range(USERS) if f"user-{i}" not in sampled)
+    rows.append((unsampled, now, 0.0))
+    log = STATE_DIR / "serving-log.csv"
+    log.write_text(f"entity_id,at,{feature}\n" + "".join(f"{u},{t},{v!r}\n" for u, t, v in rows))
+    options = {"pipeline_id": pipeline, "operator_id": None, "lookback": "7d",
+               "abs_tol": 1e-9, "rel_tol": 1e-9}  # fmt: skip
+    totals = run(log, api, feature, options, Columns("entity_id", "at", feature), None,
+                 io.StringIO())  # fmt: skip
+    faro = Path(sys.executable).parent / "faro"
+    print(
+        "# a model's serving log (written here: what a store lagging the pipeline would have "
+        "served),\n# checked against what the pipeline held when the model read it\n"
+        f"{faro} skew {log} --feature {feature} --pipeline {pipeline} --api {api}"
+    )
+    print(totals.summary() + "\n")
 
 
 def down(quiet: bool = False) -> int:

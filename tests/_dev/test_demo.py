@@ -90,6 +90,23 @@ def test_demo_runs_the_whole_path_and_stops_cleanly() -> None:
         events = [e for line in shown.stdout.splitlines() for e in from_json(line)]
         assert len(events) == 3
         assert {e.pipeline_id for e in events} <= {"order-pipeline", "user-feature-pipeline"}
+
+        # the serving log it wrote: sampled users' current values, one of them also with a
+        # value the pipeline had replaced, and one unsampled user
+        [skew] = re.findall(r"^(\S+/faro skew .+)$", up.stdout, re.M)
+        checked = subprocess.run(shlex.split(skew), capture_output=True, text=True, timeout=60)
+        assert checked.returncode == 0, checked.stderr
+        users = [line.split(",")[0] for line in
+                 (STATE_DIR / "serving-log.csv").read_text().splitlines()[1:]]  # fmt: skip
+        stale = len(users) - len(set(users))
+        assert stale == 1 and users[-1] == unsampled
+        counts = {line[:20].strip(): int(line[20:32].replace(",", ""))
+                  for line in checked.stdout.splitlines()[1:]}  # fmt: skip
+        assert counts == {
+            "rows": len(users), "compared": len(users) - 1, "matched": len(users) - 1 - stale,
+            "mismatched": stale, "of them outdated": stale, "not captured": 1,
+        }  # fmt: skip
+        assert checked.stdout.splitlines()[1:] == up.stdout.split(skew)[1].splitlines()[1:7]
     finally:
         down = _demo("down", timeout=60)
     assert down.returncode == 0
