@@ -9,6 +9,7 @@ Going through the API, not the store, lets it run wherever the API is reachable.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 import urllib.error
@@ -22,6 +23,7 @@ from urllib.parse import quote
 import pyarrow as pa
 
 CHUNK = 10_000
+HOURS_LISTED = 48
 _COUNTS = ("rows", "compared", "matched", "mismatched", "outdated", "not_captured")
 
 
@@ -35,10 +37,16 @@ class Columns:
 @dataclass
 class Totals:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_COUNTS, 0))
+    hours: dict[int, list[int]] = field(default_factory=dict)
+    """compared, mismatched and outdated rows per UTC hour (start, epoch ms)"""
 
     def add(self, answer: dict[str, Any]) -> None:
         for name in _COUNTS:
             self.counts[name] += answer[name]
+        for h in answer["hours"]:
+            counts = self.hours.setdefault(h["start"], [0, 0, 0])
+            for k, name in enumerate(("compared", "mismatched", "outdated")):
+                counts[k] += h[name]
 
     @property
     def mismatch_rate(self) -> float | None:
@@ -58,7 +66,20 @@ class Totals:
             f"not captured        {c['not_captured']:>12,}   (entity not sampled, or no value "
             "in the lookback)",
         ]
-        return "\n".join(lines)
+        return "\n".join(lines + self._hour_lines())
+
+    def _hour_lines(self, most: int = HOURS_LISTED) -> list[str]:
+        """The hours with mismatches, oldest first: when the serving path went wrong."""
+        bad = [(start, c) for start, c in sorted(self.hours.items()) if c[1]]
+        if not bad:
+            return []
+        lines = ["", f"{'hour (UTC)':<18}{'compared':>12}{'mismatched':>12}{'outdated':>10}"]
+        for start, (n, mismatched, outdated) in bad[:most]:
+            hour = dt.datetime.fromtimestamp(start / 1000, dt.timezone.utc)
+            lines.append(f"{hour:%Y-%m-%d %H:%M}  {n:>12,}{mismatched:>12,}{outdated:>10,}")
+        if len(bad) > most:
+            lines.append(f"... and {len(bad) - most:,} more hours with mismatches")
+        return lines
 
 
 def chunks(path: Path, columns: Columns, size: int = CHUNK) -> Iterator[list[dict[str, Any]]]:

@@ -97,6 +97,21 @@ def test_a_parquet_log_of_several_chunks_is_counted_row_by_row(
     assert f"of them outdated{len(kinds['outdated']):>12,}" in printed.out
     assert f"not captured        {len(kinds['not captured']):>12,}" in printed.out
 
+    hours: dict[int, list[int]] = {}
+    for kind, positions in kinds.items():
+        for i in positions:
+            at = rows[i][1]
+            counts = hours.setdefault(at - at % HOUR, [0, 0, 0])
+            counts[0] += kind != "not captured"
+            counts[1] += kind in ("outdated", "wrong")
+            counts[2] += kind == "outdated"
+    table = printed.out.split("hour (UTC)")[1].splitlines()[1:-1]  # then the file's name
+    assert table == [
+        f"{dt.datetime.fromtimestamp(start / 1000, dt.timezone.utc):%Y-%m-%d %H:%M}  "
+        f"{n:>12,}{bad:>12,}{old:>10,}"
+        for start, (n, bad, old) in sorted(hours.items())
+    ]
+
     found = [json.loads(line) for line in out.read_text().splitlines()]
     assert [m["index"] for m in found] == sorted(kinds["outdated"] + kinds["wrong"])
     for m in found:

@@ -322,6 +322,14 @@ class SkewRow(BaseModel):
     )
 
 
+class SkewHour(BaseModel):
+    start: int = Field(description="the UTC hour's start, epoch ms")
+    rows: int
+    compared: int
+    mismatched: int
+    outdated: int
+
+
 class SkewReport(BaseModel):
     feature: str
     pipeline_id: str
@@ -340,6 +348,10 @@ class SkewReport(BaseModel):
         "or the operator never saw it"
     )
     mismatch_rate: float | None = Field(description="mismatched / compared")
+    hours: list[SkewHour] = Field(
+        description="the same counts per UTC hour of the rows' `at`, oldest first: when the "
+        "serving path went wrong"
+    )
     mismatches: list[SkewRow] = Field(description="every mismatched row, in request order")
 
 

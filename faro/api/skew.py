@@ -14,7 +14,9 @@ import itertools
 import math
 from typing import Any
 
-from faro.api.models import FeatureValue, ServedValue, SkewRow, Value
+from faro.api.models import FeatureValue, ServedValue, SkewHour, SkewRow, Value
+
+HOUR_MS = 3_600_000
 
 
 def same_value(served: Value, captured: Value, *, abs_tol: float, rel_tol: float) -> bool:
@@ -79,3 +81,25 @@ def mismatch(
         served_processed_at=produced,
         outdated_ms=None if replaced is None else at - replaced,
     )
+
+
+def hours(ats: list[int], compared: list[int], mismatches: list[SkewRow]) -> list[SkewHour]:
+    """The rows per UTC hour of their ``at``, oldest first: when the serving path went
+    wrong. ``compared``: the positions of the rows that had a captured value."""
+    counts: dict[int, list[int]] = {}
+
+    def hour(at: int) -> list[int]:
+        return counts.setdefault(at - at % HOUR_MS, [0, 0, 0, 0])
+
+    for at in ats:
+        hour(at)[0] += 1
+    for i in compared:
+        hour(ats[i])[1] += 1
+    for m in mismatches:
+        counts_of = hour(m.at)
+        counts_of[2] += 1
+        counts_of[3] += m.served_processed_at is not None
+    return [
+        SkewHour(start=start, rows=rows, compared=n, mismatched=bad, outdated=old)
+        for start, (rows, n, bad, old) in sorted(counts.items())
+    ]

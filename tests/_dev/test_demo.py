@@ -100,13 +100,15 @@ def test_demo_runs_the_whole_path_and_stops_cleanly() -> None:
                  (STATE_DIR / "serving-log.csv").read_text().splitlines()[1:]]  # fmt: skip
         stale = len(users) - len(set(users))
         assert stale == 1 and users[-1] == unsampled
-        counts = {line[:20].strip(): int(line[20:32].replace(",", ""))
-                  for line in checked.stdout.splitlines()[1:]}  # fmt: skip
+        summary = checked.stdout.splitlines()[1:7]
+        counts = {line[:20].strip(): int(line[20:32].replace(",", "")) for line in summary}
         assert counts == {
             "rows": len(users), "compared": len(users) - 1, "matched": len(users) - 1 - stale,
             "mismatched": stale, "of them outdated": stale, "not captured": 1,
         }  # fmt: skip
-        assert checked.stdout.splitlines()[1:] == up.stdout.split(skew)[1].splitlines()[1:7]
+        printed = checked.stdout.splitlines()[1:]
+        assert printed == up.stdout.split(skew)[1].splitlines()[1 : 1 + len(printed)]
+        assert printed[-1].split()[-2:] == ["1", "1"]  # the hour of `at`: one mismatch, outdated
     finally:
         down = _demo("down", timeout=60)
     assert down.returncode == 0

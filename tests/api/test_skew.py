@@ -166,6 +166,18 @@ def test_a_simulated_serving_log_is_judged_as_the_events_say(
     assert body["mismatched"] == len(mismatches)
     assert body["outdated"] == sum(m[6] is not None for m in mismatches)
     assert body["mismatch_rate"] == pytest.approx(len(mismatches) / compared)
+    hours: dict[int, list[int]] = {}
+    for row, t in zip(rows, truth, strict=True):
+        at: int = row["at"]  # type: ignore[assignment]
+        counts = hours.setdefault(at - at % HOUR, [0, 0, 0, 0])
+        counts[0] += 1
+        counts[1] += t is not None
+        counts[2] += isinstance(t, tuple)
+        counts[3] += isinstance(t, tuple) and t[6] is not None
+    assert [
+        (h["start"], h["rows"], h["compared"], h["mismatched"], h["outdated"])
+        for h in body["hours"]
+    ] == [(start, *counts) for start, counts in sorted(hours.items())]
     for m in body["mismatches"]:
         served, captured = m["served"], m["captured"]["value"]
         assert (

@@ -104,12 +104,12 @@ def skew(svc: ServiceDep, feature: str, body: SkewCheck) -> SkewReport:
     ):
         require_operator(svc, body.pipeline_id, body.operator_id)
     tolerances = {"abs_tol": body.abs_tol, "rel_tol": body.rel_tol}
-    differ, compared = [], 0
+    differ, compared = [], []
     for i, (row, rows) in enumerate(zip(body.rows, found, strict=True)):
         captured = skew_of.current(rows, body.operator_id)
         if captured is None:
             continue
-        compared += 1
+        compared.append(i)
         if not skew_of.same_value(row.value, FeatureValue.from_row(captured).value, **tolerances):
             differ.append((i, captured))
     histories = svc.queries.entity_histories_many(
@@ -121,13 +121,15 @@ def skew(svc: ServiceDep, feature: str, body: SkewCheck) -> SkewReport:
         skew_of.mismatch(i, body.rows[i], queries[i].at, captured, history, **tolerances)
         for (i, captured), history in zip(differ, histories, strict=True)
     ]
+    n = len(compared)
     return SkewReport(
         feature=feature, pipeline_id=body.pipeline_id, operator_id=body.operator_id,
-        lookback=body.lookback, rows=len(body.rows), compared=compared,
-        matched=compared - len(mismatches), mismatched=len(mismatches),
+        lookback=body.lookback, rows=len(body.rows), compared=n,
+        matched=n - len(mismatches), mismatched=len(mismatches),
         outdated=sum(m.served_processed_at is not None for m in mismatches),
-        not_captured=len(body.rows) - compared,
-        mismatch_rate=len(mismatches) / compared if compared else None, mismatches=mismatches,
+        not_captured=len(body.rows) - n, mismatch_rate=len(mismatches) / n if n else None,
+        hours=skew_of.hours([q.at for q in queries], compared, mismatches),
+        mismatches=mismatches,
     )  # fmt: skip
 
 
