@@ -10,16 +10,12 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from faro import CaptureEvent, EventType, FeatureValueType, OperatorType
-from faro.api import create_app
-from faro.core.settings import FaroSettings
-from faro.store.columns import events_to_table
-from faro.store.writer import EventWriter
+from tests.api.serving import client_over
 
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 NOW = int(time.time() * 1000)
@@ -102,11 +98,7 @@ def events() -> list[CaptureEvent]:
 def client(
     events: list[CaptureEvent], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TestClient]:
-    data_dir: Path = tmp_path_factory.mktemp("store")
-    writer = EventWriter(data_dir, "test")
-    for i in range(0, len(events), 200):  # several files a day
-        writer.write(events_to_table(events[i : i + 200]))
-    with TestClient(create_app(data_dir, FaroSettings(detect_interval=0))) as c:
+    with client_over(events, tmp_path_factory.mktemp("store")) as c:
         yield c
 
 
