@@ -8,6 +8,7 @@ Every subcommand explains itself with ``--help``; data directories default to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -186,7 +187,8 @@ def _parser() -> argparse.ArgumentParser:
         "value served) in chunks of 10,000 rows, checks each with the API's POST "
         "/features/{feature}/skew, and prints how many rows matched, how many did not, "
         "how many of those were served a value the pipeline had already replaced "
-        "(outdated), and how many have no captured value (entity not sampled). Progress "
+        "(outdated), and how many have no captured value: entities sampling leaves out, and "
+        "sampled ones the pipeline had not computed (missing). Progress "
         "goes to stderr. Exits 1 when the mismatch rate exceeds --max-mismatch-rate.",
         data_dir=False,
     )
@@ -219,6 +221,12 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="PATH",
         help="write every mismatched row here as JSON lines (index: its row in LOG)",
+    )
+    k.add_argument(
+        "--missing",
+        type=Path,
+        metavar="PATH",
+        help="write the rows of sampled entities with no captured value here as JSON lines",
     )
     k.add_argument(
         "--max-mismatch-rate",
@@ -458,16 +466,17 @@ def _skew(args: argparse.Namespace) -> int:
         "abs_tol": args.abs_tol, "rel_tol": args.rel_tol,
     }  # fmt: skip
     columns = Columns(args.entity_column, args.time_column, args.value_column or args.feature)
-    out = None if args.mismatches is None else args.mismatches.open("w")
-    try:
-        totals = run(args.log, args.api, args.feature, options, columns, out)
-    finally:
-        if out is not None:
-            out.close()
+    with contextlib.ExitStack() as files:
+        mismatches, missing = (
+            None if path is None else files.enter_context(path.open("w"))
+            for path in (args.mismatches, args.missing)
+        )
+        totals = run(args.log, args.api, args.feature, options, columns, mismatches, missing)
     print(f"{args.feature} of {args.pipeline}, served against captured:")
     print(totals.summary())
-    if args.mismatches is not None:
-        print(f"mismatched rows: {args.mismatches}")
+    for what, path in (("mismatched rows", args.mismatches), ("missing rows", args.missing)):
+        if path is not None:
+            print(f"{what}: {path}")
     rate = totals.mismatch_rate
     if args.max_mismatch_rate is not None and rate is not None and rate > args.max_mismatch_rate:
         print(f"mismatch rate {rate:.2%} exceeds {args.max_mismatch_rate:.2%}", file=sys.stderr)

@@ -39,10 +39,18 @@ class Totals:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_COUNTS, 0))
     hours: dict[int, list[int]] = field(default_factory=dict)
     """compared, mismatched and outdated rows per UTC hour (start, epoch ms)"""
+    not_sampled: int | None = 0
+    """None once an answer could not tell (no captured value gave the sample rate)"""
+    missing: int = 0
 
     def add(self, answer: dict[str, Any]) -> None:
         for name in _COUNTS:
             self.counts[name] += answer[name]
+        if self.not_sampled is not None and answer["not_sampled"] is not None:
+            self.not_sampled += answer["not_sampled"]
+        elif answer["not_captured"]:
+            self.not_sampled = None
+        self.missing += len(answer["missing"])
         for h in answer["hours"]:
             counts = self.hours.setdefault(h["start"], [0, 0, 0])
             for k, name in enumerate(("compared", "mismatched", "outdated")):
@@ -63,9 +71,17 @@ class Totals:
             f"  mismatched        {c['mismatched']:>12,}"
             + ("" if rate is None else f"   ({rate:.2%} of compared)"),
             f"    of them outdated{c['outdated']:>12,}   (a value the pipeline had replaced)",
-            f"not captured        {c['not_captured']:>12,}   (entity not sampled, or no value "
-            "in the lookback)",
+            f"not captured        {c['not_captured']:>12,}   (no value in the lookback)",
         ]
+        if self.not_sampled is None:
+            lines[-1] += ": the sample rate is unknown, so not split below"
+        else:
+            lines += [
+                f"  not sampled       {self.not_sampled:>12,}   (sampling leaves these entities "
+                "out: as expected)",
+                f"  missing           {self.missing:>12,}   (sampled, yet never computed by "
+                "then: served what the pipeline had not)",
+            ]
         return "\n".join(lines + self._hour_lines())
 
     def _hour_lines(self, most: int = HOURS_LISTED) -> list[str]:
@@ -181,18 +197,20 @@ def run(
     options: dict[str, Any],
     columns: Columns,
     mismatches: IO[str] | None,
+    missing: IO[str] | None = None,
     progress: IO[str] | None = None,
 ) -> Totals:
     """Checks the whole log; writes each mismatched row as a JSON line to
-    ``mismatches``, its ``index`` the row's position in the log; progress goes to
-    ``progress`` (default: stderr)."""
+    ``mismatches`` and each missing one to ``missing``, its ``index`` the row's
+    position in the log; progress goes to ``progress`` (default: stderr)."""
     totals = Totals()
     for rows in chunks(path, columns):
         answer = check(api, feature, {**options, "rows": rows})
-        if mismatches is not None:
-            for row in answer["mismatches"]:
-                row["index"] += totals.counts["rows"]
-                mismatches.write(json.dumps(row) + "\n")
+        for kind, out in (("mismatches", mismatches), ("missing", missing)):
+            if out is not None:
+                for row in answer[kind]:
+                    row["index"] += totals.counts["rows"]
+                    out.write(json.dumps(row) + "\n")
         totals.add(answer)
         c = totals.counts
         print(

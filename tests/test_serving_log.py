@@ -16,6 +16,7 @@ import pytest
 from faro import CaptureEvent, EventType, FeatureValueType, OperatorType
 from faro._dev.broker import free_port
 from faro.cli import main
+from faro.core.sampling import is_sampled
 from faro.store.columns import events_to_table
 from faro.store.writer import EventWriter
 from tests.api.serving import running_api
@@ -35,7 +36,8 @@ def value(n: int, entity_id: str, processing: int, v: float) -> CaptureEvent:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """user-1 had 10.0, then 20.0 from T0 + 1h; user-2 had 5.0; user-3 was not sampled."""
+    """user-1 had 10.0, then 20.0 from T0 + 1h; user-2 had 5.0; user-3 is sampled, yet
+    has no value; user-4 is not sampled."""
     store = tmp_path_factory.mktemp("store")
     events = [
         value(1, "user-1", T0, 10.0),
@@ -62,12 +64,15 @@ def serving_log(n: int) -> tuple[list[tuple[str, int, float]], dict[str, list[in
     """``n`` reads after T0 + 1h and what each one is: a served value that is right,
     outdated (user-1's old 10.0), wrong, or of an entity never captured."""
     rng = random.Random(n)
-    rows, kinds = [], {"match": [], "outdated": [], "wrong": [], "not captured": []}
+    rows: list[tuple[str, int, float]] = []
+    kinds: dict[str, list[int]] = {
+        "match": [], "outdated": [], "wrong": [], "missing": [], "not sampled": []
+    }  # fmt: skip
     for i in range(n):
         at = T0 + HOUR + rng.randrange(2 * HOUR)
         entity_id, served, kind = rng.choice([
             ("user-1", 20.0, "match"), ("user-2", 5.0, "match"), ("user-1", 10.0, "outdated"),
-            ("user-2", 5.5, "wrong"), ("user-3", 1.0, "not captured"),
+            ("user-2", 5.5, "wrong"), ("user-3", 1.0, "missing"), ("user-4", 1.0, "not sampled"),
         ])  # fmt: skip
         rows.append((entity_id, at, served))
         kinds[kind].append(i)
@@ -87,25 +92,34 @@ def test_a_parquet_log_of_several_chunks_is_counted_row_by_row(
     out = tmp_path / "mismatches.jsonl"
     argv = ["skew", str(log), "--feature", "score", "--pipeline", "p", "--api", api,
             "--entity-column", "user", "--time-column", "ts", "--mismatches", str(out)]  # fmt: skip
-    assert main(argv) == 0
+    assert is_sampled("user-3", 0.5) and not is_sampled("user-4", 0.5)  # as the log has them
+    not_captured = len(kinds["missing"]) + len(kinds["not sampled"])
+    assert main([*argv, "--missing", str(tmp_path / "missing.jsonl")]) == 0
     printed = capsys.readouterr()
     assert printed.err.count("checked ") == 3
     counts = {line.split()[0]: line.split()[1] for line in printed.out.splitlines()[1:3]}
-    assert counts == {"rows": "25,000", "compared": f"{25_000 - len(kinds['not captured']):,}"}
+    assert counts == {"rows": "25,000", "compared": f"{25_000 - not_captured:,}"}
     mismatched = len(kinds["outdated"]) + len(kinds["wrong"])
     assert f"mismatched        {mismatched:>12,}" in printed.out
     assert f"of them outdated{len(kinds['outdated']):>12,}" in printed.out
-    assert f"not captured        {len(kinds['not captured']):>12,}" in printed.out
+    assert f"not captured        {not_captured:>12,}" in printed.out
+    assert f"  not sampled       {len(kinds['not sampled']):>12,}" in printed.out
+    assert f"  missing           {len(kinds['missing']):>12,}" in printed.out
+    missing = [json.loads(line) for line in (tmp_path / "missing.jsonl").read_text().splitlines()]
+    assert [(m["index"], m["entity_id"], m["at"]) for m in missing] == [
+        (i, "user-3", rows[i][1]) for i in kinds["missing"]
+    ]
 
     hours: dict[int, list[int]] = {}
     for kind, positions in kinds.items():
         for i in positions:
             at = rows[i][1]
             counts = hours.setdefault(at - at % HOUR, [0, 0, 0])
-            counts[0] += kind != "not captured"
+            counts[0] += kind not in ("missing", "not sampled")
             counts[1] += kind in ("outdated", "wrong")
             counts[2] += kind == "outdated"
-    table = printed.out.split("hour (UTC)")[1].splitlines()[1:-1]  # then the file's name
+    table = [line for line in printed.out.split("hour (UTC)")[1].splitlines()[1:]
+             if line[:1].isdigit()]  # then the files' names  # fmt: skip
     assert table == [
         f"{dt.datetime.fromtimestamp(start / 1000, dt.timezone.utc):%Y-%m-%d %H:%M}  "
         f"{n:>12,}{bad:>12,}{old:>10,}"
@@ -122,7 +136,7 @@ def test_a_parquet_log_of_several_chunks_is_counted_row_by_row(
         else:
             assert m["served_processed_at"] is None and m["captured"]["value"] == 5.0
 
-    rate = mismatched / (25_000 - len(kinds["not captured"]))
+    rate = mismatched / (25_000 - not_captured)
     assert main([*argv, "--max-mismatch-rate", str(rate + 0.01)]) == 0
     assert main([*argv, "--max-mismatch-rate", str(rate - 0.01)]) == 1
     assert "exceeds" in capsys.readouterr().err

@@ -322,6 +322,12 @@ class SkewRow(BaseModel):
     )
 
 
+class MissingRow(BaseModel):
+    index: int = Field(description="the row's position in the request")
+    entity_id: str
+    at: int = Field(description="epoch ms")
+
+
 class SkewHour(BaseModel):
     start: int = Field(description="the UTC hour's start, epoch ms")
     rows: int
@@ -344,8 +350,15 @@ class SkewReport(BaseModel):
         "a serving store behind the pipeline"
     )
     not_captured: int = Field(
-        description="rows with no captured value in the lookback: the entity was not sampled, "
-        "or the operator never saw it"
+        description="rows with no captured value in the lookback: `not_sampled` + `missing`"
+    )
+    sample_rate: float | None = Field(
+        description="the feature's sample rate, as its captured events carry it (the "
+        "operator's, or the largest of the pipeline's operators): what tells the two apart"
+    )
+    not_sampled: int | None = Field(
+        description="rows of entities that sampling leaves out: nothing to compare with, as "
+        "expected (null when no captured value tells the sample rate)"
     )
     mismatch_rate: float | None = Field(description="mismatched / compared")
     hours: list[SkewHour] = Field(
@@ -353,6 +366,10 @@ class SkewReport(BaseModel):
         "serving path went wrong"
     )
     mismatches: list[SkewRow] = Field(description="every mismatched row, in request order")
+    missing: list[MissingRow] = Field(
+        description="rows of sampled entities with no captured value in the lookback before "
+        "`at`: the model was served a value the pipeline had not computed for it (yet)"
+    )
 
 
 class ValueSummary(BaseModel):

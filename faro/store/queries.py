@@ -345,6 +345,27 @@ class StoreQueries:
                    "lookup_since": sinces}  # fmt: skip
         return self._per_lookup(sql, columns, pipeline_id, min(sinces), max(knowns), params)
 
+    def sample_rates(
+        self, pipeline_id: str, feature: str, since: int | None = None, until: int | None = None
+    ) -> dict[str, float]:
+        """Per operator, the largest sample rate its ENTITY events of ``feature`` carry,
+        processed in [since, until] (default: all of them)."""
+        return {
+            r["operator_id"]: r["rate"]
+            for r in self._rows(
+                """
+                SELECT operator_id, max(sample_rate) AS rate FROM {events}
+                WHERE feature_name = $feature AND sample_rate IS NOT NULL
+                  AND processing_time BETWEEN $since AND $until
+                GROUP BY operator_id
+                """,
+                self._files("ENTITY", pipeline_id, since, until),
+                feature=feature,
+                since=0 if since is None else since,
+                until=_end(until),
+            )
+        }
+
     def entity_histories_many(
         self,
         lookups: list[tuple[str, str, int, int]],

@@ -100,11 +100,12 @@ def test_demo_runs_the_whole_path_and_stops_cleanly() -> None:
                  (STATE_DIR / "serving-log.csv").read_text().splitlines()[1:]]  # fmt: skip
         stale = len(users) - len(set(users))
         assert stale == 1 and users[-1] == unsampled
-        summary = checked.stdout.splitlines()[1:7]
+        summary = checked.stdout.splitlines()[1:9]
         counts = {line[:20].strip(): int(line[20:32].replace(",", "")) for line in summary}
         assert counts == {
             "rows": len(users), "compared": len(users) - 1, "matched": len(users) - 1 - stale,
             "mismatched": stale, "of them outdated": stale, "not captured": 1,
+            "not sampled": 1, "missing": 0,
         }  # fmt: skip
         printed = checked.stdout.splitlines()[1:]
         assert printed == up.stdout.split(skew)[1].splitlines()[1 : 1 + len(printed)]

@@ -15,11 +15,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from faro import CaptureEvent, EventType, FeatureValueType, OperatorType
+from faro.core.sampling import is_sampled
 from tests.api.serving import client_over
 
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 NOW = int(time.time() * 1000)
-ENTITIES = [f"user-{i}" for i in range(30)]
+RATE = 0.5
+# entities sampled at RATE (the pipeline captures them), and others of which some are
+# sampled (a value the model got for one of them the pipeline never computed) and some not
+ENTITIES = [u for u in (f"user-{i}" for i in range(100)) if is_sampled(u, RATE)][:30]
+OTHERS = [f"visitor-{i}" for i in range(12)]
 LOOKBACK = 7 * DAY
 
 
@@ -30,7 +35,7 @@ def entity(
     return CaptureEvent(
         f"ev-{n}", EventType.ENTITY, "p", op, OperatorType.MAP, processing,
         features=[feature], entity_id=entity_id, feature_name=feature, feature_value=value,
-        value_type=FeatureValueType(value_type), event_time=processing - MIN, sample_rate=0.5,
+        value_type=FeatureValueType(value_type), event_time=processing - MIN, sample_rate=RATE,
         trace_id=f"{n:032x}",
     )  # fmt: skip
 
@@ -116,7 +121,7 @@ def test_a_simulated_serving_log_is_judged_as_the_events_say(
     rng = random.Random(5 if operator is None else len(operator))
     rows, truth = [], []
     for i in range(400):
-        entity_id = rng.choice([*ENTITIES, "user-never-sampled"])
+        entity_id = rng.choice([*ENTITIES, *OTHERS])
         at = NOW - rng.randrange(3 * DAY + HOUR)
         current = history(events, entity_id, at, operator)
         kind = rng.choice(["served right", "store lags", "corrupted"])
@@ -130,7 +135,7 @@ def test_a_simulated_serving_log_is_judged_as_the_events_say(
                 served += 1000.125  # type: ignore[operator]
         rows.append({"entity_id": entity_id, "at": at, "value": served})
         if not current:
-            truth.append(None)
+            truth.append("missing" if is_sampled(entity_id, RATE) else None)
         elif served == current[0].feature_value:
             truth.append("match")
         else:
@@ -152,8 +157,13 @@ def test_a_simulated_serving_log_is_judged_as_the_events_say(
          else (m["served_processed_at"], m["outdated_ms"]))
         for m in body["mismatches"]
     ] == mismatches  # fmt: skip
-    compared = sum(t is not None for t in truth)
+    compared = sum(t not in (None, "missing") for t in truth)
     assert (body["rows"], body["compared"], body["not_captured"]) == (400, compared, 400 - compared)
+    assert (body["sample_rate"], body["not_sampled"]) == (RATE, truth.count(None))
+    assert [(m["index"], m["entity_id"], m["at"]) for m in body["missing"]] == [
+        (i, row["entity_id"], row["at"]) for i, (row, t) in enumerate(zip(rows, truth, strict=True))
+        if t == "missing"
+    ]  # fmt: skip
     assert body["matched"] == truth.count("match")
     assert body["mismatched"] == len(mismatches)
     assert body["outdated"] == sum(m[6] is not None for m in mismatches)
@@ -163,7 +173,7 @@ def test_a_simulated_serving_log_is_judged_as_the_events_say(
         at: int = row["at"]  # type: ignore[assignment]
         counts = hours.setdefault(at - at % HOUR, [0, 0, 0, 0])
         counts[0] += 1
-        counts[1] += t is not None
+        counts[1] += t not in (None, "missing")
         counts[2] += isinstance(t, tuple)
         counts[3] += isinstance(t, tuple) and t[6] is not None
     assert [
@@ -178,15 +188,15 @@ def test_a_simulated_serving_log_is_judged_as_the_events_say(
             else (m["abs_diff"] is None)
         )
     # the simulation covers every kind of answer
-    assert truth.count("match") > 50 and truth.count(None) > 5
+    assert truth.count("match") > 50 and truth.count(None) > 5 and truth.count("missing") > 5
     assert sum(m[6] is not None for m in mismatches) > 20
     assert sum(m[6] is None for m in mismatches) > 20
 
 
 def test_tolerances_and_typed_values(client: TestClient, events: list[CaptureEvent]) -> None:
-    [e] = history(events, "user-0", NOW, "op-b")[:1]
+    [e] = history(events, ENTITIES[0], NOW, "op-b")[:1]
     value: float = e.feature_value  # type: ignore[assignment]
-    close = {"entity_id": "user-0", "at": NOW, "value": value + 1e-4}
+    close = {"entity_id": ENTITIES[0], "at": NOW, "value": value + 1e-4}
     assert check(client, rows=[close], operator_id="op-b")["mismatched"] == 1
     assert check(client, rows=[close], operator_id="op-b", abs_tol=1e-3)["matched"] == 1
     relative = {**close, "value": value * (1 + 1e-4)}

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException
 from faro.api import skew as skew_of
 from faro.api.deps import (
     AsOf,
+    AsOfQuery,
     Service,
     ServiceDep,
     Until,
@@ -28,11 +29,13 @@ from faro.api.models import (
     FeatureValues,
     FeatureValuesAsOf,
     FeatureWindow,
+    MissingRow,
     SkewCheck,
     SkewReport,
     ValueSummary,
 )
 from faro.api.routers import violations
+from faro.core.sampling import is_sampled
 from faro.core.windows import shift_ms, window_ms
 from faro.store.rollups import next_minute
 
@@ -121,16 +124,42 @@ def skew(svc: ServiceDep, feature: str, body: SkewCheck) -> SkewReport:
         skew_of.mismatch(i, body.rows[i], queries[i].at, captured, history, **tolerances)
         for (i, captured), history in zip(differ, histories, strict=True)
     ]
+    rate, missing = _sampling(svc, body, feature, queries, set(compared))
     n = len(compared)
     return SkewReport(
         feature=feature, pipeline_id=body.pipeline_id, operator_id=body.operator_id,
         lookback=body.lookback, rows=len(body.rows), compared=n,
         matched=n - len(mismatches), mismatched=len(mismatches),
         outdated=sum(m.served_processed_at is not None for m in mismatches),
-        not_captured=len(body.rows) - n, mismatch_rate=len(mismatches) / n if n else None,
+        not_captured=len(body.rows) - n, sample_rate=rate,
+        not_sampled=None if rate is None else len(body.rows) - n - len(missing),
+        mismatch_rate=len(mismatches) / n if n else None,
         hours=skew_of.hours([q.at for q in queries], compared, mismatches),
-        mismatches=mismatches,
+        mismatches=mismatches, missing=missing,
     )  # fmt: skip
+
+
+def _sampling(
+    svc: Service, body: SkewCheck, feature: str, queries: list[AsOfQuery], compared: set[int]
+) -> tuple[float | None, list[MissingRow]]:
+    """The sample rate, and the rows without a captured value whose entity the
+    sampling hash keeps: those the pipeline should have captured. The rate comes
+    from the events processed over the rows' lookback, so a rate changed since
+    does not count; without any there, from all of the feature's events."""
+    absent = [i for i in range(len(body.rows)) if i not in compared]
+    if not absent:
+        return None, []
+    since, until = min(queries[i].since for i in absent), max(queries[i].at for i in absent)
+    rates = svc.queries.sample_rates(body.pipeline_id, feature, since, until)
+    rates = rates or svc.queries.sample_rates(body.pipeline_id, feature)
+    rate = rates.get(body.operator_id) if body.operator_id else max(rates.values(), default=None)
+    if rate is None:
+        return None, []
+    missing = [
+        MissingRow(index=i, entity_id=body.rows[i].entity_id, at=queries[i].at)
+        for i in absent if is_sampled(body.rows[i].entity_id, rate)
+    ]  # fmt: skip
+    return rate, missing
 
 
 def _require_entity_values(svc: Service, pipeline_id: str, feature: str) -> None:
