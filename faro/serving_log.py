@@ -99,8 +99,7 @@ class Totals:
 
 
 def chunks(path: Path, columns: Columns, size: int = CHUNK) -> Iterator[list[dict[str, Any]]]:
-    """The log's rows as the API's ``rows``, ``size`` at a time; a Parquet file is
-    streamed, CSV and JSON lines are read whole."""
+    """The log's rows as the API's ``rows``, at most ``size`` at a time."""
     wanted = [columns.entity, columns.time, columns.value]
     if len(set(wanted)) < 3:
         raise ValueError(
@@ -117,6 +116,8 @@ def chunks(path: Path, columns: Columns, size: int = CHUNK) -> Iterator[list[dic
 
 
 def _batches(path: Path, wanted: list[str], size: int) -> Iterator[pa.RecordBatch]:
+    """The ``wanted`` columns, at most ``size`` rows a batch. Parquet and CSV are
+    streamed, so a log larger than memory works; JSON lines are read whole."""
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         import pyarrow.parquet as pq
@@ -128,17 +129,23 @@ def _batches(path: Path, wanted: list[str], size: int) -> Iterator[pa.RecordBatc
     if suffix == ".csv":
         import pyarrow.csv as csv
 
-        table = csv.read_csv(path)
+        with csv.open_csv(path) as header:  # the names, from the first block alone
+            _require(wanted, header.schema.names, path)
+        only = csv.ConvertOptions(include_columns=wanted)  # other columns are not converted
+        batches: Iterator[pa.RecordBatch] = iter(csv.open_csv(path, convert_options=only))
     elif suffix in (".json", ".jsonl", ".ndjson"):
         import pyarrow.json as pj
 
         table = pj.read_json(path)
+        _require(wanted, table.column_names, path)
+        batches = iter(table.select(wanted).to_batches())
     else:
         raise ValueError(
             f"{path}: give a .parquet, .csv or .jsonl file (JSON lines: one object per line)"
         )
-    _require(wanted, table.column_names, path)
-    yield from table.select(wanted).to_batches(max_chunksize=size)
+    for batch in batches:
+        for offset in range(0, batch.num_rows, size):
+            yield batch.slice(offset, size)
 
 
 def _require(wanted: list[str], present: list[str], path: Path) -> None:
