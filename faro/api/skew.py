@@ -14,12 +14,84 @@ import itertools
 import math
 from typing import Any
 
-from faro.api.models import FeatureValue, ServedValue, SkewHour, SkewRow, Value
+from fastapi import HTTPException
+
+from faro.api.deps import (
+    AsOfQuery,
+    Service,
+    as_of_queries,
+    require_operator,
+    require_pipeline,
+    unknown,
+)
+from faro.api.models import (
+    FeatureValue,
+    MissingRow,
+    ServedValue,
+    SkewCheck,
+    SkewHour,
+    SkewReport,
+    SkewRow,
+    Value,
+)
+from faro.core.sampling import is_sampled
 
 HOUR_MS = 3_600_000
 
 
-def same_value(served: Value, captured: Value, *, abs_tol: float, rel_tol: float) -> bool:
+def check(svc: Service, feature: str, body: SkewCheck) -> SkewReport:
+    """``POST /features/{feature}/skew``: three queries at most, whatever the number
+    of rows (the rows' values at their moments, the mismatched rows' histories, and
+    the sample rate when some rows have no captured value)."""
+    require_pipeline(svc, body.pipeline_id)
+    queries = as_of_queries(
+        [str(r.at) for r in body.rows], "processing", None, body.lookback,
+        [f"rows[{i}].at" for i in range(len(body.rows))],
+    )  # fmt: skip
+    found = svc.queries.entity_values_as_of_many(
+        [(r.entity_id, q.at, q.known, q.since) for r, q in zip(body.rows, queries, strict=True)],
+        by="processing", pipeline_id=body.pipeline_id, features=[feature],
+    )  # fmt: skip
+    if not any(found):
+        _require_entity_values(svc, body.pipeline_id, feature)
+    if body.operator_id is not None and not any(
+        r["operator_id"] == body.operator_id for rows in found for r in rows
+    ):
+        require_operator(svc, body.pipeline_id, body.operator_id)
+    tolerances = {"abs_tol": body.abs_tol, "rel_tol": body.rel_tol}
+    differ, compared = [], []
+    for i, (row, rows) in enumerate(zip(body.rows, found, strict=True)):
+        captured = _current(rows, body.operator_id)
+        if captured is None:
+            continue
+        compared.append(i)
+        if not _same_value(row.value, FeatureValue.from_row(captured).value, **tolerances):
+            differ.append((i, captured))
+    histories = svc.queries.entity_histories_many(
+        [(body.rows[i].entity_id, c["operator_id"], queries[i].since, queries[i].at)
+         for i, c in differ],
+        pipeline_id=body.pipeline_id, feature=feature,
+    )  # fmt: skip
+    mismatches = [
+        _mismatch(i, body.rows[i], queries[i].at, captured, history, **tolerances)
+        for (i, captured), history in zip(differ, histories, strict=True)
+    ]
+    rate, missing = _sampling(svc, body, feature, queries, set(compared))
+    n = len(compared)
+    return SkewReport(
+        feature=feature, pipeline_id=body.pipeline_id, operator_id=body.operator_id,
+        lookback=body.lookback, rows=len(body.rows), compared=n,
+        matched=n - len(mismatches), mismatched=len(mismatches),
+        outdated=sum(m.served_processed_at is not None for m in mismatches),
+        not_captured=len(body.rows) - n, sample_rate=rate,
+        not_sampled=None if rate is None else len(body.rows) - n - len(missing),
+        mismatch_rate=len(mismatches) / n if n else None,
+        hours=_hours([q.at for q in queries], compared, mismatches),
+        mismatches=mismatches, missing=missing,
+    )  # fmt: skip
+
+
+def _same_value(served: Value, captured: Value, *, abs_tol: float, rel_tol: float) -> bool:
     """Whether the served value is the captured one: numbers (booleans as 0 and 1)
     within the tolerances, NaN equal to NaN, vectors element by element, anything
     else exactly. A model that logs a boolean feature as 0/1 matches."""
@@ -30,19 +102,19 @@ def same_value(served: Value, captured: Value, *, abs_tol: float, rel_tol: float
         return math.isclose(a, b, rel_tol=rel_tol, abs_tol=abs_tol)
     if isinstance(served, list) and isinstance(captured, list):
         return len(served) == len(captured) and all(
-            same_value(a, b, abs_tol=abs_tol, rel_tol=rel_tol)
+            _same_value(a, b, abs_tol=abs_tol, rel_tol=rel_tol)
             for a, b in zip(served, captured, strict=True)
         )
     return type(served) is type(captured) and served == captured
 
 
-def abs_diff(served: Value, captured: Value) -> float | None:
+def _abs_diff(served: Value, captured: Value) -> float | None:
     if isinstance(served, (int, float)) and isinstance(captured, (int, float)):
         return abs(float(served) - float(captured))
     return None
 
 
-def current(rows: list[dict[str, Any]], operator_id: str | None) -> dict[str, Any] | None:
+def _current(rows: list[dict[str, Any]], operator_id: str | None) -> dict[str, Any] | None:
     """The captured value to compare with: the asked operator's, or the one processed
     last (the as-of rows come one per operator); equal times go to the operator id
     that sorts last, so the choice does not depend on the store's file order."""
@@ -51,7 +123,7 @@ def current(rows: list[dict[str, Any]], operator_id: str | None) -> dict[str, An
     return max(rows, key=lambda r: (r["processing_time"], r["operator_id"]), default=None)
 
 
-def mismatch(
+def _mismatch(
     index: int,
     row: ServedValue,
     at: int,
@@ -67,7 +139,7 @@ def mismatch(
     value = FeatureValue.from_row(captured)
     produced = replaced = None
     for newer, older in itertools.pairwise(history):
-        if same_value(row.value, FeatureValue.from_row(older).value,
+        if _same_value(row.value, FeatureValue.from_row(older).value,
                       abs_tol=abs_tol, rel_tol=rel_tol):  # fmt: skip
             produced, replaced = older["processing_time"], newer["processing_time"]
             break
@@ -77,13 +149,13 @@ def mismatch(
         at=at,
         served=row.value,
         captured=value,
-        abs_diff=abs_diff(row.value, value.value),
+        abs_diff=_abs_diff(row.value, value.value),
         served_processed_at=produced,
         outdated_ms=None if replaced is None else at - replaced,
     )
 
 
-def hours(ats: list[int], compared: list[int], mismatches: list[SkewRow]) -> list[SkewHour]:
+def _hours(ats: list[int], compared: list[int], mismatches: list[SkewRow]) -> list[SkewHour]:
     """The rows per UTC hour of their ``at``, oldest first: when the serving path went
     wrong. ``compared``: the positions of the rows that had a captured value."""
     counts: dict[int, list[int]] = {}
@@ -103,3 +175,42 @@ def hours(ats: list[int], compared: list[int], mismatches: list[SkewRow]) -> lis
         SkewHour(start=start, rows=rows, compared=n, mismatched=bad, outdated=old)
         for start, (rows, n, bad, old) in sorted(counts.items())
     ]
+
+
+def _sampling(
+    svc: Service, body: SkewCheck, feature: str, queries: list[AsOfQuery], compared: set[int]
+) -> tuple[float | None, list[MissingRow]]:
+    """The sample rate, and the rows without a captured value whose entity the
+    sampling hash keeps: those the pipeline should have captured. The rate comes
+    from the events processed over the rows' lookback, so a rate changed since
+    does not count; without any there, from all of the feature's events."""
+    absent = [i for i in range(len(body.rows)) if i not in compared]
+    if not absent:
+        return None, []
+    since, until = min(queries[i].since for i in absent), max(queries[i].at for i in absent)
+    rates = svc.queries.sample_rates(body.pipeline_id, feature, since, until)
+    rates = rates or svc.queries.sample_rates(body.pipeline_id, feature)
+    rate = rates.get(body.operator_id) if body.operator_id else max(rates.values(), default=None)
+    if rate is None:
+        return None, []
+    missing = [
+        MissingRow(index=i, entity_id=body.rows[i].entity_id, at=queries[i].at)
+        for i in absent if is_sampled(body.rows[i].entity_id, rate)
+    ]  # fmt: skip
+    return rate, missing
+
+
+def _require_entity_values(svc: Service, pipeline_id: str, feature: str) -> None:
+    """Tells a misspelled feature, and one with no per-entity values at all, from
+    entities that were not sampled (asked only when nothing was found: it reads
+    the pipeline's catalog)."""
+    catalog = {f["name"]: f["entity_values"] for f in svc.queries.feature_catalog(pipeline_id)}
+    if feature not in catalog:
+        raise unknown(f"feature of pipeline {pipeline_id!r}:", feature, sorted(catalog))
+    if not catalog[feature]:
+        raise HTTPException(
+            422,
+            f"feature {feature!r} of pipeline {pipeline_id!r} has no ENTITY values to compare "
+            "with: it is PERSONAL or SENSITIVE, or configured without entity_key, so faro "
+            "keeps its aggregate statistics only",
+        )

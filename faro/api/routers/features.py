@@ -5,18 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
-from faro.api import skew as skew_of
 from faro.api.deps import (
     AsOf,
-    AsOfQuery,
-    Service,
     ServiceDep,
     Until,
-    as_of_queries,
     now_ms,
-    require_operator,
     require_pipeline,
     unknown,
     window_bounds,
@@ -29,13 +24,12 @@ from faro.api.models import (
     FeatureValues,
     FeatureValuesAsOf,
     FeatureWindow,
-    MissingRow,
     SkewCheck,
     SkewReport,
     ValueSummary,
 )
 from faro.api.routers import violations
-from faro.core.sampling import is_sampled
+from faro.api.skew import check as skew_check
 from faro.core.windows import shift_ms, window_ms
 from faro.store.rollups import next_minute
 
@@ -88,94 +82,9 @@ def feature_value_as_of(
 def skew(svc: ServiceDep, feature: str, body: SkewCheck) -> SkewReport:
     """A model's served values against what the pipeline held when the model read
     them (by processing time, as ``/values/as-of``): which entities were served
-    something else, and which of those an outdated value, since when. Rows of
-    entities that were not sampled have nothing to compare with and are counted
-    apart."""
-    require_pipeline(svc, body.pipeline_id)
-    queries = as_of_queries(
-        [str(r.at) for r in body.rows], "processing", None, body.lookback,
-        [f"rows[{i}].at" for i in range(len(body.rows))],
-    )  # fmt: skip
-    found = svc.queries.entity_values_as_of_many(
-        [(r.entity_id, q.at, q.known, q.since) for r, q in zip(body.rows, queries, strict=True)],
-        by="processing", pipeline_id=body.pipeline_id, features=[feature],
-    )  # fmt: skip
-    if not any(found):
-        _require_entity_values(svc, body.pipeline_id, feature)
-    if body.operator_id is not None and not any(
-        r["operator_id"] == body.operator_id for rows in found for r in rows
-    ):
-        require_operator(svc, body.pipeline_id, body.operator_id)
-    tolerances = {"abs_tol": body.abs_tol, "rel_tol": body.rel_tol}
-    differ, compared = [], []
-    for i, (row, rows) in enumerate(zip(body.rows, found, strict=True)):
-        captured = skew_of.current(rows, body.operator_id)
-        if captured is None:
-            continue
-        compared.append(i)
-        if not skew_of.same_value(row.value, FeatureValue.from_row(captured).value, **tolerances):
-            differ.append((i, captured))
-    histories = svc.queries.entity_histories_many(
-        [(body.rows[i].entity_id, c["operator_id"], queries[i].since, queries[i].at)
-         for i, c in differ],
-        pipeline_id=body.pipeline_id, feature=feature,
-    )  # fmt: skip
-    mismatches = [
-        skew_of.mismatch(i, body.rows[i], queries[i].at, captured, history, **tolerances)
-        for (i, captured), history in zip(differ, histories, strict=True)
-    ]
-    rate, missing = _sampling(svc, body, feature, queries, set(compared))
-    n = len(compared)
-    return SkewReport(
-        feature=feature, pipeline_id=body.pipeline_id, operator_id=body.operator_id,
-        lookback=body.lookback, rows=len(body.rows), compared=n,
-        matched=n - len(mismatches), mismatched=len(mismatches),
-        outdated=sum(m.served_processed_at is not None for m in mismatches),
-        not_captured=len(body.rows) - n, sample_rate=rate,
-        not_sampled=None if rate is None else len(body.rows) - n - len(missing),
-        mismatch_rate=len(mismatches) / n if n else None,
-        hours=skew_of.hours([q.at for q in queries], compared, mismatches),
-        mismatches=mismatches, missing=missing,
-    )  # fmt: skip
-
-
-def _sampling(
-    svc: Service, body: SkewCheck, feature: str, queries: list[AsOfQuery], compared: set[int]
-) -> tuple[float | None, list[MissingRow]]:
-    """The sample rate, and the rows without a captured value whose entity the
-    sampling hash keeps: those the pipeline should have captured. The rate comes
-    from the events processed over the rows' lookback, so a rate changed since
-    does not count; without any there, from all of the feature's events."""
-    absent = [i for i in range(len(body.rows)) if i not in compared]
-    if not absent:
-        return None, []
-    since, until = min(queries[i].since for i in absent), max(queries[i].at for i in absent)
-    rates = svc.queries.sample_rates(body.pipeline_id, feature, since, until)
-    rates = rates or svc.queries.sample_rates(body.pipeline_id, feature)
-    rate = rates.get(body.operator_id) if body.operator_id else max(rates.values(), default=None)
-    if rate is None:
-        return None, []
-    missing = [
-        MissingRow(index=i, entity_id=body.rows[i].entity_id, at=queries[i].at)
-        for i in absent if is_sampled(body.rows[i].entity_id, rate)
-    ]  # fmt: skip
-    return rate, missing
-
-
-def _require_entity_values(svc: Service, pipeline_id: str, feature: str) -> None:
-    """Tells a misspelled feature, and one with no per-entity values at all, from
-    entities that were not sampled (asked only when nothing was found: it reads
-    the pipeline's catalog)."""
-    catalog = {f["name"]: f["entity_values"] for f in svc.queries.feature_catalog(pipeline_id)}
-    if feature not in catalog:
-        raise unknown(f"feature of pipeline {pipeline_id!r}:", feature, sorted(catalog))
-    if not catalog[feature]:
-        raise HTTPException(
-            422,
-            f"feature {feature!r} of pipeline {pipeline_id!r} has no ENTITY values to compare "
-            "with: it is PERSONAL or SENSITIVE, or configured without entity_key, so faro "
-            "keeps its aggregate statistics only",
-        )
+    something else, and which of those an outdated value, since when; rows without
+    a captured value, split by the sampling hash into not sampled and missing."""
+    return skew_check(svc, feature, body)
 
 
 @router.get("/{feature}/values/summary", response_model=ValueSummary)
