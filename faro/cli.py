@@ -183,8 +183,9 @@ def _parser() -> argparse.ArgumentParser:
         "skew",
         _skew,
         "check a model's log of served feature values against what the pipeline held",
-        "Reads LOG (Parquet, CSV or JSON lines; a row per feature read: entity, time, "
-        "value served) in chunks of 10,000 rows, checks each with the API's POST "
+        "Reads LOG (Parquet, CSV or JSON lines; a row per prediction: the entity, when "
+        "the model read its features, and a column per feature of the values it was served) "
+        "in chunks of 10,000 rows, checks each feature's with the API's POST "
         "/features/{feature}/skew, and prints how many rows matched, how many did not, "
         "how many of those were served a value the pipeline had already replaced "
         "(outdated), and how many have no captured value: entities sampling leaves out, and "
@@ -193,7 +194,13 @@ def _parser() -> argparse.ArgumentParser:
         data_dir=False,
     )
     k.add_argument("log", type=Path, metavar="LOG", help="the serving or prediction log")
-    k.add_argument("--feature", required=True, help="the feature the log's values are of")
+    k.add_argument(
+        "--feature",
+        required=True,
+        action="append",
+        help="a feature whose served values the log holds, in the column of its name "
+        "(repeatable: one log row per prediction, a column per feature)",
+    )
     k.add_argument("--pipeline", required=True, help="the pipeline that computes it")
     k.add_argument(
         "--operator",
@@ -212,7 +219,9 @@ def _parser() -> argparse.ArgumentParser:
         help="when the model read the value: timestamps (UTC when without zone), epoch ms "
         "or ISO-8601 strings (default: %(default)s)",
     )
-    k.add_argument("--value-column", help="the value served (default: the feature's name)")
+    k.add_argument(
+        "--value-column", help="with one --feature: the column of its values, if not its name"
+    )
     k.add_argument("--lookback", default="7d", help="default: %(default)s")
     k.add_argument("--abs-tol", type=float, default=1e-9, help="default: %(default)s")
     k.add_argument("--rel-tol", type=float, default=1e-9, help="default: %(default)s")
@@ -232,7 +241,8 @@ def _parser() -> argparse.ArgumentParser:
         "--max-mismatch-rate",
         type=float,
         metavar="RATE",
-        help="exit 1 when mismatched / compared exceeds this (for scheduled checks)",
+        help="exit 1 when mismatched / compared exceeds this for any feature (for scheduled "
+        "checks)",
     )
 
     t = _command(
@@ -461,27 +471,36 @@ def _skew(args: argparse.Namespace) -> int:
 
     if not args.log.is_file():
         raise ValueError(f"no such file: {args.log}")
+    if args.value_column and len(args.feature) > 1:
+        raise ValueError(
+            "--value-column names the column of one feature; with several --feature, each "
+            "feature's values are read from the column of its name"
+        )
     options = {
         "pipeline_id": args.pipeline, "operator_id": args.operator, "lookback": args.lookback,
         "abs_tol": args.abs_tol, "rel_tol": args.rel_tol,
     }  # fmt: skip
-    columns = Columns(args.entity_column, args.time_column, args.value_column or args.feature)
+    values = {f: args.value_column or f for f in dict.fromkeys(args.feature)}
     with contextlib.ExitStack() as files:
         mismatches, missing = (
             None if path is None else files.enter_context(path.open("w"))
             for path in (args.mismatches, args.missing)
         )
-        totals = run(args.log, args.api, args.feature, options, columns, mismatches, missing)
-    print(f"{args.feature} of {args.pipeline}, served against captured:")
-    print(totals.summary())
+        columns = Columns(args.entity_column, args.time_column, values)
+        totals = run(args.log, args.api, options, columns, mismatches, missing)
+    failed = []
+    for feature, total in totals.items():
+        print(f"{feature} of {args.pipeline}, served against captured:")
+        print(total.summary() + "\n")
+        rate, most = total.mismatch_rate, args.max_mismatch_rate
+        if most is not None and rate is not None and rate > most:
+            failed.append(f"{feature}: mismatch rate {rate:.2%} exceeds {most:.2%}")
     for what, path in (("mismatched rows", args.mismatches), ("missing rows", args.missing)):
         if path is not None:
             print(f"{what}: {path}")
-    rate = totals.mismatch_rate
-    if args.max_mismatch_rate is not None and rate is not None and rate > args.max_mismatch_rate:
-        print(f"mismatch rate {rate:.2%} exceeds {args.max_mismatch_rate:.2%}", file=sys.stderr)
-        return 1
-    return 0
+    for line in failed:
+        print(line, file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _compact(args: argparse.Namespace) -> int:

@@ -31,7 +31,8 @@ _COUNTS = ("rows", "compared", "matched", "mismatched", "outdated", "not_capture
 class Columns:
     entity: str
     time: str
-    value: str
+    values: dict[str, str]
+    """each checked feature's column of served values"""
 
 
 @dataclass
@@ -98,21 +99,26 @@ class Totals:
         return lines
 
 
-def chunks(path: Path, columns: Columns, size: int = CHUNK) -> Iterator[list[dict[str, Any]]]:
-    """The log's rows as the API's ``rows``, at most ``size`` at a time."""
-    wanted = [columns.entity, columns.time, columns.value]
-    if len(set(wanted)) < 3:
+def chunks(
+    path: Path, columns: Columns, size: int = CHUNK
+) -> Iterator[dict[str, list[dict[str, Any]]]]:
+    """The log's rows as the API's ``rows``, per feature, at most ``size`` at a time."""
+    wanted = [columns.entity, columns.time, *columns.values.values()]
+    if len(set(wanted)) < len(wanted):
         raise ValueError(
-            f"entity, time and value must be three different columns, got {', '.join(wanted)}: "
+            f"the entity, time and value columns must all differ, got {', '.join(wanted)}: "
             "set --entity-column, --time-column and --value-column"
         )
     for batch in _batches(path, wanted, size):
-        entity, when, value = (batch.column(name) for name in wanted)
-        yield [
-            {"entity_id": "" if e is None else str(e), "at": t, "value": v}
-            for e, t, v in zip(entity.to_pylist(), _times(when, columns.time), value.to_pylist(),
-                               strict=True)
-        ]  # fmt: skip
+        entities = ["" if e is None else str(e) for e in batch.column(columns.entity).to_pylist()]
+        times = _times(batch.column(columns.time), columns.time)
+        yield {
+            feature: [
+                {"entity_id": e, "at": t, "value": v}
+                for e, t, v in zip(entities, times, batch.column(column).to_pylist(), strict=True)
+            ]
+            for feature, column in columns.values.items()
+        }
 
 
 def _batches(path: Path, wanted: list[str], size: int) -> Iterator[pa.RecordBatch]:
@@ -200,29 +206,32 @@ def check(api: str, feature: str, body: dict[str, Any], timeout: float = 300) ->
 def run(
     path: Path,
     api: str,
-    feature: str,
     options: dict[str, Any],
     columns: Columns,
     mismatches: IO[str] | None,
     missing: IO[str] | None = None,
     progress: IO[str] | None = None,
-) -> Totals:
-    """Checks the whole log; writes each mismatched row as a JSON line to
-    ``mismatches`` and each missing one to ``missing``, its ``index`` the row's
-    position in the log; progress goes to ``progress`` (default: stderr)."""
-    totals = Totals()
-    for rows in chunks(path, columns):
-        answer = check(api, feature, {**options, "rows": rows})
-        for kind, out in (("mismatches", mismatches), ("missing", missing)):
-            if out is not None:
-                for row in answer[kind]:
-                    row["index"] += totals.counts["rows"]
-                    out.write(json.dumps(row) + "\n")
-        totals.add(answer)
-        c = totals.counts
+) -> dict[str, Totals]:
+    """Checks the whole log, feature by feature (``columns.values``); writes each
+    mismatched row as a JSON line to ``mismatches`` and each missing one to
+    ``missing``, with its ``feature`` and its ``index``, the row's position in the
+    log; progress goes to ``progress`` (default: stderr)."""
+    totals = {feature: Totals() for feature in columns.values}
+    for rows_of in chunks(path, columns):
+        for feature, rows in rows_of.items():
+            answer = check(api, feature, {**options, "rows": rows})
+            for kind, out in (("mismatches", mismatches), ("missing", missing)):
+                if out is not None:
+                    for row in answer[kind]:
+                        row["index"] += totals[feature].counts["rows"]
+                        out.write(json.dumps({"feature": feature, **row}) + "\n")
+            totals[feature].add(answer)
+        n = next(iter(totals.values())).counts["rows"]
+        bad = sum(t.counts["mismatched"] for t in totals.values())
+        stale = sum(t.counts["outdated"] for t in totals.values())
         print(
-            f"checked {c['rows']:,} rows: {c['mismatched']:,} mismatched "
-            f"({c['outdated']:,} outdated), {c['not_captured']:,} not captured",
+            f"checked {n:,} rows: {bad:,} mismatched values ({stale:,} outdated)"
+            + (f" in {len(totals)} features" if len(totals) > 1 else ""),
             file=progress or sys.stderr,
             flush=True,
         )

@@ -26,10 +26,12 @@ HOUR = 3_600_000
 T0 = (int(time.time() * 1000) - 6 * HOUR) // 1000 * 1000
 
 
-def value(n: int, entity_id: str, processing: int, v: float) -> CaptureEvent:
+def value(
+    n: int, entity_id: str, processing: int, v: float, feature: str = "score"
+) -> CaptureEvent:
     return CaptureEvent(
         f"ev-{n}", EventType.ENTITY, "p", "op-a", OperatorType.MAP, processing,
-        features=["score"], entity_id=entity_id, feature_name="score", feature_value=v,
+        features=[feature], entity_id=entity_id, feature_name=feature, feature_value=v,
         value_type=FeatureValueType.SCALAR_DOUBLE, event_time=processing, sample_rate=0.5,
         trace_id=f"{n:032x}",
     )  # fmt: skip
@@ -37,13 +39,14 @@ def value(n: int, entity_id: str, processing: int, v: float) -> CaptureEvent:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """user-1 had 10.0, then 20.0 from T0 + 1h; user-2 had 5.0; user-3 is sampled, yet
-    has no value; user-4 is not sampled."""
+    """Scores: user-1 had 10.0, then 20.0 from T0 + 1h; user-2 had 5.0; user-3 is
+    sampled, yet has no value; user-4 is not sampled. Clicks: user-1 had 3.0."""
     store = tmp_path_factory.mktemp("store")
     events = [
         value(1, "user-1", T0, 10.0),
         value(2, "user-1", T0 + HOUR, 20.0),
         value(3, "user-2", T0, 5.0),
+        value(4, "user-1", T0, 3.0, "clicks"),
         CaptureEvent(
             "agg",
             EventType.AGGREGATE,
@@ -176,7 +179,8 @@ def test_a_csv_log_with_iso_times_and_the_default_columns(
         ),
         (["--pipeline", "q"], "answered 404: unknown pipeline 'q'"),
         (["--time-column", "wait"], "the time column 'wait' is double"),
-        (["--time-column", "score"], "three different columns, got entity_id, score, score"),
+        (["--time-column", "score"], "must all differ, got entity_id, score, score"),
+        (["--feature", "clicks", "--value-column", "score"], "each feature's values are read"),
     ],
 )
 def test_mistakes_are_named_with_the_fix(
@@ -187,6 +191,42 @@ def test_mistakes_are_named_with_the_fix(
     base = ["skew", str(log), "--feature", "score", "--pipeline", "p", "--api", api]
     assert main([*base, *argv]) == 2
     assert says in capsys.readouterr().err
+
+
+def test_a_log_with_a_column_per_feature_is_checked_feature_by_feature(
+    api: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "predictions.jsonl"
+    at = T0 + 2 * HOUR
+    log.write_text(
+        json.dumps({"entity_id": "user-1", "at": at, "score": 20.0, "clicks": 4.0}) + "\n"
+        + json.dumps({"entity_id": "user-2", "at": at, "score": 5.0, "clicks": 1.0}) + "\n"
+    )  # fmt: skip
+    out = tmp_path / "mismatches.jsonl"
+    argv = ["skew", str(log), "--feature", "score", "--feature", "clicks", "--pipeline", "p",
+            "--api", api, "--mismatches", str(out)]  # fmt: skip
+    assert main([*argv, "--max-mismatch-rate", "0.5"]) == 1
+    printed = capsys.readouterr()
+    score, clicks = printed.out.split("clicks of p, served against captured:")
+    assert "score of p, served against captured:" in score
+    assert (
+        "  matched                      2" in score and "  missing                      0" in score
+    )
+    # user-1's clicks were never 4.0; user-2 is sampled, yet has no clicks value
+    assert (
+        "  mismatched                   1" in clicks
+        and "  missing                      1" in clicks
+    )
+    assert "clicks: mismatch rate 100.00% exceeds 50.00%" in printed.err
+    assert "score:" not in printed.err
+    [m] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert (m["feature"], m["index"], m["served"], m["captured"]["value"]) == (
+        "clicks",
+        0,
+        4.0,
+        3.0,
+    )
+    assert m["served_processed_at"] is None
 
 
 def test_an_api_that_is_not_there_is_named(

@@ -300,8 +300,8 @@ def _print_skew(api: str) -> None:
     log.write_text(f"entity_id,at,{feature}\n" + "".join(f"{u},{t},{v!r}\n" for u, t, v in rows))
     options = {"pipeline_id": pipeline, "operator_id": None, "lookback": "7d",
                "abs_tol": 1e-9, "rel_tol": 1e-9}  # fmt: skip
-    columns = Columns("entity_id", "at", feature)
-    totals = run(log, api, feature, options, columns, None, progress=io.StringIO())
+    columns = Columns("entity_id", "at", {feature: feature})
+    [totals] = run(log, api, options, columns, None, progress=io.StringIO()).values()
     faro = Path(sys.executable).parent / "faro"
     print(
         "# a model's serving log (written here: what a store lagging the pipeline would have "
