@@ -107,7 +107,7 @@ def test_demo_runs_the_whole_path_and_stops_cleanly() -> None:
             "mismatched": stale, "of them outdated": stale, "not captured": 1,
             "not sampled": 1, "missing": 0,
         }  # fmt: skip
-        printed = checked.stdout.splitlines()[1:]
+        printed = checked.stdout.strip().splitlines()[1:]
         assert printed == up.stdout.split(skew)[1].splitlines()[1 : 1 + len(printed)]
         assert printed[-1].split()[-2:] == ["1", "1"]  # the hour of `at`: one mismatch, outdated
     finally:
