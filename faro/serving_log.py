@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import statistics
 import sys
 import urllib.error
 import urllib.request
@@ -43,6 +44,8 @@ class Totals:
     not_sampled: int | None = 0
     """None once an answer could not tell (no captured value gave the sample rate)"""
     missing: int = 0
+    lags: list[int] = field(default_factory=list)
+    """each outdated row's ``outdated_ms``: how far the serving path was behind"""
 
     def add(self, answer: dict[str, Any]) -> None:
         for name in _COUNTS:
@@ -52,6 +55,9 @@ class Totals:
         elif answer["not_captured"]:
             self.not_sampled = None
         self.missing += len(answer["missing"])
+        self.lags += [
+            m["outdated_ms"] for m in answer["mismatches"] if m["outdated_ms"] is not None
+        ]
         for h in answer["hours"]:
             counts = self.hours.setdefault(h["start"], [0, 0, 0])
             for k, name in enumerate(("compared", "mismatched", "outdated")):
@@ -71,7 +77,9 @@ class Totals:
             f"  matched           {c['matched']:>12,}",
             f"  mismatched        {c['mismatched']:>12,}"
             + ("" if rate is None else f"   ({rate:.2%} of compared)"),
-            f"    of them outdated{c['outdated']:>12,}   (a value the pipeline had replaced)",
+            f"    of them outdated{c['outdated']:>12,}   (a value the pipeline had replaced"
+            + self._lag()
+            + ")",
             f"not captured        {c['not_captured']:>12,}   (no value in the lookback)",
         ]
         if self.not_sampled is None:
@@ -84,6 +92,13 @@ class Totals:
                 "then: served what the pipeline had not)",
             ]
         return "\n".join(lines + self._hour_lines())
+
+    def _lag(self) -> str:
+        """How long the outdated values had been replaced: median and most."""
+        if not self.lags:
+            return ""
+        median = statistics.median(self.lags) / 1000
+        return f"; by {median:,.1f} s median, {max(self.lags) / 1000:,.1f} s at most"
 
     def _hour_lines(self, most: int = HOURS_LISTED) -> list[str]:
         """The hours with mismatches, oldest first: when the serving path went wrong."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import statistics
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,7 +113,11 @@ def test_a_log_of_several_chunks_is_counted_row_by_row(
     assert counts == {"rows": "25,000", "compared": f"{25_000 - not_captured:,}"}
     mismatched = len(kinds["outdated"]) + len(kinds["wrong"])
     assert f"mismatched        {mismatched:>12,}" in printed.out
-    assert f"of them outdated{len(kinds['outdated']):>12,}" in printed.out
+    lags = [rows[i][1] - (T0 + HOUR) for i in kinds["outdated"]]  # replaced at T0 + 1h
+    assert (
+        f"of them outdated{len(kinds['outdated']):>12,}   (a value the pipeline had replaced; "
+        f"by {statistics.median(lags) / 1000:,.1f} s median, {max(lags) / 1000:,.1f} s at most)"
+    ) in printed.out
     assert f"not captured        {not_captured:>12,}" in printed.out
     assert f"  not sampled       {len(kinds['not sampled']):>12,}" in printed.out
     assert f"  missing           {len(kinds['missing']):>12,}" in printed.out
