@@ -47,12 +47,14 @@ _ENTITY_VALUES = """
     ORDER BY ALL
 """
 """One entity's values of one feature in [since, until); ``{typed}``: more value columns."""
-_LATEST = """
+_NEWEST_FIRST = """processing_time DESC, event_time DESC NULLS LAST, trace_id DESC NULLS LAST,
+    feature_value DESC NULLS LAST"""
+"""An entity's values, later processing first; equal times in a fixed order."""
+_LATEST = f"""
     QUALIFY row_number() OVER (
-        PARTITION BY {lookup}pipeline_id, feature_name, operator_id
-        ORDER BY {axis} DESC, processing_time DESC, event_time DESC NULLS LAST,
-                 trace_id DESC NULLS LAST, feature_value DESC NULLS LAST) = 1
-    ORDER BY {lookup}pipeline_id, feature_name, operator_id
+        PARTITION BY {{lookup}}pipeline_id, feature_name, operator_id
+        ORDER BY {{axis}} DESC, {_NEWEST_FIRST}) = 1
+    ORDER BY {{lookup}}pipeline_id, feature_name, operator_id
 """
 """Keeps, per pipeline, feature and operator (and lookup), the latest value on a time
 axis ({axis}); ties go to the later processing."""
@@ -75,17 +77,18 @@ _AS_OF_MANY = """
 """ + _LATEST.replace("{lookup}", "lookup, ")
 """The same for each row of the table ``lookups`` (lookup, lookup_entity, lookup_at,
 lookup_known, lookup_since), in one query."""
-_HISTORIES = """
+_HISTORIES = f"""
     SELECT lookup, processing_time, operator_id, event_time, trace_id, value_type,
-           feature_value {typed}
-    FROM lookups JOIN {events}
+           feature_value {{typed}}
+    FROM lookups JOIN {{events}}
       ON entity_id = lookup_entity AND operator_id = lookup_operator
      AND processing_time BETWEEN lookup_since AND lookup_until
     WHERE feature_name = $feature
-    ORDER BY lookup, processing_time DESC, event_time DESC NULLS LAST, trace_id DESC NULLS LAST,
-             feature_value DESC NULLS LAST
+    ORDER BY lookup, {_NEWEST_FIRST}
 """
-"""Each lookup's values of one feature from one operator, newest first, in one query."""
+"""Each lookup's values of one feature from one operator, newest first, in one query:
+in the order of :data:`_LATEST` by processing time, so the first is the value an
+as-of lookup answers."""
 _TYPED = ", feature_value_long, feature_value_bool, feature_value_string, feature_value_vector"
 """The value columns of types other than double."""
 _ROLLUP_WINDOW = "feature = $feature AND minute >= $since AND minute < $until"
