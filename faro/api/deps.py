@@ -6,12 +6,14 @@ from __future__ import annotations
 import difflib
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, HTTPException, Query, Request
 
 from faro.api.metrics import ApiMetrics
+from faro.api.models import AsOfLookup
 from faro.core.settings import FaroSettings
 from faro.core.windows import WindowError, parse_time, window_ms
 from faro.store.avro_batch import AvroBatchDecoder
@@ -128,6 +130,30 @@ def as_of_queries(
         queries.append(AsOfQuery(point, by, point if known is None else known,
                                  max(0, point - span)))  # fmt: skip
     return queries
+
+
+def values_as_of_many(
+    svc: Service,
+    lookups: Sequence[AsOfLookup],
+    field: str,
+    *,
+    by: Literal["processing", "event"],
+    known_at: str | None,
+    lookback: str,
+    pipeline_id: str | None,
+    features: list[str] | None,
+) -> tuple[list[AsOfQuery], list[list[dict[str, Any]]]]:
+    """The as-of question of each of a body's ``lookups`` (a bad time is a 422 naming
+    ``field[i].at``), and each one's values then, from one range join."""
+    queries = as_of_queries(
+        [str(x.at) for x in lookups], by, known_at, lookback,
+        [f"{field}[{i}].at" for i in range(len(lookups))],
+    )  # fmt: skip
+    found = svc.queries.entity_values_as_of_many(
+        [(x.entity_id, q.at, q.known, q.since) for x, q in zip(lookups, queries, strict=True)],
+        by=by, pipeline_id=pipeline_id, features=features,
+    )  # fmt: skip
+    return queries, found
 
 
 def window_end(until: str | None) -> int | None:

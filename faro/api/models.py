@@ -281,8 +281,7 @@ class ManyAsOf(BaseModel):
     answers: list[EntityValuesAsOf] = Field(description="one per lookup, in their order")
 
 
-class ServedValue(BaseModel):
-    entity_id: str = Field(min_length=1)
+class ServedValue(AsOfLookup):
     at: str | int = Field(description="when the model read the value: an ISO-8601 time or epoch ms")
     value: Value = Field(description="the value the model was served, as it logged it")
 

@@ -19,10 +19,10 @@ from fastapi import HTTPException
 from faro.api.deps import (
     AsOfQuery,
     Service,
-    as_of_queries,
     require_operator,
     require_pipeline,
     unknown,
+    values_as_of_many,
 )
 from faro.api.models import (
     FeatureValue,
@@ -44,13 +44,9 @@ def check(svc: Service, feature: str, body: SkewCheck) -> SkewReport:
     of rows (the rows' values at their moments, the mismatched rows' histories, and
     the sample rate when some rows have no captured value)."""
     require_pipeline(svc, body.pipeline_id)
-    queries = as_of_queries(
-        [str(r.at) for r in body.rows], "processing", None, body.lookback,
-        [f"rows[{i}].at" for i in range(len(body.rows))],
-    )  # fmt: skip
-    found = svc.queries.entity_values_as_of_many(
-        [(r.entity_id, q.at, q.known, q.since) for r, q in zip(body.rows, queries, strict=True)],
-        by="processing", pipeline_id=body.pipeline_id, features=[feature],
+    queries, found = values_as_of_many(
+        svc, body.rows, "rows", by="processing", known_at=None, lookback=body.lookback,
+        pipeline_id=body.pipeline_id, features=[feature],
     )  # fmt: skip
     if not any(found):
         _require_entity_values(svc, body.pipeline_id, feature)

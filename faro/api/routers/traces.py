@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
-from faro.api.deps import AsOf, AsOfQuery, ServiceDep, as_of_queries, require_pipeline
+from faro.api.deps import AsOf, AsOfQuery, ServiceDep, require_pipeline, values_as_of_many
 from faro.api.models import (
     AsOfLookups,
     EntityValue,
@@ -62,14 +62,10 @@ def entities_as_of(svc: ServiceDep, body: AsOfLookups) -> ManyAsOf:
     it logged (training/serving skew)."""
     if body.pipeline_id is not None:
         require_pipeline(svc, body.pipeline_id)
-    known_at = None if body.known_at is None else str(body.known_at)
-    queries = as_of_queries(
-        [str(x.at) for x in body.lookups], body.by, known_at, body.lookback,
-        [f"lookups[{i}].at" for i in range(len(body.lookups))],
-    )  # fmt: skip
-    found = svc.queries.entity_values_as_of_many(
-        [(x.entity_id, q.at, q.known, q.since) for x, q in zip(body.lookups, queries, strict=True)],
-        by=body.by, pipeline_id=body.pipeline_id, features=body.features,
+    queries, found = values_as_of_many(
+        svc, body.lookups, "lookups", by=body.by,
+        known_at=None if body.known_at is None else str(body.known_at), lookback=body.lookback,
+        pipeline_id=body.pipeline_id, features=body.features,
     )  # fmt: skip
     return ManyAsOf(
         by=body.by,
