@@ -198,8 +198,9 @@ def _stored(api: str, records: int) -> bool:
     return True
 
 
-def _sampled_user() -> str:
-    return next(f"user-{i}" for i in range(USERS) if is_sampled(f"user-{i}", SAMPLE_RATE))
+def _sampled_users() -> list[str]:
+    """The demo's users the user feature pipeline captures, in id order."""
+    return [f"user-{i}" for i in range(USERS) if is_sampled(f"user-{i}", SAMPLE_RATE)]
 
 
 def _report(api: str, bootstrap: str) -> None:
@@ -215,7 +216,7 @@ def _report(api: str, bootstrap: str) -> None:
             late = "-" if o["late_rate"] is None else f"{o['late_rate']:.3f}"
             print(row.format(pipeline, o["operator_id"], f"{o['input_per_minute'] * minutes:,.0f}",
                              f"{o['output_per_minute'] * minutes:,.0f}", ratio, late))  # fmt: skip
-    user = _sampled_user()
+    user = _sampled_users()[0]
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     checks = {
         "pipeline health": f"{api}/pipelines/order-pipeline/health",
@@ -277,7 +278,7 @@ def _print_skew(api: str) -> None:
 
     pipeline, feature = "user-feature-pipeline", "purchase_amount_7d"
     now = int(time.time() * 1000)
-    sampled = [f"user-{i}" for i in range(USERS) if is_sampled(f"user-{i}", SAMPLE_RATE)]
+    sampled = _sampled_users()
     rows, stale = [], False
     for user in sampled[:5]:
         query = {"pipeline_id": pipeline, "entity_id": user}
@@ -298,9 +299,8 @@ def _print_skew(api: str) -> None:
     rows.append((unsampled, now, 0.0))
     log = STATE_DIR / "serving-log.csv"
     log.write_text(f"entity_id,at,{feature}\n" + "".join(f"{u},{t},{v!r}\n" for u, t, v in rows))
-    options = {"pipeline_id": pipeline, "operator_id": None, "lookback": "7d",
-               "abs_tol": 1e-9, "rel_tol": 1e-9}  # fmt: skip
     columns = Columns("entity_id", "at", {feature: feature})
+    options = {"pipeline_id": pipeline}  # the API's defaults, as the printed command has them
     [totals] = run(log, api, options, columns, None, progress=io.StringIO()).values()
     faro = Path(sys.executable).parent / "faro"
     print(
