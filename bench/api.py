@@ -21,6 +21,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -183,50 +184,64 @@ def read_urls(sample_trace: str) -> dict[str, str]:
     }
 
 
-def lookups(client: TestClient, sizes: tuple[int, ...] = (100, 1_000, 10_000)) -> None:
+def lookups(client: TestClient) -> None:
     """POST /entities/as-of: batches of entities (of the 100,000), each at a moment in the
     last 24 hours, as a model's prediction log would ask; p50 of 5 batches per size."""
-    rng = np.random.default_rng(5)
-    now = int(time.time() * 1000)
-    print("\nPOST /entities/as-of (ms per batch, lookups/s)")
-    for size in sizes:
-        samples = []
-        for _ in range(5):
-            body = {"lookups": [
-                {"entity_id": f"user-{e}", "at": int(now - t)}
-                for e, t in zip(rng.integers(0, ENTITIES, size),
-                                rng.integers(0, 86_400_000, size), strict=True)
-            ]}  # fmt: skip
-            start = time.perf_counter()
-            client.post("/entities/as-of", json=body).raise_for_status()
-            samples.append((time.perf_counter() - start) * 1000)
-        p50 = statistics.median(samples)
-        print(f"{size:>6,} lookups   {p50:>9.1f} ms   {size / p50 * 1000:>9,.0f} lookups/s")
+    post_batches(
+        client, "/entities/as-of", "POST /entities/as-of", "lookups", seed=5,
+        body=lambda rows: {"lookups": rows},
+    )  # fmt: skip
 
 
-def skew(client: TestClient, sizes: tuple[int, ...] = (100, 1_000, 10_000)) -> None:
+def skew(client: TestClient) -> None:
     """POST /features/{feature}/skew: served values of random entities, each at a moment
     in the last 24 hours. The values are random, so every captured row is a mismatch and
     its history is read too: the endpoint's slowest case; p50 of 5 batches per size."""
-    rng = np.random.default_rng(6)
+    post_batches(
+        client, "/features/purchase_amount_7d/skew",
+        "POST /features/purchase_amount_7d/skew, every row a mismatch", "rows", seed=6,
+        body=lambda rows: {"pipeline_id": "user-feature-pipeline", "rows": rows}, values=True,
+        note=lambda answers: f"{statistics.mean(a['mismatched'] for a in answers):,.0f} "
+        "mismatched a batch",
+    )  # fmt: skip
+
+
+def post_batches(
+    client: TestClient,
+    path: str,
+    title: str,
+    unit: str,
+    *,
+    seed: int,
+    body: Callable[[list[dict[str, Any]]], dict[str, Any]],
+    values: bool = False,
+    note: Callable[[list[dict[str, Any]]], str] | None = None,
+    sizes: tuple[int, ...] = (100, 1_000, 10_000),
+) -> None:
+    """POSTs 5 bodies of each size of random (entity, moment in the last 24 hours) rows,
+    with a random value each when ``values``, and prints the p50 per size, with ``note``
+    of the answers."""
+    rng = np.random.default_rng(seed)
     now = int(time.time() * 1000)
-    print("\nPOST /features/purchase_amount_7d/skew, every row a mismatch (ms per batch, rows/s)")
+    print(f"\n{title} (ms per batch, {unit}/s)")
     for size in sizes:
-        samples, mismatched = [], 0
+        samples, answers = [], []
         for _ in range(5):
-            body = {"pipeline_id": "user-feature-pipeline", "rows": [
-                {"entity_id": f"user-{e}", "at": int(now - t), "value": float(v)}
-                for e, t, v in zip(rng.integers(0, ENTITIES, size),
-                                   rng.integers(0, 86_400_000, size),
-                                   rng.normal(100, 15, size), strict=True)
-            ]}  # fmt: skip
+            entities, ago = rng.integers(0, ENTITIES, size), rng.integers(0, 86_400_000, size)
+            rows: list[dict[str, Any]] = [
+                {"entity_id": f"user-{e}", "at": int(now - t)}
+                for e, t in zip(entities, ago, strict=True)
+            ]
+            if values:
+                for row, value in zip(rows, rng.normal(100, 15, size), strict=True):
+                    row["value"] = float(value)
             start = time.perf_counter()
-            response = client.post("/features/purchase_amount_7d/skew", json=body)
+            response = client.post(path, json=body(rows))
             samples.append((time.perf_counter() - start) * 1000)
-            mismatched += response.raise_for_status().json()["mismatched"]
+            answers.append(response.raise_for_status().json())
         p50 = statistics.median(samples)
-        print(f"{size:>6,} rows   {p50:>9.1f} ms   {size / p50 * 1000:>9,.0f} rows/s"
-              f"   ({mismatched / 5:,.0f} mismatched a batch)")  # fmt: skip
+        extra = "" if note is None else f"   ({note(answers)})"
+        print(f"{size:>6,} {unit}   {p50:>9.1f} ms   {size / p50 * 1000:>9,.0f} {unit}/s{extra}")
 
 
 def ingest(client: TestClient, stored: int) -> None:
