@@ -191,11 +191,11 @@ class FeatureValue(BaseModel):
         """From a store row; the extra fields of subclasses come from ``row`` by name."""
         return cls(
             **{k: row[k] for k in cls.model_fields if k in row},
-            value=_typed_value(row),
+            value=typed_value(row),
         )
 
 
-def _typed_value(row: dict[str, Any]) -> Value:
+def typed_value(row: dict[str, Any]) -> Value:
     """The value as its type stores it (the typed columns are absent for doubles)."""
     for typed in ("feature_value_bool", "feature_value_long", "feature_value_string",
                   "feature_value_vector"):  # fmt: skip
@@ -368,6 +368,79 @@ class SkewReport(BaseModel):
     missing: list[MissingRow] = Field(
         description="rows of sampled entities with no captured value in the lookback before "
         "`at`: the model was served a value the pipeline had not computed for it (yet)"
+    )
+
+
+class DifferentRecord(BaseModel):
+    entity_id: str
+    event_time: int = Field(description="the record's event time, epoch ms")
+    value: Value = Field(description="the value `operator_id` of `pipeline_id` computed")
+    against_value: Value = Field(description="the value `against_operator_id` computed")
+    abs_diff: float | None = Field(description="|value - against_value| for numbers")
+    processed_at: int = Field(description="when `operator_id` processed it, epoch ms")
+    against_processed_at: int
+
+
+class OneSidedRecord(BaseModel):
+    entity_id: str
+    event_time: int = Field(description="epoch ms")
+    side: Literal["pipeline", "against"] = Field(description="the side that has the record")
+    value: Value
+    processed_at: int = Field(description="epoch ms")
+
+
+class ComparisonHour(BaseModel):
+    start: int = Field(description="the UTC hour of event time, epoch ms")
+    compared: int
+    mismatched: int
+    only_in_pipeline: int
+    only_in_against: int
+
+
+class FeatureComparison(BaseModel):
+    feature: str
+    pipeline_id: str
+    operator_id: str
+    against: str = Field(description="the pipeline compared with (`pipeline_id` when not given)")
+    against_operator_id: str
+    window: str
+    since: int = Field(description="records with event times from here, epoch ms")
+    until: int = Field(description="... up to here (exclusive), epoch ms")
+    sample_rate: float | None = Field(description="the rate `operator_id`'s values carry")
+    against_sample_rate: float | None
+    compared: int = Field(description="records both operators captured")
+    matched: int
+    mismatched: int
+    mismatch_rate: float | None = Field(description="mismatched / compared")
+    max_abs_diff: float | None = Field(description="the largest difference of a number")
+    only_in_pipeline: int = Field(
+        description="records of entities both operators sample that only `operator_id` "
+        "captured, although `against_operator_id` has captured later records"
+    )
+    only_in_against: int
+    pending: int = Field(
+        description="records one side captured later than anything the other has captured "
+        "yet: it has not got that far, which is lag, not loss"
+    )
+    out_of_sample: int = Field(
+        description="records one side captured of entities the other does not sample (the "
+        "sides sample at different rates): not compared"
+    )
+    delay_p50_ms: float | None = Field(
+        description="`against_operator_id`'s processing time minus `operator_id`'s for the "
+        "same record, median over the compared records (negative: `against` is earlier)"
+    )
+    delay_p95_ms: float | None
+    hours: list[ComparisonHour] = Field(
+        description="the counts per UTC hour of event time, oldest first: since when the two "
+        "disagree"
+    )
+    mismatches: list[DifferentRecord] = Field(
+        description="the first `limit` mismatched records, by event time"
+    )
+    one_sided: list[OneSidedRecord] = Field(
+        description="the first `limit` records of `only_in_pipeline` and `only_in_against`, "
+        "by event time"
     )
 
 

@@ -11,7 +11,6 @@ much is the answer to "since when was this model fed stale features".
 from __future__ import annotations
 
 import itertools
-import math
 from typing import Any
 
 from fastapi import HTTPException
@@ -24,6 +23,7 @@ from faro.api.deps import (
     unknown,
     values_as_of_many,
 )
+from faro.api.equality import abs_diff, same_value
 from faro.api.models import (
     FeatureValue,
     MissingRow,
@@ -32,7 +32,6 @@ from faro.api.models import (
     SkewHour,
     SkewReport,
     SkewRow,
-    Value,
 )
 from faro.core.sampling import is_sampled
 
@@ -61,7 +60,7 @@ def check(svc: Service, feature: str, body: SkewCheck) -> SkewReport:
         if captured is None:
             continue
         compared.append(i)
-        if not _same_value(row.value, FeatureValue.from_row(captured).value, **tolerances):
+        if not same_value(row.value, FeatureValue.from_row(captured).value, **tolerances):
             differ.append((i, captured))
     histories = svc.queries.entity_histories_many(
         [(body.rows[i].entity_id, c["operator_id"], queries[i].since, queries[i].at)
@@ -85,29 +84,6 @@ def check(svc: Service, feature: str, body: SkewCheck) -> SkewReport:
         hours=_hours([q.at for q in queries], compared, mismatches),
         mismatches=mismatches, missing=missing,
     )  # fmt: skip
-
-
-def _same_value(served: Value, captured: Value, *, abs_tol: float, rel_tol: float) -> bool:
-    """Whether the served value is the captured one: numbers (booleans as 0 and 1)
-    within the tolerances, NaN equal to NaN, vectors element by element, anything
-    else exactly. A model that logs a boolean feature as 0/1 matches."""
-    if isinstance(served, (int, float)) and isinstance(captured, (int, float)):
-        a, b = float(served), float(captured)
-        if math.isnan(a) or math.isnan(b):
-            return math.isnan(a) and math.isnan(b)
-        return math.isclose(a, b, rel_tol=rel_tol, abs_tol=abs_tol)
-    if isinstance(served, list) and isinstance(captured, list):
-        return len(served) == len(captured) and all(
-            _same_value(a, b, abs_tol=abs_tol, rel_tol=rel_tol)
-            for a, b in zip(served, captured, strict=True)
-        )
-    return type(served) is type(captured) and served == captured
-
-
-def _abs_diff(served: Value, captured: Value) -> float | None:
-    if isinstance(served, (int, float)) and isinstance(captured, (int, float)):
-        return abs(float(served) - float(captured))
-    return None
 
 
 def _current(rows: list[dict[str, Any]], operator_id: str | None) -> dict[str, Any] | None:
@@ -135,8 +111,8 @@ def _mismatch(
     value = FeatureValue.from_row(captured)
     produced = replaced = None
     for newer, older in itertools.pairwise(history):
-        if _same_value(row.value, FeatureValue.from_row(older).value,
-                      abs_tol=abs_tol, rel_tol=rel_tol):  # fmt: skip
+        if same_value(row.value, FeatureValue.from_row(older).value,
+                     abs_tol=abs_tol, rel_tol=rel_tol):  # fmt: skip
             produced, replaced = older["processing_time"], newer["processing_time"]
             break
     return SkewRow(
@@ -145,7 +121,7 @@ def _mismatch(
         at=at,
         served=row.value,
         captured=value,
-        abs_diff=_abs_diff(row.value, value.value),
+        abs_diff=abs_diff(row.value, value.value),
         served_processed_at=produced,
         outdated_ms=None if replaced is None else at - replaced,
     )

@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeVar
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from faro.core.events import TIME_HIGH
 from faro.store import layout
@@ -89,6 +90,12 @@ _HISTORIES = f"""
 """Each lookup's values of one feature from one operator, newest first, in one query:
 in the order of :data:`_LATEST` by processing time, so the first is the value an
 as-of lookup answers."""
+_NO_EVENTS = """(SELECT NULL::VARCHAR AS feature_name, NULL::VARCHAR AS operator_id,
+    NULL::VARCHAR AS entity_id, NULL::BIGINT AS event_time, NULL::BIGINT AS processing_time,
+    NULL::VARCHAR AS trace_id, NULL::VARCHAR AS value_type, NULL::DOUBLE AS feature_value,
+    NULL::BIGINT AS feature_value_long, NULL::BOOLEAN AS feature_value_bool,
+    NULL::VARCHAR AS feature_value_string, NULL::DOUBLE[] AS feature_value_vector WHERE false)"""
+"""A relation of no events, for an operator whose pipeline has no files to read."""
 _TYPED = ", feature_value_long, feature_value_bool, feature_value_string, feature_value_vector"
 """The value columns of types other than double."""
 _ROLLUP_WINDOW = "feature = $feature AND minute >= $since AND minute < $until"
@@ -387,6 +394,81 @@ class StoreQueries:
         return self._per_lookup(
             _HISTORIES, columns, pipeline_id, min(sinces), max(untils), {"feature": feature}
         )
+
+    def compared_records(
+        self,
+        sides: tuple[tuple[str, str], tuple[str, str]],
+        feature: str,
+        since: int,
+        until: int,
+    ) -> tuple[pa.Table, tuple[int | None, int | None]]:
+        """The values of ``feature`` that two operators (``a`` and ``b``, each a
+        ``(pipeline_id, operator_id)``) captured for records with event times in
+        [since, until), joined on the record (entity_id, event_time), in one query.
+
+        Columns: entity_id, event_time, and per side (``a_``, ``b_``) processing_time,
+        value_type and feature_value (null on the side that has no such record), with
+        the typed value columns when some value is not a double. A record one operator
+        processed more than once (a window that fired again for a late record) counts
+        with its value processed last. Also each side's latest event time from
+        ``since`` on, in the window or after it: how far that operator has got.
+        Files are chosen by processing time from ``since`` on.
+        """
+        params: dict[str, Any] = {"feature": feature, "since": since, "until": until}
+        source = {}
+        for side, (pipeline_id, operator_id) in zip("ab", sides, strict=True):
+            params[f"operator_{side}"] = operator_id
+            source[side] = _NO_EVENTS
+            files = self._files("ENTITY", pipeline_id, since)
+            if files:
+                params[f"files_{side}"] = files
+                source[side] = f"read_parquet($files_{side}, hive_partitioning = false)"
+        where = "feature_name = $feature AND operator_id = $operator_{side}"
+        where += " AND event_time >= $since"
+        side_sql = f"""
+            {{side}} AS (
+                SELECT entity_id, event_time, processing_time, value_type, feature_value
+                       {{typed}}
+                FROM {{source}} WHERE {where} AND event_time < $until
+                QUALIFY row_number() OVER (
+                    PARTITION BY entity_id, event_time ORDER BY {_NEWEST_FIRST}) = 1
+            )
+        """  # fmt: skip
+
+        def run(typed: str) -> pa.Table:
+            columns = typed.replace(",", " ").split()
+            picked = ", ".join(
+                f"{side}.{c} AS {side}_{c}"
+                for side in "ab"
+                for c in ["processing_time", "value_type", "feature_value", *columns]
+            )
+            sql = "WITH " + ", ".join(
+                side_sql.format(side=side, typed=typed, source=source[side]) for side in "ab"
+            ) + f"""
+                SELECT coalesce(a.entity_id, b.entity_id) AS entity_id,
+                       coalesce(a.event_time, b.event_time) AS event_time, {picked}
+                FROM a FULL OUTER JOIN b
+                  ON a.entity_id = b.entity_id AND a.event_time = b.event_time
+                ORDER BY event_time, entity_id
+            """  # fmt: skip
+            return self._run(sql, params, lambda result: result.to_arrow_table())
+
+        table = run("")
+        for side in "ab":
+            types = table.column(f"{side}_value_type")
+            if pc.any(pc.not_equal(types, "SCALAR_DOUBLE")).as_py():
+                table = run(_TYPED)
+                break
+        newest = self._run(
+            "SELECT " + ", ".join(
+                f"(SELECT max(event_time) FROM {source[side]} WHERE {where.format(side=side)})"
+                for side in "ab"
+            ),
+            {k: v for k, v in params.items() if k != "until"},
+            lambda result: result.fetchall(),
+        )  # fmt: skip
+        [(a_newest, b_newest)] = newest
+        return table, (a_newest, b_newest)
 
     def _per_lookup(
         self,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
+from faro.api.compare import Comparison, compare_operators
 from faro.api.deps import (
     AsOf,
     ServiceDep,
@@ -19,6 +20,7 @@ from faro.api.deps import (
 )
 from faro.api.models import (
     Bucket,
+    FeatureComparison,
     FeatureHealth,
     FeatureValue,
     FeatureValues,
@@ -85,6 +87,39 @@ def skew(svc: ServiceDep, feature: str, body: SkewCheck) -> SkewReport:
     something else, and which of those an outdated value, since when; rows without
     a captured value, split by the sampling hash into not sampled and missing."""
     return skew_check(svc, feature, body)
+
+
+@router.get("/{feature}/compare", response_model=FeatureComparison, responses={404: {}})
+def compare(
+    svc: ServiceDep,
+    feature: str,
+    pipeline_id: str,
+    against: Annotated[
+        str | None, Query(description="the other pipeline (default: `pipeline_id`)")
+    ] = None,
+    operator_id: Annotated[
+        str | None,
+        Query(description="`pipeline_id`'s operator (default: the only one with values)"),
+    ] = None,
+    against_operator_id: Annotated[
+        str | None,
+        Query(description="`against`'s operator (default: the only one with values)"),
+    ] = None,
+    window: Annotated[str, Query(description="records with event times in this window")] = "1h",
+    until: Until = None,
+    abs_tol: Annotated[float, Query(ge=0, description="numbers within this match")] = 1e-9,
+    rel_tol: Annotated[
+        float, Query(ge=0, description="... or within this fraction of the larger one")
+    ] = 1e-9,
+    limit: Annotated[int, Query(ge=0, le=10_000, description="records listed")] = 100,
+) -> FeatureComparison:
+    """One feature as two operators computed it (two versions of a pipeline, one in
+    shadow; or two operators of one), record by record: the values of every record
+    both captured, joined on entity and event time, and the records only one has."""
+    return compare_operators(svc, feature, Comparison(
+        pipeline_id, against, operator_id, against_operator_id, window, window_end(until),
+        abs_tol, rel_tol, limit,
+    ))  # fmt: skip
 
 
 @router.get("/{feature}/values/summary", response_model=ValueSummary)

@@ -1,0 +1,256 @@
+"""One feature as two operators computed it, record by record.
+
+A new version of a pipeline runs in shadow beside the one in production, or an
+operator is rewritten: before the new one feeds a model, its values should be
+the old one's for every record. faro can pair the two without any id they
+share. Sampling is a hash of the entity id, the same in every pipeline, so both
+capture the same entities. A record is the same record on both sides when its
+entity and its event time are (a window's result carries the window's last
+millisecond), so the two join on (entity_id, event_time).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from fastapi import HTTPException
+
+from faro.api.deps import Service, now_ms, require_operator, require_pipeline, unknown
+from faro.api.equality import abs_diff, same_value
+from faro.api.models import (
+    ComparisonHour,
+    DifferentRecord,
+    FeatureComparison,
+    OneSidedRecord,
+    typed_value,
+)
+from faro.core.sampling import is_sampled
+from faro.core.windows import window_ms
+
+HOUR_MS = 3_600_000
+_VALUE_COLUMNS = ("feature_value", "feature_value_long", "feature_value_bool",
+                  "feature_value_string", "feature_value_vector")  # fmt: skip
+
+
+@dataclass
+class Comparison:
+    """What ``GET /features/{feature}/compare`` asks."""
+
+    pipeline_id: str
+    against: str | None
+    operator_id: str | None
+    against_operator_id: str | None
+    window: str
+    until: int | None
+    abs_tol: float
+    rel_tol: float
+    limit: int
+
+
+def compare_operators(svc: Service, feature: str, q: Comparison) -> FeatureComparison:
+    """Two queries (the records joined, and how far each side has got) after the
+    operators' sample rates; one more to name a misspelled feature."""
+    against = q.against or q.pipeline_id
+    require_pipeline(svc, q.pipeline_id)
+    require_pipeline(svc, against)
+    until = now_ms() if q.until is None else q.until
+    since = until - window_ms(q.window)
+    a_rates = svc.queries.sample_rates(q.pipeline_id, feature, since)
+    b_rates = a_rates if against == q.pipeline_id else svc.queries.sample_rates(
+        against, feature, since
+    )  # fmt: skip
+    a_op = _operator(svc, q.pipeline_id, feature, q.operator_id, a_rates, "operator_id")
+    b_op = _operator(svc, against, feature, q.against_operator_id, b_rates, "against_operator_id")
+    if (q.pipeline_id, a_op) == (against, b_op):
+        raise HTTPException(
+            422,
+            f"both sides are operator {a_op!r} of pipeline {against!r}: name another "
+            "pipeline with against= or another operator with against_operator_id=",
+        )
+    table, (a_newest, b_newest) = svc.queries.compared_records(
+        ((q.pipeline_id, a_op), (against, b_op)), feature, since, until
+    )
+    rates = (a_rates.get(a_op), b_rates.get(b_op))
+    records = _Records(table, q.abs_tol, q.rel_tol)
+    only_a, pending_a, unsampled_a = records.one_sided("a", b_newest, rates[1], rates[0])
+    only_b, pending_b, unsampled_b = records.one_sided("b", a_newest, rates[0], rates[1])
+    mismatched = records.both & ~records.same
+    n, bad = int(records.both.sum()), int(mismatched.sum())
+    largest, listed = records.differences(mismatched, q.limit)
+    delays = records.delays()
+    return FeatureComparison(
+        feature=feature, pipeline_id=q.pipeline_id, operator_id=a_op, against=against,
+        against_operator_id=b_op, window=q.window, since=since, until=until,
+        sample_rate=rates[0], against_sample_rate=rates[1], compared=n, matched=n - bad,
+        mismatched=bad, mismatch_rate=bad / n if n else None,
+        max_abs_diff=largest,
+        only_in_pipeline=int(only_a.sum()), only_in_against=int(only_b.sum()),
+        pending=int(pending_a.sum() + pending_b.sum()),
+        out_of_sample=int(unsampled_a.sum() + unsampled_b.sum()),
+        delay_p50_ms=float(np.percentile(delays, 50)) if delays.size else None,
+        delay_p95_ms=float(np.percentile(delays, 95)) if delays.size else None,
+        hours=records.hours(records.both, mismatched, only_a, only_b),
+        mismatches=listed,
+        one_sided=records.one_sided_rows(only_a, only_b, q.limit),
+    )  # fmt: skip
+
+
+def _operator(
+    svc: Service,
+    pipeline_id: str,
+    feature: str,
+    given: str | None,
+    rates: dict[str, float],
+    parameter: str,
+) -> str:
+    """The operator whose values to compare: the one named, or the only one that
+    captured the feature in the window."""
+    if given is not None:
+        if given not in rates:
+            require_operator(svc, pipeline_id, given)  # a known operator with no values
+        return given
+    if len(rates) == 1:
+        return next(iter(rates))
+    if rates:
+        raise HTTPException(
+            422,
+            f"pipeline {pipeline_id!r} captures {feature!r} at operators "
+            f"{', '.join(sorted(rates))}: choose one with {parameter}=",
+        )
+    catalog = {f["name"]: f["entity_values"] for f in svc.queries.feature_catalog(pipeline_id)}
+    if feature not in catalog:
+        raise unknown(f"feature of pipeline {pipeline_id!r}:", feature, sorted(catalog))
+    if not catalog[feature]:
+        raise HTTPException(
+            422,
+            f"feature {feature!r} of pipeline {pipeline_id!r} has no ENTITY values to compare: "
+            "it is PERSONAL or SENSITIVE, or configured without entity_key, so faro keeps "
+            "its aggregate statistics only",
+        )
+    raise HTTPException(
+        422,
+        f"pipeline {pipeline_id!r} captured no ENTITY values of {feature!r} in the window: "
+        f"widen window=, move until=, or name the operator with {parameter}=",
+    )
+
+
+class _Records:
+    """The joined records as columns. Where both sides hold doubles (most features)
+    the values compare in numpy; any other pair goes through :func:`same_value`."""
+
+    def __init__(self, table: pa.Table, abs_tol: float, rel_tol: float) -> None:
+        self.table = table
+        self.n = table.num_rows
+        self.event_time = table.column("event_time").to_numpy()
+        self.processed = {
+            s: table.column(f"{s}_processing_time").fill_null(0).to_numpy() for s in "ab"
+        }
+        self.has = {s: _mask(pc.is_valid(table.column(f"{s}_processing_time"))) for s in "ab"}
+        self.both = self.has["a"] & self.has["b"]
+        doubles = self.both.copy()
+        for s in "ab":
+            doubles &= _mask(pc.equal(table.column(f"{s}_value_type"), "SCALAR_DOUBLE"))
+        a, b = (table.column(f"{s}_feature_value") for s in "ab")
+        a_null, b_null = _mask(pc.is_null(a)), _mask(pc.is_null(b))
+        x, y = a.fill_null(0.0).to_numpy(), b.fill_null(0.0).to_numpy()
+        with np.errstate(invalid="ignore"):  # inf - inf: equal infinities match by ==
+            close = (x == y) | (np.abs(x - y) <= np.maximum(
+                rel_tol * np.maximum(np.abs(x), np.abs(y)), abs_tol
+            ))  # fmt: skip
+        close |= np.isnan(x) & np.isnan(y)
+        self.same = doubles & ((a_null & b_null) | (~a_null & ~b_null & close))
+        others = np.flatnonzero(self.both & ~doubles)
+        for i, va, vb in zip(others, self.values("a", others), self.values("b", others),
+                             strict=True):  # fmt: skip
+            self.same[i] = same_value(va, vb, abs_tol=abs_tol, rel_tol=rel_tol)
+
+    def values(self, side: str, rows: np.ndarray) -> list[Any]:
+        """``side``'s values of the records at positions ``rows``, as their types hold them."""
+        columns = [
+            f"{side}_{c}" for c in _VALUE_COLUMNS if f"{side}_{c}" in self.table.column_names
+        ]
+        picked = self.table.select(columns).take(pa.array(rows, pa.int64())).to_pylist()
+        return [typed_value({k[2:]: v for k, v in row.items()}) for row in picked]
+
+    def entities(self, rows: np.ndarray) -> list[str]:
+        return self.table.column("entity_id").take(pa.array(rows, pa.int64())).to_pylist()
+
+    def one_sided(
+        self, side: str, other_newest: int | None, other_rate: float | None, rate: float | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Of the records only ``side`` captured: those the other side should have
+        (missing there), those later than anything it has captured yet (pending),
+        and those of entities it does not sample."""
+        other = "b" if side == "a" else "a"
+        alone = self.has[side] & ~self.has[other]
+        unsampled = np.zeros(self.n, bool)
+        if other_rate is not None and rate is not None and other_rate < rate:
+            rows = np.flatnonzero(alone)
+            kept: dict[str, bool] = {}
+            for i, e in zip(rows, self.entities(rows), strict=True):
+                if e not in kept:
+                    kept[e] = is_sampled(e, other_rate)
+                unsampled[i] = not kept[e]
+        pending = alone & ~unsampled
+        if other_newest is not None:
+            pending &= self.event_time > other_newest
+        return alone & ~unsampled & ~pending, pending, unsampled
+
+    def differences(
+        self, mismatched: np.ndarray, limit: int
+    ) -> tuple[float | None, list[DifferentRecord]]:
+        """The largest difference of mismatched numbers, and the first ``limit``
+        mismatched records, by event time."""
+        rows = np.flatnonzero(mismatched)
+        a, b = self.values("a", rows), self.values("b", rows)
+        diffs = [abs_diff(va, vb) for va, vb in zip(a, b, strict=True)]
+        largest = max((d for d in diffs if d is not None), default=None)
+        listed = [
+            DifferentRecord(
+                entity_id=e, event_time=int(self.event_time[i]), value=a[k], against_value=b[k],
+                abs_diff=diffs[k], processed_at=int(self.processed["a"][i]),
+                against_processed_at=int(self.processed["b"][i]),
+            )
+            for k, (i, e) in enumerate(zip(rows[:limit], self.entities(rows[:limit]), strict=True))
+        ]  # fmt: skip
+        return largest, listed
+
+    def delays(self) -> np.ndarray:
+        """``b``'s processing time minus ``a``'s, per record both captured."""
+        return (self.processed["b"] - self.processed["a"])[self.both].astype(float)
+
+    def hours(self, *masks: np.ndarray) -> list[ComparisonHour]:
+        hour = self.event_time - self.event_time % HOUR_MS
+        starts = np.unique(hour[np.logical_or.reduce(masks)])
+        fields = ("compared", "mismatched", "only_in_pipeline", "only_in_against")
+        return [
+            ComparisonHour(start=int(start), **{
+                field: int((mask & (hour == start)).sum())
+                for field, mask in zip(fields, masks, strict=True)
+            })
+            for start in starts
+        ]  # fmt: skip
+
+    def one_sided_rows(
+        self, only_a: np.ndarray, only_b: np.ndarray, limit: int
+    ) -> list[OneSidedRecord]:
+        rows = np.flatnonzero(only_a | only_b)[:limit]
+        values = {s: self.values(s, rows) for s in "ab"}
+        return [
+            OneSidedRecord(
+                entity_id=e, event_time=int(self.event_time[i]),
+                side="pipeline" if only_a[i] else "against",
+                value=values["a" if only_a[i] else "b"][k],
+                processed_at=int(self.processed["a" if only_a[i] else "b"][i]),
+            )
+            for k, (i, e) in enumerate(zip(rows, self.entities(rows), strict=True))
+        ]  # fmt: skip
+
+
+def _mask(array: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A boolean Arrow column as numpy, null as False."""
+    return np.asarray(array.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
