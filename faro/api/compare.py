@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from fastapi import HTTPException
 
-from faro.api.deps import Service, now_ms, require_operator, require_pipeline, unknown
+from faro.api.deps import Service, now_ms, require_pipeline, unknown
 from faro.api.equality import abs_diff, same_value
 from faro.api.models import (
     ComparisonHour,
@@ -110,8 +110,13 @@ def _operator(
     """The operator whose values to compare: the one named, or the only one that
     captured the feature in the window."""
     if given is not None:
-        if given not in rates:
-            require_operator(svc, pipeline_id, given)  # a known operator with no values
+        if given not in rates:  # none in the window; maybe ever
+            ever = svc.queries.sample_rates(pipeline_id, feature)
+            if given not in ever:
+                raise unknown(
+                    f"operator with ENTITY values of {feature!r} in pipeline {pipeline_id!r}:",
+                    given, sorted(ever),
+                )  # fmt: skip
         return given
     if len(rates) == 1:
         return next(iter(rates))

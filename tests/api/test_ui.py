@@ -3,7 +3,9 @@ is what the JSON endpoints answer."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import re
 import shutil
 import subprocess
 import time
@@ -14,7 +16,10 @@ from html.parser import HTMLParser
 import httpx
 import pytest
 
+from faro import CaptureEvent, EventType
 from faro.detect import Finding, Severity, ViolationType, ledger
+from faro.store.columns import events_to_table
+from faro.store.writer import EventWriter
 from tests.api.dataset import MIN, MISSING_WINDOW, generate, seed
 from tests.api.serving import running_api
 
@@ -75,10 +80,30 @@ def dom(url: str) -> Rows:
 DATASET = generate(seed=5)
 
 
+def shadow() -> list[CaptureEvent]:
+    """A new version of user-feature-pipeline in shadow: it loses some records and
+    computes some values differently."""
+    events = []
+    mine = [e for e in DATASET.events if e.pipeline_id == "user-feature-pipeline"]
+    for i, e in enumerate(sorted(mine, key=lambda e: e.event_id)):
+        if e.event_type is EventType.ENTITY and i % 17:
+            value = e.feature_value + 1.0 if i % 11 == 0 and e.feature_value else e.feature_value
+            events.append(dataclasses.replace(
+                e, event_id=f"{e.event_id}-v2", pipeline_id=SHADOW, feature_value=value,
+                processing_time=e.processing_time + 900, trace_id=f"{e.trace_id}-v2",
+            ))  # fmt: skip
+    return events
+
+
+SHADOW = "user-feature-pipeline-v2"
+SHADOW_EVENTS = shadow()
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     store = tmp_path_factory.mktemp("ui-store")
     seed(store, DATASET)
+    EventWriter(store, "shadow").write(events_to_table(SHADOW_EVENTS))
     now = int(time.time() * 1000)
     stale = Finding(
         ViolationType.FRESHNESS, "order-pipeline", "order-agg-window", None, "silence_s",
@@ -217,10 +242,12 @@ def _value(v: float | None) -> str:
 
 def test_an_entity_link_shows_its_lineage_and_one_trace(server):
     entity = "user-7"
+    theirs = [e for e in SHADOW_EVENTS if e.entity_id == entity]
     seen = sorted(
-        DATASET.entities(entity_id=entity), key=lambda e: (e.processing_time, e.pipeline_id)
+        DATASET.entities(entity_id=entity) + theirs,
+        key=lambda e: (e.processing_time, e.pipeline_id),
     )
-    assert len(seen) == 60  # 30 records, each seen by two pipelines
+    assert len(seen) - len(theirs) == 60  # 30 records, each seen by two pipelines
     trace = seen[0].trace_id
     page = dom(f"{server}/ui?entity={entity}&trace={trace}")
     assert 'data-testid="error"></div>' in page.html
@@ -242,7 +269,7 @@ def test_an_entity_link_shows_its_lineage_and_one_trace(server):
 
 def test_an_entity_link_with_a_moment_shows_its_values_then(server):
     entity = "user-7"
-    seen = DATASET.entities(entity_id=entity)
+    seen = DATASET.entities(entity_id=entity) + [e for e in SHADOW_EVENTS if e.entity_id == entity]
     at = sorted(e.processing_time for e in seen)[len(seen) // 2]
     latest: dict[tuple[str, str, str], object] = {}
     for e in sorted(seen, key=lambda e: (e.processing_time, e.event_time, e.trace_id)):
@@ -289,6 +316,43 @@ def test_an_entity_that_was_never_captured_is_explained_not_an_error(server):
     assert 'data-testid="error"></div>' in page.html
     assert "lineage-step" not in page.rows
     assert "it was not sampled" in page.html
+
+
+def test_a_comparison_link_shows_the_api_numbers(server):
+    params = {"pipeline_id": "user-feature-pipeline", "against": SHADOW, "window": "24h",
+              "until": str(DATASET.now), "limit": "20"}  # fmt: skip
+    api = httpx.get(f"{server}/features/purchase_amount_7d/compare", params=params).json()
+    assert api["mismatched"] > 0 and api["only_in_pipeline"] > 0  # the page has both to show
+    page = dom(f"{server}/ui?compare=purchase_amount_7d&pipeline=user-feature-pipeline"
+               f"&against={SHADOW}&window=24h&until={DATASET.now}")  # fmt: skip
+    assert 'data-testid="error"></div>' in page.html
+    [line] = re.findall(r'data-testid="comparison-line">(.*?)</p>', page.html)
+    text = re.sub(r"<[^>]+>", "", line)
+    assert text.startswith(f"{api['compared']} records both captured: {api['matched']} matched, "
+                           f"{api['mismatched']} mismatched")  # fmt: skip
+    assert f"{api['only_in_pipeline']} only in user-feature-pipeline/rolling-amount" in text
+    assert page.rows["comparison-hour"] == [
+        [_when(h["start"]), str(h["compared"]), str(h["mismatched"]),
+         str(h["only_in_pipeline"]), str(h["only_in_against"])]
+        for h in api["hours"]
+    ]  # fmt: skip
+    assert page.rows["comparison-mismatch"] == [
+        [m["entity_id"], _when(m["event_time"]), f"{m['value']:.3f}",
+         f"{m['against_value']:.3f}", f"{m['abs_diff']:.3f}"]
+        for m in api["mismatches"]
+    ]  # fmt: skip
+    assert [r[:3] for r in page.rows["comparison-one-sided"]] == [
+        [r["entity_id"], _when(r["event_time"]), "user-feature-pipeline/rolling-amount"]
+        for r in api["one_sided"]
+    ]
+
+
+def test_a_comparison_the_api_cannot_make_is_explained_not_an_error(server):
+    page = dom(f"{server}/ui?compare=purchase_amount_7d&pipeline=fraud-pipeline"
+               "&against=fraud-pipeline&window=24h")  # fmt: skip
+    assert 'data-testid="error"></div>' in page.html
+    assert "both sides are operator" in page.html
+    assert "comparison-explained" in page.attrs and "comparison-line" not in page.attrs
 
 
 def test_the_root_redirects_to_the_page(server):
