@@ -8,7 +8,8 @@ times every read endpoint ``--repeat`` times in-process (FastAPI's test
 client: routing, validation, DuckDB and serialization; no network), once on
 the store as written and once after ``faro compact``, and prints the first
 request's time and p50/p95 of the rest per endpoint, and the time of as-of lookups
-and of skew checks of 100, 1,000 and 10,000 entities in one request; then POSTs Avro
+and of skew checks of 100, 1,000 and 10,000 entities in one request, and of comparing
+the two pipelines over 1, 6 and 24 hours; then POSTs Avro
 batches to /ingest of the largest store from one client and from two at
 once, and prints events/s.
 
@@ -159,6 +160,7 @@ def main() -> None:
             measure(client, reads, args.repeat, f"{n:,} stored events after faro compact")
             lookups(client)
             skew(client)
+            compare(client)
             if i == len(args.events) - 1:
                 ingest(client, n)
 
@@ -204,6 +206,25 @@ def skew(client: TestClient) -> None:
         note=lambda answers: f"{statistics.mean(a['mismatched'] for a in answers):,.0f} "
         "mismatched a batch",
     )  # fmt: skip
+
+
+def compare(client: TestClient) -> None:
+    """GET /features/{feature}/compare of the two pipelines over windows of event time;
+    p50 of 5 requests per window. The store gives each pipeline its own entities, so
+    every record is one-sided: the join of the two sides costs what it costs when they
+    share them."""
+    print("\nGET /features/purchase_amount_7d/compare, user-feature-pipeline against "
+          "fraud-pipeline (ms)")  # fmt: skip
+    url = ("/features/purchase_amount_7d/compare?pipeline_id=user-feature-pipeline"
+           "&against=fraud-pipeline&window=")  # fmt: skip
+    for window in ("1h", "6h", "24h"):
+        samples = []
+        for _ in range(5):
+            start = time.perf_counter()
+            answer = client.get(url + window).raise_for_status().json()
+            samples.append((time.perf_counter() - start) * 1000)
+        records = answer["compared"] + answer["only_in_pipeline"] + answer["only_in_against"]
+        print(f"{window:>6}   {statistics.median(samples):>9.1f} ms   ({records:,} records)")
 
 
 def post_batches(

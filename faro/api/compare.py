@@ -11,6 +11,7 @@ millisecond), so the two join on (entity_id, event_time).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,21 +81,20 @@ def compare_operators(svc: Service, feature: str, q: Comparison) -> FeatureCompa
     only_b, pending_b, unsampled_b = records.one_sided("b", a_newest, rates[0], rates[1])
     mismatched = records.both & ~records.same
     n, bad = int(records.both.sum()), int(mismatched.sum())
-    largest, listed = records.differences(mismatched, q.limit)
     delays = records.delays()
     return FeatureComparison(
         feature=feature, pipeline_id=q.pipeline_id, operator_id=a_op, against=against,
         against_operator_id=b_op, window=q.window, since=since, until=until,
         sample_rate=rates[0], against_sample_rate=rates[1], compared=n, matched=n - bad,
         mismatched=bad, mismatch_rate=bad / n if n else None,
-        max_abs_diff=largest,
+        max_abs_diff=records.largest_difference(mismatched),
         only_in_pipeline=int(only_a.sum()), only_in_against=int(only_b.sum()),
         pending=int(pending_a.sum() + pending_b.sum()),
         out_of_sample=int(unsampled_a.sum() + unsampled_b.sum()),
         delay_p50_ms=float(np.percentile(delays, 50)) if delays.size else None,
         delay_p95_ms=float(np.percentile(delays, 95)) if delays.size else None,
         hours=records.hours(records.both, mismatched, only_a, only_b),
-        mismatches=listed,
+        mismatches=records.mismatches(mismatched, q.limit),
         one_sided=records.one_sided_rows(only_a, only_b, q.limit),
     )  # fmt: skip
 
@@ -163,11 +163,14 @@ class _Records:
         a_null, b_null = _mask(pc.is_null(a)), _mask(pc.is_null(b))
         x, y = a.fill_null(0.0).to_numpy(), b.fill_null(0.0).to_numpy()
         with np.errstate(invalid="ignore"):  # inf - inf: equal infinities match by ==
-            close = (x == y) | (np.abs(x - y) <= np.maximum(
+            self.diff = np.abs(x - y)
+            close = (x == y) | (self.diff <= np.maximum(
                 rel_tol * np.maximum(np.abs(x), np.abs(y)), abs_tol
             ))  # fmt: skip
         close |= np.isnan(x) & np.isnan(y)
         self.same = doubles & ((a_null & b_null) | (~a_null & ~b_null & close))
+        self.numbers = doubles & ~a_null & ~b_null  # where self.diff is |a - b|
+        self.doubles = doubles
         others = np.flatnonzero(self.both & ~doubles)
         for i, va, vb in zip(others, self.values("a", others), self.values("b", others),
                              strict=True):  # fmt: skip
@@ -205,24 +208,44 @@ class _Records:
             pending &= self.event_time > other_newest
         return alone & ~unsampled & ~pending, pending, unsampled
 
-    def differences(
-        self, mismatched: np.ndarray, limit: int
-    ) -> tuple[float | None, list[DifferentRecord]]:
-        """The largest difference of mismatched numbers, and the first ``limit``
-        mismatched records, by event time."""
-        rows = np.flatnonzero(mismatched)
+    def largest_difference(self, mismatched: np.ndarray) -> float | None:
+        """The largest |a - b| of mismatched numbers (NaN against a number has none)."""
+        diffs = self.diff[mismatched & self.numbers]
+        diffs = diffs[~np.isnan(diffs)]
+        others = np.flatnonzero(mismatched & ~self.doubles)
+        found = [
+            abs_diff(va, vb)
+            for va, vb in zip(self.values("a", others), self.values("b", others), strict=True)
+        ]
+        found += [float(diffs.max())] if diffs.size else []
+        return max((d for d in found if d is not None and not math.isnan(d)), default=None)
+
+    def first(self, mask: np.ndarray, limit: int) -> np.ndarray:
+        """The positions of the first ``limit`` records of ``mask`` by event time, then
+        entity: the query leaves the joined rows unordered, as sorting them all cost
+        more than the join (0.5 s of 1.1 at 560,000 records)."""
+        rows = np.flatnonzero(mask)
+        if rows.size <= 1 or limit == 0:
+            return rows[:limit]
+        entities = self.table.column("entity_id").take(pa.array(rows, pa.int64()))
+        keys = pa.table({"event_time": self.event_time[rows], "entity_id": entities})
+        order = pc.select_k_unstable(
+            keys, k=min(limit, rows.size),
+            sort_keys=[("event_time", "ascending"), ("entity_id", "ascending")],
+        )  # fmt: skip
+        return rows[order.to_numpy()]
+
+    def mismatches(self, mismatched: np.ndarray, limit: int) -> list[DifferentRecord]:
+        rows = self.first(mismatched, limit)
         a, b = self.values("a", rows), self.values("b", rows)
-        diffs = [abs_diff(va, vb) for va, vb in zip(a, b, strict=True)]
-        largest = max((d for d in diffs if d is not None), default=None)
-        listed = [
+        return [
             DifferentRecord(
                 entity_id=e, event_time=int(self.event_time[i]), value=a[k], against_value=b[k],
-                abs_diff=diffs[k], processed_at=int(self.processed["a"][i]),
+                abs_diff=abs_diff(a[k], b[k]), processed_at=int(self.processed["a"][i]),
                 against_processed_at=int(self.processed["b"][i]),
             )
-            for k, (i, e) in enumerate(zip(rows[:limit], self.entities(rows[:limit]), strict=True))
+            for k, (i, e) in enumerate(zip(rows, self.entities(rows), strict=True))
         ]  # fmt: skip
-        return largest, listed
 
     def delays(self) -> np.ndarray:
         """``b``'s processing time minus ``a``'s, per record both captured."""
@@ -243,7 +266,7 @@ class _Records:
     def one_sided_rows(
         self, only_a: np.ndarray, only_b: np.ndarray, limit: int
     ) -> list[OneSidedRecord]:
-        rows = np.flatnonzero(only_a | only_b)[:limit]
+        rows = self.first(only_a | only_b, limit)
         values = {s: self.values(s, rows) for s in "ab"}
         return [
             OneSidedRecord(

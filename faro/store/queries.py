@@ -406,7 +406,7 @@ class StoreQueries:
         ``(pipeline_id, operator_id)``) captured for records with event times in
         [since, until), joined on the record (entity_id, event_time), in one query.
 
-        Columns: entity_id, event_time, and per side (``a_``, ``b_``) processing_time,
+        Unordered. Columns: entity_id, event_time, and per side (``a_``, ``b_``) processing_time,
         value_type and feature_value (null on the side that has no such record), with
         the typed value columns when some value is not a double. A record one operator
         processed more than once (a window that fired again for a late record) counts
@@ -449,7 +449,6 @@ class StoreQueries:
                        coalesce(a.event_time, b.event_time) AS event_time, {picked}
                 FROM a FULL OUTER JOIN b
                   ON a.entity_id = b.entity_id AND a.event_time = b.event_time
-                ORDER BY event_time, entity_id
             """  # fmt: skip
             return self._run(sql, params, lambda result: result.to_arrow_table())
 
