@@ -252,15 +252,18 @@ class _Records:
         return (self.processed["b"] - self.processed["a"])[self.both].astype(float)
 
     def hours(self, *masks: np.ndarray) -> list[ComparisonHour]:
-        hour = self.event_time - self.event_time % HOUR_MS
-        starts = np.unique(hour[np.logical_or.reduce(masks)])
+        """The counts of ``masks`` per UTC hour of event time, for the hours any has."""
+        if not self.n:
+            return []
+        hour = self.event_time // HOUR_MS
+        first = int(hour.min())
+        hour -= first
+        counts = np.stack([np.bincount(hour[m], minlength=hour.max() + 1) for m in masks])
         fields = ("compared", "mismatched", "only_in_pipeline", "only_in_against")
         return [
-            ComparisonHour(start=int(start), **{
-                field: int((mask & (hour == start)).sum())
-                for field, mask in zip(fields, masks, strict=True)
-            })
-            for start in starts
+            ComparisonHour(start=(first + int(h)) * HOUR_MS,
+                           **{f: int(c) for f, c in zip(fields, counts[:, h], strict=True)})
+            for h in np.flatnonzero(counts.sum(axis=0))
         ]  # fmt: skip
 
     def one_sided_rows(
