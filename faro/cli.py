@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import logging
 import os
 import signal
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from faro.core.events import EventType
 from faro.core.settings import settings
-from faro.core.windows import parse_time
+from faro.core.windows import format_time, parse_time
 from faro.store import defaults
 
 
@@ -245,6 +244,66 @@ def _parser() -> argparse.ArgumentParser:
         "checks)",
     )
 
+    c = _command(
+        sub,
+        "compare",
+        _compare,
+        "compare one feature as two versions of a pipeline computed it, as a gate",
+        "Asks the API's GET /features/{feature}/compare to pair the records both versions "
+        "captured (by entity and event time) and prints how many match, how many differ, "
+        "how many only one side has, and the hours where they went wrong. With "
+        "--max-mismatch-rate or --max-one-sided-rate it is a gate for switching a model to "
+        "a version in shadow: it exits 1 when a rate exceeds its threshold, or when no "
+        "record was compared at all.",
+        data_dir=False,
+    )
+    c.add_argument("--feature", required=True, help="the feature both versions compute")
+    c.add_argument("--pipeline", required=True, help="the version in production")
+    c.add_argument(
+        "--against", help="the version in shadow (default: --pipeline, with another operator)"
+    )
+    c.add_argument("--operator", help="--pipeline's operator (default: the only one with values)")
+    c.add_argument(
+        "--against-operator", help="--against's operator (default: the only one with values)"
+    )
+    c.add_argument(
+        "--window", default="1h", help="records with event times in this window (default: 1h)"
+    )
+    c.add_argument(
+        "--until",
+        help="where the window ends: ISO-8601 or epoch ms (default: now; a little in the past "
+        "lets a version that runs behind catch up)",
+    )
+    c.add_argument("--abs-tol", type=float, default=1e-9, help="default: %(default)s")
+    c.add_argument("--rel-tol", type=float, default=1e-9, help="default: %(default)s")
+    c.add_argument(
+        "--api",
+        default="http://127.0.0.1:9000",
+        help="the URL of `faro serve` (default: %(default)s)",
+    )
+    c.add_argument(
+        "--max-mismatch-rate",
+        type=float,
+        metavar="RATE",
+        help="exit 1 when mismatched / compared exceeds this",
+    )
+    c.add_argument(
+        "--max-one-sided-rate",
+        type=float,
+        metavar="RATE",
+        help="exit 1 when records only one side captured (pending and out-of-sample ones "
+        "aside) exceed this share of all records",
+    )
+    c.add_argument(
+        "--records",
+        type=Path,
+        metavar="PATH",
+        help="write the first --limit mismatched and one-sided records here as JSON lines",
+    )
+    c.add_argument(
+        "--limit", type=int, default=1000, help="records listed with --records (default: 1000)"
+    )
+
     t = _command(
         sub,
         "tail",
@@ -453,17 +512,12 @@ def _detect(args: argparse.Namespace) -> int:
         notifier.close()
     still_open = [v for v in ledger.read(args.data_dir) if v.is_open]
     print(
-        f"detection at {_iso(report.at)} ({report.seconds:.2f} s): "
+        f"detection at {format_time(report.at)} ({report.seconds:.2f} s): "
         f"{len(report.opened)} opened, {len(report.resolved)} resolved, {len(still_open)} open"
     )
     for v in sorted(still_open, key=lambda v: (-Severity(v.severity).rank, v.opened_at)):
-        print(f"  {v.severity:<8} {v.type:<20} since {_iso(v.opened_at)}  {v.message}")
+        print(f"  {v.severity:<8} {v.type:<20} since {format_time(v.opened_at)}  {v.message}")
     return 0
-
-
-def _iso(epoch_ms: int) -> str:
-    moment = dt.datetime.fromtimestamp(epoch_ms / 1000, tz=dt.timezone.utc)
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _skew(args: argparse.Namespace) -> int:
@@ -498,6 +552,26 @@ def _skew(args: argparse.Namespace) -> int:
     for what, path in (("mismatched rows", args.mismatches), ("missing rows", args.missing)):
         if path is not None:
             print(f"{what}: {path}")
+    for line in failed:
+        print(line, file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from faro import shadow
+
+    query = {
+        "pipeline_id": args.pipeline, "against": args.against, "operator_id": args.operator,
+        "against_operator_id": args.against_operator, "window": args.window,
+        "until": args.until, "abs_tol": args.abs_tol, "rel_tol": args.rel_tol,
+        "limit": args.limit if args.records else 0,
+    }  # fmt: skip
+    answer = shadow.compare(args.api, args.feature, query)
+    print(shadow.summary(answer))
+    if args.records:
+        with args.records.open("w") as out:
+            print(f"{shadow.write_records(answer, out)} records: {args.records}")
+    failed = shadow.failures(answer, args.max_mismatch_rate, args.max_one_sided_rate)
     for line in failed:
         print(line, file=sys.stderr)
     return 1 if failed else 0

@@ -13,8 +13,6 @@ import datetime as dt
 import json
 import statistics
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +20,8 @@ from typing import IO, Any
 from urllib.parse import quote
 
 import pyarrow as pa
+
+from faro.api_client import call
 
 CHUNK = 10_000
 HOURS_LISTED = 48
@@ -193,31 +193,6 @@ def _times(column: pa.Array, name: str) -> list[Any]:
     )
 
 
-def check(api: str, feature: str, body: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
-    """One ``POST /features/{feature}/skew``; the API's own message when it refuses."""
-    request = urllib.request.Request(
-        f"{api.rstrip('/')}/features/{quote(feature, safe='')}/skew",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            answer: dict[str, Any] = json.load(response)
-            return answer
-    except urllib.error.HTTPError as exc:
-        try:
-            detail = json.load(exc).get("detail", exc.reason)
-        except ValueError:
-            detail = exc.reason
-        raise RuntimeError(f"the API at {api} answered {exc.code}: {detail}") from None
-    except urllib.error.URLError as exc:
-        raise RuntimeError(
-            f"cannot reach the API at {api} ({exc.reason}); start it with `faro serve` or "
-            "pass --api"
-        ) from None
-
-
 def run(
     path: Path,
     api: str,
@@ -234,7 +209,9 @@ def run(
     totals = {feature: Totals() for feature in columns.values}
     for rows_of in chunks(path, columns):
         for feature, rows in rows_of.items():
-            answer = check(api, feature, {**options, "rows": rows})
+            answer = call(
+                api, f"/features/{quote(feature, safe='')}/skew", body={**options, "rows": rows}
+            )
             for kind, out in (("mismatches", mismatches), ("missing", missing)):
                 if out is not None:
                     for row in answer[kind]:

@@ -48,3 +48,9 @@ def parse_time(text: str) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.timezone.utc)
     return (moment - _EPOCH) // dt.timedelta(milliseconds=1)  # exact, unlike float seconds
+
+
+def format_time(epoch_ms: int) -> str:
+    """Epoch ms as the ISO-8601 UTC time :func:`parse_time` reads, to the second."""
+    moment = dt.datetime.fromtimestamp(epoch_ms / 1000, tz=dt.timezone.utc)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
