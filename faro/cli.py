@@ -1,5 +1,6 @@
 """The ``faro`` command: the store side of faro (materializer, Delta import,
-maintenance, the API) and ``faro tail``, which shows what arrives on the capture topic.
+maintenance, the API), ``faro tail``, which shows what arrives on the capture topic, and
+``faro skew`` and ``faro compare``, which ask the API.
 
 Every subcommand explains itself with ``--help``; data directories default to
 ``FARO_LOCAL_PATH``.
@@ -42,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="faro",
         description="faro's store side: materialize CaptureEvents from Kafka (or import a "
         "Delta table of them) into Parquet, maintain the store, and serve the query API over "
-        "it; and tail the capture topic to see what pipelines send.",
+        "it; tail the capture topic to see what pipelines send; and, through the API, check "
+        "a model's served values (skew) and compare two versions of a pipeline (compare).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
