@@ -35,6 +35,8 @@ def summary(answer: dict[str, Any]) -> str:
         f"  mismatched      {answer['mismatched']:>10,}   {_share(answer['mismatch_rate'])}"
         + ("" if answer["max_abs_diff"] is None
            else f", largest difference {answer['max_abs_diff']:g}"),
+        f"  {b} minus {a}, on average: "
+        + ("-" if answer["mean_diff"] is None else f"{answer['mean_diff']:+g}"),
         f"  only in {a}: {answer['only_in_pipeline']:,}; only in {b}: "
         f"{answer['only_in_against']:,}   (records the other side should have)",
         f"  pending         {answer['pending']:>10,}   (later than the other side has got)",

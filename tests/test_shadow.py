@@ -67,6 +67,10 @@ def test_the_summary_and_the_records_say_what_the_api_found(
     assert f"matched         {compared - len(DIFFERENT):>10,}" in out
     assert f"mismatched      {len(DIFFERENT):>10,}   {len(DIFFERENT) / compared:.3%}" in out
     assert "largest difference 1" in out
+    assert (
+        f"v2/clicks-window minus v1/clicks-window, on average: {len(DIFFERENT) / compared:+g}"
+        in out
+    )
     assert f"only in v1/clicks-window: {len(LOST)}; only in v2/clicks-window: 0" in out
     assert "v2/clicks-window processes a record +0.500 s after v1/clicks-window" in out
     rows = [json.loads(line) for line in records.read_text().splitlines()]

@@ -87,7 +87,7 @@ def compare_operators(svc: Service, feature: str, q: Comparison) -> FeatureCompa
         against_operator_id=b_op, window=q.window, since=since, until=until,
         sample_rate=rates[0], against_sample_rate=rates[1], compared=n, matched=n - bad,
         mismatched=bad, mismatch_rate=bad / n if n else None,
-        max_abs_diff=records.largest_difference(mismatched),
+        max_abs_diff=records.largest_difference(mismatched), mean_diff=records.mean_diff,
         only_in_pipeline=int(only_a.sum()), only_in_against=int(only_b.sum()),
         pending=int(pending_a.sum() + pending_b.sum()),
         out_of_sample=int(unsampled_a.sum() + unsampled_b.sum()),
@@ -171,10 +171,19 @@ class _Records:
         self.same = doubles & ((a_null & b_null) | (~a_null & ~b_null & close))
         self.numbers = doubles & ~a_null & ~b_null  # where self.diff is |a - b|
         self.doubles = doubles
+        with np.errstate(invalid="ignore"):
+            signed = (y - x)[self.numbers]
+        differences = signed[np.isfinite(signed)].tolist()
         others = np.flatnonzero(self.both & ~doubles)
         for i, va, vb in zip(others, self.values("a", others), self.values("b", others),
                              strict=True):  # fmt: skip
             self.same[i] = same_value(va, vb, abs_tol=abs_tol, rel_tol=rel_tol)
+            if isinstance(va, (int, float)) and isinstance(vb, (int, float)):
+                d = float(vb) - float(va)
+                differences += [d] if math.isfinite(d) else []
+        # b - a, on average over the records both captured as finite numbers; fsum is
+        # exact, so the answer does not depend on the order the join returns rows in
+        self.mean_diff = math.fsum(differences) / len(differences) if differences else None
 
     def values(self, side: str, rows: np.ndarray) -> list[Any]:
         """``side``'s values of the records at positions ``rows``, as their types hold them."""

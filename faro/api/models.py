@@ -413,6 +413,11 @@ class FeatureComparison(BaseModel):
     mismatched: int
     mismatch_rate: float | None = Field(description="mismatched / compared")
     max_abs_diff: float | None = Field(description="the largest difference of a number")
+    mean_diff: float | None = Field(
+        description="`against`'s value minus `pipeline_id`'s, on average over the compared "
+        "records whose values are numbers: a version off in one direction (a bias) shows "
+        "here, while errors both ways cancel out"
+    )
     only_in_pipeline: int = Field(
         description="records of entities both operators sample that only `operator_id` "
         "captured, although `against_operator_id` has captured later records"

@@ -8,6 +8,7 @@ computes from the events what the endpoint must say.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Iterator
@@ -141,6 +142,9 @@ def test_a_shadow_pipeline_is_judged_record_by_record(
     assert answer["out_of_sample"] == len(prod.keys() - shadow.keys()) - len(only_prod)
     diffs = [abs(prod[k].feature_value - shadow[k].feature_value) for k in bad]  # type: ignore[operator]
     assert answer["max_abs_diff"] == pytest.approx(max(diffs))
+    signed = [shadow[k].feature_value - prod[k].feature_value for k in both]  # type: ignore[operator]
+    assert answer["mean_diff"] == pytest.approx(sum(signed) / len(signed))
+    assert answer["mean_diff"] > 0  # the shadow's bug raises values
     delays = [shadow[k].processing_time - prod[k].processing_time for k in both]
     assert answer["delay_p50_ms"] == pytest.approx(np.percentile(delays, 50))
     assert answer["delay_p95_ms"] == pytest.approx(np.percentile(delays, 95))
@@ -193,24 +197,28 @@ def test_the_sides_swap(client: TestClient) -> None:
     assert ba["delay_p50_ms"] == pytest.approx(-ab["delay_p50_ms"])
 
 
+# (feature, value type, one operator's value, the other's), a record each
+TYPED: list[tuple[str, str, Value, Value]] = [
+    ("tier", "STRING", "gold", "gold"), ("tier", "STRING", "gold", "Gold"),
+    ("vip", "BOOLEAN", True, True), ("vip", "BOOLEAN", True, False),
+    ("emb", "VECTOR_DOUBLE", [1.0, 2.5], [1.0, 2.5 + 1e-12]),
+    ("emb", "VECTOR_DOUBLE", [1.0, 2.5], [1.0, 2.6]),
+    ("emb", "VECTOR_DOUBLE", [1.0, 2.5], [1.0]),
+    ("visits", "SCALAR_LONG", 7, 7), ("visits", "SCALAR_LONG", 7, 8),
+    ("score", "SCALAR_DOUBLE", float("nan"), float("nan")),
+    ("score", "SCALAR_DOUBLE", float("inf"), float("inf")),
+    ("score", "SCALAR_DOUBLE", None, None), ("score", "SCALAR_DOUBLE", None, 0.0),
+    ("score", "SCALAR_DOUBLE", 100.0, 100.05), ("score", "SCALAR_DOUBLE", 1.0, 1.0 + 1e-12),
+]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def typed_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     """Two operators of one pipeline, with values of every type."""
     t = UNTIL - HOUR
-    pairs: list[tuple[str, str, Value, Value]] = [
-        ("tier", "STRING", "gold", "gold"), ("tier", "STRING", "gold", "Gold"),
-        ("vip", "BOOLEAN", True, True), ("vip", "BOOLEAN", True, False),
-        ("emb", "VECTOR_DOUBLE", [1.0, 2.5], [1.0, 2.5 + 1e-12]),
-        ("emb", "VECTOR_DOUBLE", [1.0, 2.5], [1.0, 2.6]),
-        ("emb", "VECTOR_DOUBLE", [1.0, 2.5], [1.0]),
-        ("visits", "SCALAR_LONG", 7, 7), ("visits", "SCALAR_LONG", 7, 8),
-        ("score", "SCALAR_DOUBLE", float("nan"), float("nan")),
-        ("score", "SCALAR_DOUBLE", float("inf"), float("inf")),
-        ("score", "SCALAR_DOUBLE", None, None), ("score", "SCALAR_DOUBLE", None, 0.0),
-        ("score", "SCALAR_DOUBLE", 100.0, 100.05), ("score", "SCALAR_DOUBLE", 1.0, 1.0 + 1e-12),
-    ]  # fmt: skip
+
     events = []
-    for n, (feature, kind, a, b) in enumerate(pairs):
+    for n, (feature, kind, a, b) in enumerate(TYPED):
         for op, value in (("v1", a), ("v2", b)):
             events.append(entity("p", op, f"u{n}", t + n, t + n + 10, value, 1.0,
                                  feature=feature, value_type=kind))  # fmt: skip
@@ -232,6 +240,12 @@ def test_values_of_every_type_compare_as_the_skew_check_compares_them(
     assert (answer["matched"], answer["mismatched"]) == (matched, mismatched)
     numbers = [m["abs_diff"] for m in answer["mismatches"] if m["abs_diff"] is not None]
     assert answer["max_abs_diff"] == (max(numbers) if numbers else None)
+    signed = [
+        float(b) - float(a) for f, _, a, b in TYPED
+        if f == feature and isinstance(a, (int, float)) and isinstance(b, (int, float))
+        and math.isfinite(float(b) - float(a))
+    ]  # fmt: skip
+    assert answer["mean_diff"] == (pytest.approx(sum(signed) / len(signed)) if signed else None)
 
 
 def test_a_typed_mismatch_is_listed_with_both_values(typed_client: TestClient) -> None:

@@ -331,6 +331,7 @@ def test_a_comparison_link_shows_the_api_numbers(server):
     assert text.startswith(f"{api['compared']} records both captured: {api['matched']} matched, "
                            f"{api['mismatched']} mismatched")  # fmt: skip
     assert f"{api['only_in_pipeline']} only in user-feature-pipeline/rolling-amount" in text
+    assert f"minus user-feature-pipeline/rolling-amount {api['mean_diff']:.3f} on average" in text
     assert page.rows["comparison-hour"] == [
         [_when(h["start"]), str(h["compared"]), str(h["mismatched"]),
          str(h["only_in_pipeline"]), str(h["only_in_against"])]
