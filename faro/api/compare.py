@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from fastapi import HTTPException
 
-from faro.api.deps import Service, now_ms, require_pipeline, unknown
+from faro.api.deps import Service, now_ms, require_entity_values, require_pipeline, unknown
 from faro.api.equality import abs_diff, same_value
 from faro.api.models import (
     ComparisonHour,
@@ -126,16 +126,7 @@ def _operator(
             f"pipeline {pipeline_id!r} captures {feature!r} at operators "
             f"{', '.join(sorted(rates))}: choose one with {parameter}=",
         )
-    catalog = {f["name"]: f["entity_values"] for f in svc.queries.feature_catalog(pipeline_id)}
-    if feature not in catalog:
-        raise unknown(f"feature of pipeline {pipeline_id!r}:", feature, sorted(catalog))
-    if not catalog[feature]:
-        raise HTTPException(
-            422,
-            f"feature {feature!r} of pipeline {pipeline_id!r} has no ENTITY values to compare: "
-            "it is PERSONAL or SENSITIVE, or configured without entity_key, so faro keeps "
-            "its aggregate statistics only",
-        )
+    require_entity_values(svc, pipeline_id, feature)
     raise HTTPException(
         422,
         f"pipeline {pipeline_id!r} captured no ENTITY values of {feature!r} in the window: "

@@ -187,3 +187,19 @@ def require_operator(svc: Service, pipeline_id: str, operator_id: str) -> None:
     known = [r["operator_id"] for r in svc.queries.operators(pipeline_id, 0)]
     if operator_id not in known:
         raise unknown(f"operator of pipeline {pipeline_id!r}:", operator_id, known)
+
+
+def require_entity_values(svc: Service, pipeline_id: str, feature: str) -> None:
+    """Tells a misspelled feature, and one with no per-entity values at all, from
+    values that are merely absent (ask only when nothing was found: it reads the
+    pipeline's catalog)."""
+    catalog = {f["name"]: f["entity_values"] for f in svc.queries.feature_catalog(pipeline_id)}
+    if feature not in catalog:
+        raise unknown(f"feature of pipeline {pipeline_id!r}:", feature, sorted(catalog))
+    if not catalog[feature]:
+        raise HTTPException(
+            422,
+            f"feature {feature!r} of pipeline {pipeline_id!r} has no ENTITY values to compare "
+            "with: it is PERSONAL or SENSITIVE, or configured without entity_key, so faro "
+            "keeps its aggregate statistics only",
+        )

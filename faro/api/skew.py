@@ -13,14 +13,12 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from fastapi import HTTPException
-
 from faro.api.deps import (
     AsOfQuery,
     Service,
+    require_entity_values,
     require_operator,
     require_pipeline,
-    unknown,
     values_as_of_many,
 )
 from faro.api.equality import abs_diff, same_value
@@ -48,7 +46,7 @@ def check(svc: Service, feature: str, body: SkewCheck) -> SkewReport:
         pipeline_id=body.pipeline_id, features=[feature],
     )  # fmt: skip
     if not any(found):
-        _require_entity_values(svc, body.pipeline_id, feature)
+        require_entity_values(svc, body.pipeline_id, feature)
     if body.operator_id is not None and not any(
         r["operator_id"] == body.operator_id for rows in found for r in rows
     ):
@@ -170,19 +168,3 @@ def _sampling(
         for i in absent if is_sampled(body.rows[i].entity_id, rate)
     ]  # fmt: skip
     return rate, missing
-
-
-def _require_entity_values(svc: Service, pipeline_id: str, feature: str) -> None:
-    """Tells a misspelled feature, and one with no per-entity values at all, from
-    entities that were not sampled (asked only when nothing was found: it reads
-    the pipeline's catalog)."""
-    catalog = {f["name"]: f["entity_values"] for f in svc.queries.feature_catalog(pipeline_id)}
-    if feature not in catalog:
-        raise unknown(f"feature of pipeline {pipeline_id!r}:", feature, sorted(catalog))
-    if not catalog[feature]:
-        raise HTTPException(
-            422,
-            f"feature {feature!r} of pipeline {pipeline_id!r} has no ENTITY values to compare "
-            "with: it is PERSONAL or SENSITIVE, or configured without entity_key, so faro "
-            "keeps its aggregate statistics only",
-        )
