@@ -13,14 +13,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from fastapi import HTTPException
+from fastapi import Depends, HTTPException, Query
 
-from faro.api.deps import Service, now_ms, require_entity_values, require_pipeline, unknown
+from faro.api.deps import (
+    Service,
+    Until,
+    now_ms,
+    require_entity_values,
+    require_pipeline,
+    unknown,
+    window_end,
+)
 from faro.api.equality import abs_diff, same_value
 from faro.api.models import (
     ComparisonHour,
@@ -39,7 +47,7 @@ _VALUE_COLUMNS = ("feature_value", "feature_value_long", "feature_value_bool",
 
 @dataclass
 class Comparison:
-    """What ``GET /features/{feature}/compare`` asks."""
+    """What ``GET /features/{feature}/compare`` (and ``/compare/windows``) asks."""
 
     pipeline_id: str
     against: str | None
@@ -52,26 +60,65 @@ class Comparison:
     limit: int
 
 
-def compare_operators(svc: Service, feature: str, q: Comparison) -> FeatureComparison:
-    """Two queries (the records joined, and how far each side has got) after the
-    operators' sample rates; one more to name a misspelled feature."""
+def comparison(
+    pipeline_id: str,
+    against: Annotated[
+        str | None, Query(description="the other pipeline (default: `pipeline_id`)")
+    ] = None,
+    operator_id: Annotated[
+        str | None,
+        Query(description="`pipeline_id`'s operator (default: the only one with values)"),
+    ] = None,
+    against_operator_id: Annotated[
+        str | None,
+        Query(description="`against`'s operator (default: the only one with values)"),
+    ] = None,
+    window: Annotated[
+        str, Query(description="records with event times (windows with ends) in this window")
+    ] = "1h",
+    until: Until = None,
+    abs_tol: Annotated[float, Query(ge=0, description="numbers within this match")] = 1e-9,
+    rel_tol: Annotated[
+        float, Query(ge=0, description="... or within this fraction of the larger one")
+    ] = 1e-9,
+    limit: Annotated[int, Query(ge=0, le=10_000, description="records listed")] = 100,
+) -> Comparison:
+    return Comparison(pipeline_id, against, operator_id, against_operator_id, window,
+                      window_end(until), abs_tol, rel_tol, limit)  # fmt: skip
+
+
+ComparisonDep = Annotated[Comparison, Depends(comparison)]
+
+
+def sides(svc: Service, q: Comparison) -> tuple[str, int, int]:
+    """The other pipeline (both known), and where the window starts and ends, epoch ms."""
     against = q.against or q.pipeline_id
     require_pipeline(svc, q.pipeline_id)
     require_pipeline(svc, against)
     until = now_ms() if q.until is None else q.until
-    since = until - window_ms(q.window)
+    return against, until - window_ms(q.window), until
+
+
+def require_two(pipeline_id: str, operator_id: str, against: str, against_operator_id: str) -> None:
+    if (pipeline_id, operator_id) == (against, against_operator_id):
+        raise HTTPException(
+            422,
+            f"both sides are operator {operator_id!r} of pipeline {against!r}: name another "
+            "pipeline with against= or another operator with against_operator_id=",
+        )
+
+
+def compare_records(svc: Service, feature: str, q: Comparison) -> FeatureComparison:
+    """Two queries (the records joined, and how far each side has got) after the
+    operators' sample rates; one more to name a misspelled feature."""
+    against, since, until = sides(svc, q)
     a_rates = svc.queries.sample_rates(q.pipeline_id, feature, since)
     b_rates = a_rates if against == q.pipeline_id else svc.queries.sample_rates(
         against, feature, since
     )  # fmt: skip
     a_op = _operator(svc, q.pipeline_id, feature, q.operator_id, a_rates, "operator_id")
     b_op = _operator(svc, against, feature, q.against_operator_id, b_rates, "against_operator_id")
-    if (q.pipeline_id, a_op) == (against, b_op):
-        raise HTTPException(
-            422,
-            f"both sides are operator {a_op!r} of pipeline {against!r}: name another "
-            "pipeline with against= or another operator with against_operator_id=",
-        )
+    require_two(q.pipeline_id, a_op, against, b_op)
     table, (a_newest, b_newest) = svc.queries.compared_records(
         ((q.pipeline_id, a_op), (against, b_op)), feature, since, until
     )

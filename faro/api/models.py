@@ -449,6 +449,60 @@ class FeatureComparison(BaseModel):
     )
 
 
+class WindowMeasures(BaseModel):
+    input_count: int | None = Field(description="records in, summed over keys and subtasks")
+    output_count: int | None
+    values: int | None = Field(
+        description="the feature's values counted by the operator's statistics (null: it has "
+        "none for this feature)"
+    )
+    nulls: int | None
+    sum: float | None
+    min: float | None
+    max: float | None
+    last_fire: int = Field(description="when the window last fired, epoch ms")
+
+
+class ComparedWindow(BaseModel):
+    window_start: int = Field(description="epoch ms")
+    window_end: int
+    pipeline: WindowMeasures | None = Field(description="null: `operator_id` has no such window")
+    against: WindowMeasures | None
+    differs: list[str] = Field(description="the measures that differ between the two")
+
+
+class WindowComparison(BaseModel):
+    feature: str
+    pipeline_id: str
+    operator_id: str
+    against: str
+    against_operator_id: str
+    window: str
+    since: int = Field(description="windows ending from here, epoch ms")
+    until: int = Field(description="... up to here (exclusive), epoch ms")
+    compared: int = Field(description="windows both operators fired")
+    matched: int
+    mismatched: int
+    mismatch_rate: float | None = Field(description="mismatched / compared")
+    differing: dict[str, int] = Field(
+        description="per measure, the compared windows where it differs"
+    )
+    only_in_pipeline: int = Field(
+        description="windows only `operator_id` fired, although `against_operator_id` has "
+        "fired later ones"
+    )
+    only_in_against: int
+    pending: int = Field(
+        description="windows one side fired that end later than any the other has fired yet"
+    )
+    mismatches: list[ComparedWindow] = Field(
+        description="the first `limit` mismatched windows, by end"
+    )
+    one_sided: list[ComparedWindow] = Field(
+        description="the first `limit` windows of `only_in_pipeline` and `only_in_against`, by end"
+    )
+
+
 class ValueSummary(BaseModel):
     feature: str
     pipeline_id: str

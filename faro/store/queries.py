@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from faro.core.events import TIME_HIGH
 from faro.store import layout
+from faro.store.columns import SCHEMA
 from faro.store.hash_index import HashIndex
 from faro.store.rollups import LAG, REAL_TIME, Kind, RollupCache, aligned
 from faro.store.value_cache import ValueCache
@@ -90,12 +91,8 @@ _HISTORIES = f"""
 """Each lookup's values of one feature from one operator, newest first, in one query:
 in the order of :data:`_LATEST` by processing time, so the first is the value an
 as-of lookup answers."""
-_NO_EVENTS = """(SELECT NULL::VARCHAR AS feature_name, NULL::VARCHAR AS operator_id,
-    NULL::VARCHAR AS entity_id, NULL::BIGINT AS event_time, NULL::BIGINT AS processing_time,
-    NULL::VARCHAR AS trace_id, NULL::VARCHAR AS value_type, NULL::DOUBLE AS feature_value,
-    NULL::BIGINT AS feature_value_long, NULL::BOOLEAN AS feature_value_bool,
-    NULL::VARCHAR AS feature_value_string, NULL::DOUBLE[] AS feature_value_vector WHERE false)"""
-"""A relation of no events, for an operator whose pipeline has no files to read."""
+_NO_FILES = {"no_events": SCHEMA.empty_table()}
+"""A table of no events, read in place of a pipeline that has no files yet."""
 _TYPED = ", feature_value_long, feature_value_bool, feature_value_string, feature_value_vector"
 """The value columns of types other than double."""
 _ROLLUP_WINDOW = "feature = $feature AND minute >= $since AND minute < $until"
@@ -418,7 +415,7 @@ class StoreQueries:
         source = {}
         for side, (pipeline_id, operator_id) in zip("ab", sides, strict=True):
             params[f"operator_{side}"] = operator_id
-            source[side] = _NO_EVENTS
+            source[side] = "no_events"  # a side whose pipeline has no files to read
             files = self._files("ENTITY", pipeline_id, since)
             if files:
                 params[f"files_{side}"] = files
@@ -450,7 +447,7 @@ class StoreQueries:
                 FROM a FULL OUTER JOIN b
                   ON a.entity_id = b.entity_id AND a.event_time = b.event_time
             """  # fmt: skip
-            return self._run(sql, params, lambda result: result.to_arrow_table())
+            return self._run(sql, params, lambda result: result.to_arrow_table(), _NO_FILES)
 
         table = run("")
         for side in "ab":
@@ -465,9 +462,94 @@ class StoreQueries:
             ),
             {k: v for k, v in params.items() if k != "until"},
             lambda result: result.fetchall(),
+            _NO_FILES,
         )  # fmt: skip
         [(a_newest, b_newest)] = newest
         return table, (a_newest, b_newest)
+
+    def feature_window_operators(
+        self, pipeline_id: str, feature: str, since: int | None = None
+    ) -> list[str]:
+        """The window operators (AGGREGATE events with window bounds) whose events list
+        ``feature``, among the windows ending from ``since`` on (default: all)."""
+        return [
+            r["operator_id"]
+            for r in self._rows(
+                f"""
+                SELECT DISTINCT operator_id FROM {{events}}
+                WHERE list_contains(features, $feature) AND window_start {REAL_TIME}
+                  AND window_end {REAL_TIME} AND window_end >= $since
+                ORDER BY operator_id
+                """,
+                self._files("AGGREGATE", pipeline_id, since),
+                feature=feature,
+                since=0 if since is None else since,
+            )
+        ]
+
+    def compared_windows(
+        self,
+        sides: tuple[tuple[str, str], tuple[str, str]],
+        feature: str,
+        since: int,
+        until: int,
+    ) -> tuple[list[dict[str, Any]], tuple[int | None, int | None]]:
+        """What two window operators (``a`` and ``b``, each a ``(pipeline_id,
+        operator_id)``) reported for ``feature`` per window ending in [since, until),
+        summed over keys and subtasks and joined on the window's bounds, in one query:
+        records in and out, and the feature's value count, nulls, sum, min and max
+        (null where the operator has no value statistics for it), ``a_``/``b_`` per
+        side, null on a side without that window. Also each side's latest window end
+        from ``since`` on: how far that operator has got. Files are chosen by
+        processing time from ``since`` on (a window fires after it ends)."""
+        params: dict[str, Any] = {"feature": feature, "since": since, "until": until}
+        source = {}
+        for side, (pipeline_id, operator_id) in zip("ab", sides, strict=True):
+            params[f"operator_{side}"] = operator_id
+            source[side] = "no_events"  # a side whose pipeline has no files to read
+            files = self._files("AGGREGATE", pipeline_id, since)
+            if files:
+                params[f"files_{side}"] = files
+                source[side] = f"read_parquet($files_{side}, hive_partitioning = false)"
+        where = (
+            "operator_id = $operator_{side} AND list_contains(features, $feature) "
+            f"AND window_start {REAL_TIME} AND window_end {REAL_TIME} AND window_end >= $since"
+        )
+        side_sql = f"""
+            {{side}} AS (
+                SELECT window_start, window_end, sum(input_count) AS input_count,
+                       sum(output_count) AS output_count, max(processing_time) AS last_fire,
+                       sum(st.count) AS "values", sum(st.null_count) AS nulls,
+                       sum(st.sum) AS "sum", min(st.min) AS "min", max(st.max) AS "max"
+                FROM (SELECT *, list_filter(feature_stats, s -> s.name = $feature)[1] AS st
+                      FROM {{source}} WHERE {where} AND window_end < $until)
+                GROUP BY window_start, window_end
+            )
+        """  # fmt: skip
+        measures = ("input_count", "output_count", "last_fire", "values", "nulls", "sum",
+                    "min", "max")  # fmt: skip
+        picked = ", ".join(f'{s}."{m}" AS {s}_{m}' for s in "ab" for m in measures)
+        sql = "WITH " + ", ".join(
+            side_sql.format(side=side, source=source[side]) for side in "ab"
+        ) + f"""
+            SELECT coalesce(a.window_start, b.window_start) AS window_start,
+                   coalesce(a.window_end, b.window_end) AS window_end, {picked}
+            FROM a FULL OUTER JOIN b
+              ON a.window_start = b.window_start AND a.window_end = b.window_end
+            ORDER BY window_end, window_start
+        """  # fmt: skip
+        windows = self._run(sql, params, _dicts, _NO_FILES)
+        newest = self._run(
+            "SELECT " + ", ".join(
+                f"(SELECT max(window_end) FROM {source[side]} WHERE {where.format(side=side)})"
+                for side in "ab"
+            ),
+            {k: v for k, v in params.items() if k != "until"},
+            lambda result: result.fetchall(),
+            _NO_FILES,
+        )  # fmt: skip
+        [(a_newest, b_newest)] = newest
+        return windows, (a_newest, b_newest)
 
     def _per_lookup(
         self,

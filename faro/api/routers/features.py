@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
-from faro.api.compare import Comparison, compare_operators
+from faro.api.compare import ComparisonDep, compare_records
+from faro.api.compare_windows import compare_window_fires
 from faro.api.deps import (
     AsOf,
     ServiceDep,
@@ -29,6 +30,7 @@ from faro.api.models import (
     SkewCheck,
     SkewReport,
     ValueSummary,
+    WindowComparison,
 )
 from faro.api.routers import violations
 from faro.api.skew import check as skew_check
@@ -90,36 +92,19 @@ def skew(svc: ServiceDep, feature: str, body: SkewCheck) -> SkewReport:
 
 
 @router.get("/{feature}/compare", response_model=FeatureComparison, responses={404: {}})
-def compare(
-    svc: ServiceDep,
-    feature: str,
-    pipeline_id: str,
-    against: Annotated[
-        str | None, Query(description="the other pipeline (default: `pipeline_id`)")
-    ] = None,
-    operator_id: Annotated[
-        str | None,
-        Query(description="`pipeline_id`'s operator (default: the only one with values)"),
-    ] = None,
-    against_operator_id: Annotated[
-        str | None,
-        Query(description="`against`'s operator (default: the only one with values)"),
-    ] = None,
-    window: Annotated[str, Query(description="records with event times in this window")] = "1h",
-    until: Until = None,
-    abs_tol: Annotated[float, Query(ge=0, description="numbers within this match")] = 1e-9,
-    rel_tol: Annotated[
-        float, Query(ge=0, description="... or within this fraction of the larger one")
-    ] = 1e-9,
-    limit: Annotated[int, Query(ge=0, le=10_000, description="records listed")] = 100,
-) -> FeatureComparison:
+def compare(svc: ServiceDep, feature: str, q: ComparisonDep) -> FeatureComparison:
     """One feature as two operators computed it (two versions of a pipeline, one in
     shadow; or two operators of one), record by record: the values of every record
     both captured, joined on entity and event time, and the records only one has."""
-    return compare_operators(svc, feature, Comparison(
-        pipeline_id, against, operator_id, against_operator_id, window, window_end(until),
-        abs_tol, rel_tol, limit,
-    ))  # fmt: skip
+    return compare_records(svc, feature, q)
+
+
+@router.get("/{feature}/compare/windows", response_model=WindowComparison, responses={404: {}})
+def compare_windows(svc: ServiceDep, feature: str, q: ComparisonDep) -> WindowComparison:
+    """The same, window by window, from what two window operators reported per window
+    (records in and out, the feature's value statistics): no entity data needed, so
+    it also compares PERSONAL and SENSITIVE features and aggregate-only ones."""
+    return compare_window_fires(svc, feature, q)
 
 
 @router.get("/{feature}/values/summary", response_model=ValueSummary)
