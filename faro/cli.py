@@ -269,7 +269,17 @@ def _parser() -> argparse.ArgumentParser:
         "--against-operator", help="--against's operator (default: the only one with values)"
     )
     c.add_argument(
-        "--window", default="1h", help="records with event times in this window (default: 1h)"
+        "--window",
+        default="1h",
+        help="records with event times (with --windows: windows ending) in this window "
+        "(default: 1h)",
+    )
+    c.add_argument(
+        "--windows",
+        action="store_true",
+        help="compare window by window what two window operators reported (records in and "
+        "out, the feature's count, nulls, sum, min, max), not record by record: no entity "
+        "data needed, so PERSONAL, SENSITIVE and aggregate-only features too",
     )
     c.add_argument(
         "--until",
@@ -566,9 +576,9 @@ def _compare(args: argparse.Namespace) -> int:
         "pipeline_id": args.pipeline, "against": args.against, "operator_id": args.operator,
         "against_operator_id": args.against_operator, "window": args.window,
         "until": args.until, "abs_tol": args.abs_tol, "rel_tol": args.rel_tol,
-        "limit": args.limit if args.records else 0,
+        "limit": args.limit if args.records else shadow.WINDOWS_LISTED,
     }  # fmt: skip
-    answer = shadow.compare(args.api, args.feature, query)
+    answer = shadow.compare(args.api, args.feature, query, args.windows)
     print(shadow.summary(answer))
     if args.records:
         with args.records.open("w") as out:

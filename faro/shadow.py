@@ -17,13 +17,19 @@ from urllib.parse import quote
 from faro.api_client import call
 from faro.core.windows import format_time
 
+WINDOWS_LISTED = 20
 
-def compare(api: str, feature: str, query: dict[str, Any]) -> dict[str, Any]:
-    return call(api, f"/features/{quote(feature, safe='')}/compare", query=query)
+
+def compare(api: str, feature: str, query: dict[str, Any], windows: bool) -> dict[str, Any]:
+    """Record by record, or with ``windows`` window by window."""
+    path = f"/features/{quote(feature, safe='')}/compare" + ("/windows" if windows else "")
+    return call(api, path, query=query)
 
 
 def summary(answer: dict[str, Any]) -> str:
     """What the comparison found, a line per count, and the hours where it went wrong."""
+    if "differing" in answer:
+        return window_summary(answer)
     a = f"{answer['pipeline_id']}/{answer['operator_id']}"
     b = f"{answer['against']}/{answer['against_operator_id']}"
     compared = answer["compared"]
@@ -60,6 +66,32 @@ def summary(answer: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def window_summary(answer: dict[str, Any]) -> str:
+    """What a window-by-window comparison found, and the first windows that differ."""
+    a = f"{answer['pipeline_id']}/{answer['operator_id']}"
+    b = f"{answer['against']}/{answer['against_operator_id']}"
+    differing = ", ".join(f"{m} {n:,}" for m, n in answer["differing"].items() if n)
+    lines = [
+        f"{answer['feature']}: {a} against {b}, windows ending from "
+        f"{format_time(answer['since'])} to {format_time(answer['until'])}",
+        f"  compared        {answer['compared']:>10,}   windows both fired",
+        f"  matched         {answer['matched']:>10,}",
+        f"  mismatched      {answer['mismatched']:>10,}   {_share(answer['mismatch_rate'])}"
+        + (f"; differing in {differing}" if differing else ""),
+        f"  only in {a}: {answer['only_in_pipeline']:,}; only in {b}: "
+        f"{answer['only_in_against']:,}   (windows the other side should have fired)",
+        f"  pending         {answer['pending']:>10,}   (later than the other side has got)",
+    ]  # fmt: skip
+    if answer["mismatches"]:
+        lines.append("  mismatched windows (UTC), the first:")
+        lines += [
+            f"    {format_time(w['window_start'])} to {format_time(w['window_end'])}: "
+            + ", ".join(f"{m} {w['pipeline'][m]} against {w['against'][m]}" for m in w["differs"])
+            for w in answer["mismatches"][:WINDOWS_LISTED]
+        ]  # fmt: skip
+    return "\n".join(lines)
+
+
 def failures(
     answer: dict[str, Any], max_mismatch_rate: float | None, max_one_sided_rate: float | None
 ) -> list[str]:
@@ -70,7 +102,7 @@ def failures(
     one_sided = answer["only_in_pipeline"] + answer["only_in_against"]
     if not compared:
         return [
-            "no record was captured by both sides in the window, so nothing was compared: "
+            "nothing both sides captured fell in the window, so nothing was compared: "
             "check the pipeline and operator names, or widen --window"
         ]
     found = []
@@ -88,7 +120,7 @@ def failures(
 
 
 def write_records(answer: dict[str, Any], out: IO[str]) -> int:
-    """The listed mismatched and one-sided records as JSON lines; how many."""
+    """The listed mismatched and one-sided records (or windows) as JSON lines; how many."""
     rows = [{"kind": "mismatched", **m} for m in answer["mismatches"]]
     rows += [{"kind": "one_sided", **r} for r in answer["one_sided"]]
     for row in rows:

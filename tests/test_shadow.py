@@ -12,6 +12,7 @@ import pytest
 from faro import CaptureEvent, EventType, FeatureValueType, OperatorType
 from faro._dev.broker import free_port
 from faro.cli import main
+from faro.core.events import FeatureStats
 from faro.core.windows import format_time
 from faro.store.columns import events_to_table
 from faro.store.writer import EventWriter
@@ -22,7 +23,8 @@ UNTIL = (int(time.time() * 1000) // HOUR) * HOUR - 5 * MIN
 USERS = [f"user-{i}" for i in range(40)]
 WINDOWS = [UNTIL - HOUR + 5 * MIN * k - 1 for k in range(12)]  # twelve 5-minute windows
 DIFFERENT = {("user-3", WINDOWS[4]), ("user-7", WINDOWS[9]), ("user-8", WINDOWS[9])}
-LOST = {("user-5", WINDOWS[2]), ("user-11", WINDOWS[6])}
+LOST_FIRST = ("user-5", WINDOWS[2])
+LOST = {LOST_FIRST, ("user-11", WINDOWS[6])}
 
 
 def window_result(pipeline: str, entity_id: str, et: int, value: float) -> CaptureEvent:
@@ -45,6 +47,18 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             events.append(window_result("v1", user, et, value))
             if (user, et) not in LOST:
                 events.append(window_result("v2", user, et, value + ((user, et) in DIFFERENT)))
+    for pipeline in ("v1", "v2"):  # each window's fires, as the window operator reports them
+        for et in WINDOWS:
+            values = [e.feature_value for e in events
+                      if e.pipeline_id == pipeline and e.event_time == et]  # fmt: skip
+            events.append(CaptureEvent(
+                f"{pipeline}-fire-{et}", EventType.AGGREGATE, pipeline, "clicks-window",
+                OperatorType.WINDOW, et + 2_000, features=["clicks_5m"],
+                input_count=len(values), output_count=len(values),
+                window_start=et + 1 - 5 * MIN, window_end=et + 1,
+                feature_stats=[FeatureStats("clicks_5m", count=len(values), sum=sum(values),
+                                            min=min(values), max=max(values))],
+            ))  # fmt: skip
     store = tmp_path_factory.mktemp("store")
     EventWriter(store, "test").write(events_to_table(events))
     with running_api(store) as url:
@@ -104,6 +118,24 @@ def test_the_gate_holds_at_its_thresholds(
     assert main(compare(api, *options)) == code
     err = capsys.readouterr().err
     assert (says in err) if says else err == ""
+
+
+def test_window_by_window_needs_no_entity_values(
+    api: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    differing = sorted({et for _, et in DIFFERENT | LOST})
+    assert main(compare(api, "--windows", "--max-mismatch-rate", "0.5")) == 0
+    out = capsys.readouterr().out
+    assert f"compared        {len(WINDOWS):>10,}   windows both fired" in out
+    assert f"mismatched      {len(differing):>10,}   {len(differing) / len(WINDOWS):.3%}" in out
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("    ")]
+    assert listed == [format_time(et + 1 - 5 * MIN) for et in differing]
+    lost = f"{format_time(LOST_FIRST[1] + 1 - 5 * MIN)} to {format_time(LOST_FIRST[1] + 1)}: "
+    assert lost + f"input_count {len(USERS)} against {len(USERS) - 1}" in out
+    assert main(compare(api, "--windows", "--max-mismatch-rate", "0.3")) == 1
+    assert f"mismatch rate {len(differing) / len(WINDOWS):.3%} exceeds 30.000%" in (
+        capsys.readouterr().err
+    )
 
 
 def test_a_gate_that_compared_nothing_fails(api: str, capsys: pytest.CaptureFixture[str]) -> None:
