@@ -411,15 +411,8 @@ class StoreQueries:
         ``since`` on, in the window or after it: how far that operator has got.
         Files are chosen by processing time from ``since`` on.
         """
-        params: dict[str, Any] = {"feature": feature, "since": since, "until": until}
-        source = {}
-        for side, (pipeline_id, operator_id) in zip("ab", sides, strict=True):
-            params[f"operator_{side}"] = operator_id
-            source[side] = "no_events"  # a side whose pipeline has no files to read
-            files = self._files("ENTITY", pipeline_id, since)
-            if files:
-                params[f"files_{side}"] = files
-                source[side] = f"read_parquet($files_{side}, hive_partitioning = false)"
+        source, params = self._sides("ENTITY", sides, since)
+        params.update(feature=feature, since=since, until=until)
         where = "feature_name = $feature AND operator_id = $operator_{side}"
         where += " AND event_time >= $since"
         side_sql = f"""
@@ -455,17 +448,7 @@ class StoreQueries:
             if pc.any(pc.not_equal(types, "SCALAR_DOUBLE")).as_py():
                 table = run(_TYPED)
                 break
-        newest = self._run(
-            "SELECT " + ", ".join(
-                f"(SELECT max(event_time) FROM {source[side]} WHERE {where.format(side=side)})"
-                for side in "ab"
-            ),
-            {k: v for k, v in params.items() if k != "until"},
-            lambda result: result.fetchall(),
-            _NO_FILES,
-        )  # fmt: skip
-        [(a_newest, b_newest)] = newest
-        return table, (a_newest, b_newest)
+        return table, self._newest("event_time", source, where, params)
 
     def feature_window_operators(
         self, pipeline_id: str, feature: str, since: int | None = None
@@ -502,15 +485,8 @@ class StoreQueries:
         side, null on a side without that window. Also each side's latest window end
         from ``since`` on: how far that operator has got. Files are chosen by
         processing time from ``since`` on (a window fires after it ends)."""
-        params: dict[str, Any] = {"feature": feature, "since": since, "until": until}
-        source = {}
-        for side, (pipeline_id, operator_id) in zip("ab", sides, strict=True):
-            params[f"operator_{side}"] = operator_id
-            source[side] = "no_events"  # a side whose pipeline has no files to read
-            files = self._files("AGGREGATE", pipeline_id, since)
-            if files:
-                params[f"files_{side}"] = files
-                source[side] = f"read_parquet($files_{side}, hive_partitioning = false)"
+        source, params = self._sides("AGGREGATE", sides, since)
+        params.update(feature=feature, since=since, until=until)
         where = (
             "operator_id = $operator_{side} AND list_contains(features, $feature) "
             f"AND window_start {REAL_TIME} AND window_end {REAL_TIME} AND window_end >= $since"
@@ -539,17 +515,41 @@ class StoreQueries:
             ORDER BY window_end, window_start
         """  # fmt: skip
         windows = self._run(sql, params, _dicts, _NO_FILES)
-        newest = self._run(
+        return windows, self._newest("window_end", source, where, params)
+
+    def _sides(
+        self, event_type: str, sides: tuple[tuple[str, str], tuple[str, str]], since: int
+    ) -> tuple[dict[str, str], dict[str, Any]]:
+        """For a comparison of two operators (``a`` and ``b``, each a ``(pipeline_id,
+        operator_id)``): each side's relation of ``event_type`` events from ``since`` on
+        (the table ``no_events`` for a pipeline with no files to read), and the
+        parameters ``$files_a``, ``$operator_a`` and their ``b`` twins."""
+        source: dict[str, str] = {}
+        params: dict[str, Any] = {}
+        for side, (pipeline_id, operator_id) in zip("ab", sides, strict=True):
+            params[f"operator_{side}"] = operator_id
+            source[side] = "no_events"
+            files = self._files(event_type, pipeline_id, since)
+            if files:
+                params[f"files_{side}"] = files
+                source[side] = f"read_parquet($files_{side}, hive_partitioning = false)"
+        return source, params
+
+    def _newest(
+        self, column: str, source: dict[str, str], where: str, params: dict[str, Any]
+    ) -> tuple[int | None, int | None]:
+        """Each side's largest ``column`` where ``where`` (with ``{side}``) holds: how
+        far that operator has got."""
+        [(a, b)] = self._run(
             "SELECT " + ", ".join(
-                f"(SELECT max(window_end) FROM {source[side]} WHERE {where.format(side=side)})"
+                f"(SELECT max({column}) FROM {source[side]} WHERE {where.format(side=side)})"
                 for side in "ab"
             ),
             {k: v for k, v in params.items() if k != "until"},
             lambda result: result.fetchall(),
             _NO_FILES,
         )  # fmt: skip
-        [(a_newest, b_newest)] = newest
-        return windows, (a_newest, b_newest)
+        return a, b
 
     def _per_lookup(
         self,
