@@ -84,6 +84,58 @@ class PipelineOperators(BaseModel):
     operators: list[OperatorThroughput]
 
 
+class SubtaskFlow(BaseModel):
+    subtask_index: int
+    last_flush: int = Field(description="its last AGGREGATE event in the window, epoch ms")
+    seconds_since_flush: float = Field(description="from its last flush to the window's end")
+    behind_seconds: float = Field(
+        description="the operator's newest flush (of any subtask) minus this subtask's last"
+    )
+    watermark: int | None = Field(description="its latest watermark in the window, epoch ms")
+    watermark_lag_seconds: float | None = Field(
+        description="the flush that carried that watermark minus the watermark"
+    )
+    input_count: int
+    output_count: int
+    late_count: int | None = Field(description="null where the operator does not count them")
+    flushes: int
+    input_share: float | None = Field(
+        description="its share of the operator's input over the window"
+    )
+
+
+class OperatorSubtasks(BaseModel):
+    operator_id: str
+    operator_type: str
+    subtasks: int = Field(description="subtasks that flushed in the window")
+    stalled: list[int] = Field(
+        description="subtasks whose last flush is at least the stale threshold older than "
+        "the operator's newest: the rest of the operator moved on without them"
+    )
+    input_skew: float | None = Field(
+        description="the busiest subtask's input over the mean of the subtasks': 1 is even, "
+        "the number of subtasks is all on one; null with one subtask or no input"
+    )
+    busiest_subtask: int | None
+    watermark_spread_seconds: float | None = Field(
+        description="the newest minus the oldest of the subtasks' latest watermarks; null "
+        "with fewer than two subtasks that carry one"
+    )
+    slowest_watermark_subtask: int | None = Field(
+        description="the subtask with the oldest watermark: event time downstream can go "
+        "no further than it"
+    )
+    detail: list[SubtaskFlow]
+
+
+class PipelineSubtasks(BaseModel):
+    pipeline_id: str
+    window: str
+    at: int = Field(description="the window's end: now, or the `until` asked for")
+    stale_after_seconds: float = Field(description="FARO_STALE_AFTER_S: how far behind is stalled")
+    operators: list[OperatorSubtasks]
+
+
 class FunnelStage(BaseModel):
     operator_id: str
     operator_type: str

@@ -236,6 +236,34 @@ class StoreQueries:
             until=_end(until),
         )
 
+    def subtasks(
+        self, pipeline_id: str, since: int, until: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Per operator and subtask that flushed in [since, until) (epoch ms; None:
+        now): its last flush there, its latest watermark and the flush that carried
+        it, its records in, out and late, and how many flushes."""
+        return self._rows(
+            f"""
+            SELECT operator_id, subtask_index,
+                   any_value(operator_type) AS operator_type,
+                   max(processing_time) AS last_flush,
+                   arg_max(watermark, processing_time) FILTER (WHERE watermark {REAL_TIME})
+                       AS watermark,
+                   max(processing_time) FILTER (WHERE watermark {REAL_TIME})
+                       AS watermark_flush,
+                   sum(input_count)::BIGINT AS input_count,
+                   sum(output_count)::BIGINT AS output_count,
+                   sum(late_count)::BIGINT AS late_count,
+                   count(*) AS flushes
+            FROM {{events}}
+            WHERE processing_time >= $since AND processing_time < $until
+            GROUP BY operator_id, subtask_index ORDER BY operator_id, subtask_index
+            """,
+            self._files("AGGREGATE", pipeline_id, since, until),
+            since=since,
+            until=_end(until),
+        )
+
     def window_fires(
         self, pipeline_id: str | None, since: int, until: int | None = None
     ) -> list[dict[str, Any]]:

@@ -6,7 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from faro.api.deps import ServiceDep, Until, moment, now_ms, require_pipeline, window_bounds
+from faro.api.deps import (
+    ServiceDep,
+    Until,
+    moment,
+    now_ms,
+    require_operator,
+    require_pipeline,
+    window_bounds,
+)
 from faro.api.fires import window_operators
 from faro.api.funnel import funnel_stages, guessed_order, requested_order
 from faro.api.models import (
@@ -17,11 +25,13 @@ from faro.api.models import (
     PipelineFunnel,
     PipelineHealth,
     PipelineOperators,
+    PipelineSubtasks,
     PipelineSummary,
     PipelineWindows,
     Status,
     Thresholds,
 )
+from faro.api.subtasks import operator_subtasks
 from faro.core.windows import window_ms
 
 router = APIRouter(prefix="/pipelines", tags=["pipelines"])
@@ -101,6 +111,35 @@ def pipeline_operators(
             )
         )
     return PipelineOperators(pipeline_id=pipeline_id, window=window, operators=out)
+
+
+@router.get("/{pipeline_id}/subtasks", response_model=PipelineSubtasks)
+def pipeline_subtasks(
+    svc: ServiceDep,
+    pipeline_id: str,
+    window: str = "1h",
+    operator_id: Annotated[str | None, Query(description="one operator; default: all")] = None,
+    until: Until = None,
+) -> PipelineSubtasks:
+    """Each operator's subtasks that flushed in ``window`` (ending at ``until``), side
+    by side: which fell behind the others, how unevenly the input spreads over them,
+    and whose watermark holds event time back."""
+    since, end = window_bounds(window, until)
+    require_pipeline(svc, pipeline_id)
+    if operator_id is not None:
+        require_operator(svc, pipeline_id, operator_id)
+    rows = svc.queries.subtasks(pipeline_id, since, end)
+    if operator_id is not None:
+        rows = [r for r in rows if r["operator_id"] == operator_id]
+    at = now_ms() if end is None else end
+    stale = svc.settings.stale_after_s
+    return PipelineSubtasks(
+        pipeline_id=pipeline_id,
+        window=window,
+        at=at,
+        stale_after_seconds=stale,
+        operators=operator_subtasks(rows, at, stale),
+    )
 
 
 @router.get("/{pipeline_id}/features", response_model=PipelineFeatures)
