@@ -56,6 +56,7 @@ def test_a_flink_jobs_gap_in_event_time_is_reported_as_missing_windows(
 
         assert wait_for(lambda: answer() is not None, CLOSE_GRACE_S), "not every fire arrived"
         got = answer()
+        parallel = httpx.get(f"{api}/pipelines/order-pipeline/subtasks?window=1h").json()
     assert got is not None
     assert (got["window_length_ms"], got["step_ms"]) == (WINDOW_MS, WINDOW_MS)
     assert [(m["window_start"], m["window_end"]) for m in got["missing"]] == [
@@ -64,6 +65,12 @@ def test_a_flink_jobs_gap_in_event_time_is_reported_as_missing_windows(
     panes = {(o.merchant, o.ts // WINDOW_MS * WINDOW_MS) for o in data}
     assert got["windows"] == len(fired) and got["fires"] == len(panes)
     assert got["late_rate"] is None
+    # the two subtasks between them fired every pane once, and neither fell behind
+    [agg] = parallel["operators"]
+    assert [s["subtask_index"] for s in agg["detail"]] == [0, 1]
+    assert sum(s["flushes"] for s in agg["detail"]) == len(panes)
+    assert sum(s["input_count"] for s in agg["detail"]) == len(data)
+    assert agg["stalled"] == []
 
 
 def test_a_flink_jobs_funnel_follows_its_records_through_three_operators(
