@@ -56,6 +56,11 @@ class Thresholds(BaseModel):
     zscore_min_relative_std: float = Field(
         0.2, ge=0, description="floor of the baseline std as a share of its mean"
     )
+    subtask_behind_s: float = Field(
+        300.0,
+        ge=0,
+        description="longest a subtask's last flush may trail its siblings' newest; 0: off",
+    )
     missing_windows: int = Field(
         1, ge=0, description="windows a window operator skips on its grid before it alarms; 0: off"
     )

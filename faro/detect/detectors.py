@@ -101,6 +101,8 @@ class Snapshot:
     window_ms: int
     operators: dict[tuple[str, str], Rows] = field(default_factory=dict)
     last_flush: dict[tuple[str, str], int] = field(default_factory=dict)
+    # per operator: each subtask that flushed in the last day, and its last flush
+    subtask_flush: dict[tuple[str, str], dict[int, int]] = field(default_factory=dict)
     features: dict[tuple[str, str], Rows] = field(default_factory=dict)
     feature_source: dict[tuple[str, str], str] = field(default_factory=dict)
     assertions: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -126,6 +128,9 @@ def detect(snap: Snapshot, config: DetectConfig) -> list[Finding]:
         )
     for (pipeline, operator), last in snap.last_flush.items():
         found += _silence(snap, pipeline, operator, last, config.thresholds(pipeline, operator))
+    for (pipeline, operator), flushes in snap.subtask_flush.items():
+        t = config.thresholds(pipeline, operator)
+        found += _subtasks_behind(pipeline, operator, flushes, t)
     for (pipeline, feature), rows in snap.features.items():
         t = config.thresholds(pipeline, feature=feature)
         source = snap.feature_source[(pipeline, feature)]
@@ -154,6 +159,27 @@ def _silence(
             t.freshness_s, severity_of(silent_s / t.freshness_s),
             f"{pipeline}/{operator} has not emitted for {silent_s:.0f} s "
             f"(threshold {t.freshness_s:.0f} s)",
+        )  # fmt: skip
+
+
+def _subtasks_behind(
+    pipeline: str, operator: str, flushes: dict[int, int], t: Thresholds
+) -> Iterator[Finding]:
+    """Subtasks whose last flush is more than ``subtask_behind_s`` older than their
+    siblings' newest: the operator as a whole still flows, so ``_silence`` misses them."""
+    if not t.subtask_behind_s:
+        return
+    newest = max(flushes.values())
+    behind = {i: (newest - last) / 1000 for i, last in sorted(flushes.items())}
+    stalled = [i for i, s in behind.items() if s > t.subtask_behind_s]
+    if stalled:
+        worst = max(behind[i] for i in stalled)
+        yield Finding(
+            ViolationType.FRESHNESS, pipeline, operator, None, "subtask_behind_s", worst, None,
+            t.subtask_behind_s, severity_of(worst / t.subtask_behind_s),
+            f"{pipeline}/{operator}: subtask(s) {', '.join(map(str, stalled))} of "
+            f"{len(flushes)} last emitted up to {worst:.0f} s before the others "
+            f"(threshold {t.subtask_behind_s:.0f} s)",
         )  # fmt: skip
 
 

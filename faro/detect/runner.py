@@ -78,7 +78,10 @@ class Detector:
         for row in self.queries.window_fires(None, at - w - DAY_MS, at):
             snap.windows.setdefault((row["pipeline_id"], row["operator_id"]), []).append(row)
         for row in self.queries.last_flushes(at, at - _HISTORY_DAYS * DAY_MS):
-            snap.last_flush[(row["pipeline_id"], row["operator_id"])] = row["last_flush"]
+            op, last = (row["pipeline_id"], row["operator_id"]), row["last_flush"]
+            snap.last_flush[op] = max(last, snap.last_flush.get(op, last))
+            if last >= at - DAY_MS:  # a subtask quiet for a day is taken as scaled away
+                snap.subtask_flush.setdefault(op, {})[row["subtask_index"]] = last
         by_source: dict[tuple[str, str, str], dict[int, dict]] = {}
         for row in self.queries.feature_windows(at, w, day + 1):
             key = (row["pipeline_id"], row["feature"], row["source"])

@@ -861,10 +861,11 @@ class StoreQueries:
         )
 
     def last_flushes(self, at: int, since: int) -> list[dict[str, Any]]:
-        """Per pipeline and operator seen since ``since``: its last flush before ``at``."""
+        """Per pipeline, operator and subtask seen since ``since``: its last flush
+        before ``at``."""
         return self._rows(
             """
-            SELECT pipeline_id, operator_id, max(processing_time) AS last_flush
+            SELECT pipeline_id, operator_id, subtask_index, max(processing_time) AS last_flush
             FROM {events} WHERE processing_time >= $since AND processing_time < $at
             GROUP BY ALL
             """,

@@ -6,7 +6,9 @@ minute): Poisson input counts following a daily rhythm (peak 15:00, trough
 03:00), 60 % passed on, and per-flush statistics of the feature ``amount``
 (normal, mean 100, sd 10, 0.2 % null; never null in ``p-notnull``). Pipelines
 ``p-range`` and ``p-notnull`` also emit ENTITY values of ``amount`` (30 a
-minute) on the last two days.
+minute) on the last two days. ``p-subtask``'s operator has a second subtask
+that takes a few records a minute (flushing 31 s into the minute) and stops during
+its fault while the first goes on.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ FAULTS = [
     Fault("p-range", "out_of_range", _at(12), _at(12.5), 0.1),
     Fault("p-notnull", "entity_nulls", _at(20), _at(20.5), 0.03),
     Fault("p-night", "night_level", _at(3), _at(4), 0.6),
+    Fault("p-subtask", "subtask_stop", _at(13), _at(14), 0.0),
 ]
 CLEAN = "p-clean"
 PIPELINES = [CLEAN, *(f.pipeline for f in FAULTS)]
@@ -141,6 +144,15 @@ def build(data_dir: Path, seed: int = 3) -> int:
                     )],
             )  # fmt: skip
             events.append(aggregate)
+            if pipeline == "p-subtask" and kind != "subtask_stop":
+                side = int(rng.poisson(5))
+                n += 1
+                events.append(CaptureEvent(
+                    f"{pipeline}-a{n}", EventType.AGGREGATE, pipeline, OPERATOR,
+                    OperatorType.FILTER, t0 + 31_000, subtask_index=1,
+                    input_count=side, output_count=round(side * 0.6), late_count=0,
+                    watermark=t0 + 25_000,
+                ))  # fmt: skip
             for j, value in enumerate(sampled):
                 n += 1
                 entity = CaptureEvent(

@@ -53,6 +53,9 @@ EXPECTED = {
     "p-notnull": ("NOT_NULL", "nulls", "MEDIUM"),
     # 120 records/min at 03:00 where 7 days say ~20: z far beyond 4x3
     "p-night": ("ZSCORE", "output_count", "CRITICAL"),
+    # subtask 1 of 2 stops after 12:59:31; at 13:10 subtask 0 last flushed 13:09:30,
+    # 599 s later, against 300 = 2.0x (just under)
+    "p-subtask": ("FRESHNESS", "subtask_behind_s", "MEDIUM"),
 }
 
 
@@ -164,16 +167,33 @@ def test_windows_that_never_fired_are_one_violation_opened_when_the_gap_closes(t
     # window 32 first fired at 33 min 5 s: inside the run at 35 min
     [(at, violation)] = opened
     assert at == start + 35 * minute
-    assert (violation.type, violation.operator_id, violation.observed) == (
-        "FRESHNESS", "agg", 2.0
-    )
+    assert (violation.type, violation.operator_id, violation.observed) == ("FRESHNESS", "agg", 2.0)
     assert violation.severity == "HIGH"  # 2 windows: twice the threshold of 1
     newest = dt.datetime.fromtimestamp((start + 31 * minute) / 1000, dt.timezone.utc)
     assert newest.strftime("%Y-%m-%d %H:%M:%SZ") in violation.message
     assert [at for at, _ in resolved] == [start + 40 * minute]
     # the check can be turned off per operator
-    quiet = DetectConfig(tomllib.loads('[pipelines.wins.operators.agg]\nmissing_windows = 0'))
+    quiet = DetectConfig(tomllib.loads("[pipelines.wins.operators.agg]\nmissing_windows = 0"))
     assert not [
         f for f in Detector(tmp_path, quiet).run(start + 35 * minute).findings
         if f.metric == "missing_windows"
     ]  # fmt: skip
+
+
+def test_a_subtask_quiet_for_a_day_is_taken_as_scaled_away(tmp_path: Path):
+    """Of three subtasks, one stopped 20 minutes ago and one two days ago (the job
+    was rescaled): only the first trails its siblings."""
+    at = sim.JUDGED_DAY
+    last = {0: at - 30_000, 1: at - 20 * sim.MIN, 2: at - 2 * sim.DAY}
+    flushes = [
+        CaptureEvent(
+            f"a{i}-{k}", EventType.AGGREGATE, "scaled", "op", OperatorType.MAP,
+            t - k * sim.MIN, subtask_index=i, input_count=10, output_count=10,
+        )
+        for i, t in last.items() for k in range(30)
+    ]  # fmt: skip
+    EventWriter(tmp_path, "test").write(events_to_table(flushes))
+    findings = Detector(tmp_path, DetectConfig({})).run(at).findings
+    behind = [f for f in findings if f.metric == "subtask_behind_s"]
+    assert [(f.operator_id, f.observed) for f in behind] == [("op", (last[0] - last[1]) / 1000)]
+    assert "subtask(s) 1 of 2" in behind[0].message

@@ -76,3 +76,24 @@ def test_missing_windows_alarm_from_their_threshold_and_only_once_the_gap_closed
     assert detect(snap, lenient) == []
     later = Snapshot(gap_closed + W + 1, W, windows={("p", "agg"): fired})
     assert detect(later, DetectConfig()) == []  # reported by the run before
+
+
+def test_subtasks_behind_their_siblings_are_freshness_of_the_operator():
+    s = 1000
+    flushes = {0: AT - 10 * s, 1: AT - 311 * s, 2: AT - 210 * s, 3: AT - 910 * s}
+    snap = Snapshot(AT, W, subtask_flush={("p", "op"): flushes})
+    [finding] = detect(snap, DetectConfig())
+    assert (finding.type.value, finding.metric, finding.operator_id) == (
+        "FRESHNESS", "subtask_behind_s", "op",
+    )  # fmt: skip
+    assert finding.observed == 900 and finding.threshold == 300
+    assert finding.severity is Severity.HIGH  # 3x
+    assert "subtask(s) 1, 3 of 4" in finding.message
+    # per operator, the threshold moves; 0 turns the check off
+    looser = DetectConfig({"pipelines": {"p": {"operators": {"op": {"subtask_behind_s": 1000}}}}})
+    assert detect(snap, looser) == []
+    off = DetectConfig({"defaults": {"subtask_behind_s": 0}})
+    assert detect(snap, off) == []
+    # one subtask has no siblings to trail
+    alone = Snapshot(AT, W, subtask_flush={("p", "op"): {0: AT - 910 * s}})
+    assert detect(alone, DetectConfig()) == []
