@@ -218,6 +218,30 @@ def test_the_funnel_shows_each_stage_as_the_api_orders_it(server):
     assert [r[0] for r in page.rows["operator"] if r[0] in stages] == stages
 
 
+def test_operators_on_several_subtasks_are_shown_side_by_side(server):
+    def fmt(x: float | None, digits: int) -> str:
+        return "\u2013" if x is None else f"{x:.{digits}f}"
+
+    def shown() -> list[list[str]]:
+        body = httpx.get(f"{server}/pipelines/order-pipeline/subtasks?window=1h").json()
+        return [
+            [o["operator_id"], str(o["subtasks"]),
+             ", ".join(map(str, o["stalled"])) or "none", fmt(o["busiest_subtask"], 0),
+             fmt(o["input_skew"], 2), fmt(o["slowest_watermark_subtask"], 0),
+             fmt(o["watermark_spread_seconds"], 1)]
+            for o in body["operators"] if o["subtasks"] > 1
+        ]  # fmt: skip
+
+    before = shown()
+    page = dom(f"{server}/ui")
+    after = shown()
+    assert page.rows["subtask-operator"] in (before, after)
+    # the dataset's two subtasks flush together; the window's second trails by 1 s
+    assert [r[0] for r in before] == ["filter-big", "order-agg-window"]
+    window = before[1]
+    assert (window[2], window[5], window[6]) == ("none", "1", "1.0")
+
+
 @pytest.mark.parametrize("pipeline", ["order-pipeline", "user-feature-pipeline"])
 def test_the_feature_field_offers_the_pipelines_features(server, pipeline):
     page = dom(f"{server}/ui?pipeline={pipeline}")
