@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faro.api.fires import window_operators
+from faro.api.subtasks import operator_subtasks
 
 if TYPE_CHECKING:
     from faro.api.deps import Service
@@ -42,6 +43,26 @@ class ApiMetrics:
             "records into (direction=in) and out of (direction=out) the operator over the "
             "last hour, summed over subtasks: ratios give filter ratios and hand-offs",
             ["pipeline_id", "operator_id", "direction"], registry=self.registry,
+        )  # fmt: skip
+        self.subtasks = Gauge(
+            "faro_operator_subtasks",
+            "subtasks of the operator that flushed in the last hour",
+            ["pipeline_id", "operator_id"], registry=self.registry,
+        )  # fmt: skip
+        self.subtasks_behind = Gauge(
+            "faro_operator_subtasks_behind",
+            "of those, how many last flushed FARO_STALE_AFTER_S or more before the newest",
+            ["pipeline_id", "operator_id"], registry=self.registry,
+        )  # fmt: skip
+        self.input_skew = Gauge(
+            "faro_operator_input_skew",
+            "last hour: the busiest subtask's input over the mean of its subtasks' (1: even)",
+            ["pipeline_id", "operator_id"], registry=self.registry,
+        )  # fmt: skip
+        self.watermark_spread = Gauge(
+            "faro_operator_watermark_spread_seconds",
+            "last hour: the newest minus the oldest of its subtasks' latest watermarks",
+            ["pipeline_id", "operator_id"], registry=self.registry,
         )  # fmt: skip
         self.fire_delay = Gauge(
             "faro_window_fire_delay_seconds",
@@ -93,7 +114,11 @@ def refresh_pipeline_gauges(svc: Service) -> None:
     """Computed at scrape time from the store, so gauges are never older than the scrape."""
     now = int(time.time() * 1000)
     m = svc.metrics
-    for gauge in (m.flush_age, m.watermark_lag, m.records, m.fire_delay, m.missing_windows):
+    gauges = (
+        m.flush_age, m.watermark_lag, m.records, m.subtasks, m.subtasks_behind, m.input_skew,
+        m.watermark_spread, m.fire_delay, m.missing_windows,
+    )  # fmt: skip
+    for gauge in gauges:
         gauge.clear()
     for pipeline_id in svc.queries.pipelines():
         for row in svc.queries.operators(pipeline_id, since=now - _HOUR_MS):
@@ -103,6 +128,16 @@ def refresh_pipeline_gauges(svc: Service) -> None:
             m.records.labels(*labels, "out").set(row["output_count"] or 0)
             if row["watermark"] is not None:
                 m.watermark_lag.labels(*labels).set((row["last_flush"] - row["watermark"]) / 1000)
+        # what /pipelines/{id}/subtasks answers for the last hour
+        rows = svc.queries.subtasks(pipeline_id, now - _HOUR_MS)
+        for parallel in operator_subtasks(rows, now, svc.settings.stale_after_s):
+            labels = (pipeline_id, parallel.operator_id)
+            m.subtasks.labels(*labels).set(parallel.subtasks)
+            m.subtasks_behind.labels(*labels).set(len(parallel.stalled))
+            if parallel.input_skew is not None:
+                m.input_skew.labels(*labels).set(parallel.input_skew)
+            if parallel.watermark_spread_seconds is not None:
+                m.watermark_spread.labels(*labels).set(parallel.watermark_spread_seconds)
         # what /pipelines/{id}/windows answers for the last hour
         for op in window_operators(svc.queries, pipeline_id, now - _HOUR_MS, limit=1):
             labels = (pipeline_id, op.operator_id)

@@ -186,3 +186,34 @@ def test_bad_questions(
     answer = client.get(f"/pipelines/{pipeline}/subtasks", params=params)
     assert answer.status_code == status, answer.text
     assert all(w in answer.json()["detail"] for w in words), answer.text
+
+
+def test_metrics_carry_each_operators_subtasks_over_the_last_hour(client: TestClient) -> None:
+    samples = {}
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(("faro_operator_subtasks", "faro_operator_input_skew",
+                            "faro_operator_watermark_spread")):  # fmt: skip
+            name_labels, value = line.rsplit(" ", 1)
+            name, labels = name_labels.split("{")
+            samples[(name, labels.split('"')[1])] = float(value)
+    expected = {}
+    # every flush but the fifth subtask's lies within the last hour of the scrape
+    for op in ("agg", "parse", "solo"):
+        subtasks = _expected(op, NOW - 60 * MIN, NOW + 1).values()
+        inputs = [s["input_count"] for s in subtasks]
+        newest = max(s["last_flush"] for s in subtasks)
+        expected[("faro_operator_subtasks", op)] = len(inputs)
+        expected[("faro_operator_subtasks_behind", op)] = sum(
+            newest - s["last_flush"] >= STALE_S * 1000 for s in subtasks
+        )
+        if len(inputs) > 1:
+            expected[("faro_operator_input_skew", op)] = pytest.approx(
+                max(inputs) * len(inputs) / sum(inputs)
+            )
+        marks = [s["watermark"] for s in subtasks if s["watermark"] is not None]
+        if len(marks) > 1:
+            expected[("faro_operator_watermark_spread_seconds", op)] = pytest.approx(
+                (max(marks) - min(marks)) / 1000
+            )
+    assert samples == expected
+    assert samples[("faro_operator_subtasks_behind", "agg")] == 1
