@@ -173,6 +173,7 @@ def read_urls(sample_trace: str) -> dict[str, str]:
         "pipeline health": f"/pipelines/{p}/health",
         "features": f"/pipelines/{p}/features",
         "operators": f"/pipelines/{p}/operators?window=24h",
+        "subtasks": f"/pipelines/{p}/subtasks?window=24h",
         "feature health": f"{feature}/health?pipeline_id={p}&window=24h",
         "entity values": f"{feature}/values?pipeline_id={p}&entity_id=user-4242&window=24h",
         "value summary": f"{feature}/values/summary?pipeline_id={p}&window=24h",

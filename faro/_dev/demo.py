@@ -229,6 +229,7 @@ def _report(api: str, bootstrap: str) -> None:
         f"lineage of {user}": f"{api}/entities/{user}/lineage",
         "window fires": f"{api}/pipelines/user-feature-pipeline/windows?window=1h",
         "order funnel": f"{api}/pipelines/order-pipeline/funnel?window=1h",
+        "order subtasks": f"{api}/pipelines/order-pipeline/subtasks?window=1h",
     }
     print()
     for label, url in checks.items():
@@ -252,6 +253,13 @@ def _report(api: str, bootstrap: str) -> None:
     print("order-pipeline funnel: " + " -> ".join(
         f"{s['operator_id']} {s['input_count']:,} in, {s['output_count']:,} out" for s in stages
     ))  # fmt: skip
+    for o in _get(checks["order subtasks"])["operators"]:
+        behind = ", ".join(map(str, o["stalled"])) or "none"
+        share = max(s["input_share"] or 0 for s in o["detail"])
+        print(
+            f"{o['operator_id']}: {o['subtasks']} subtask(s), the busiest took "
+            f"{share:.0%} of the input, behind the others: {behind}"
+        )
     print(f"\nweb page: {api}/ui    API docs: {api}/docs    metrics: {api}/metrics")
     print(f"{user} on the web page: {api}/ui?entity={user}")
     print("everything keeps running; `make demo-stop` stops the broker, materializer and API")

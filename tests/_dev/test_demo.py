@@ -62,6 +62,12 @@ def test_demo_runs_the_whole_path_and_stops_cleanly() -> None:
         stages = [(s["operator_id"], s["input_count"], s["output_count"]) for s in funnel["stages"]]
         assert stages[0] == ("valid-orders", RECORDS, valid)
         assert stages[1][:2] == ("order-agg-window", valid) and len(stages) == 2
+        parallel = httpx.get(f"{api}/pipelines/order-pipeline/subtasks?window=7d").json()
+        subtasks = {o["operator_id"]: o for o in parallel["operators"]}
+        for op, records in (("valid-orders", RECORDS), ("order-agg-window", valid)):
+            assert sum(s["input_count"] for s in subtasks[op]["detail"]) == records
+            assert subtasks[op]["stalled"] == []
+            assert f"{op}: {subtasks[op]['subtasks']} subtask(s)" in up.stdout
 
         sampled = [f"user-{i}" for i in range(USERS) if is_sampled(f"user-{i}", SAMPLE_RATE)]
         summary = httpx.get(
