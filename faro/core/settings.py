@@ -66,7 +66,10 @@ class FaroSettings(BaseSettings):
         default=32 * 1024 * 1024, ge=1, description="largest /ingest body, after gunzip"
     )
     stale_after_s: float = Field(
-        default=60.0, gt=0, description="an operator with no flush for this long is STALE"
+        default=60.0,
+        gt=0,
+        description="an operator with no flush for this long is STALE, and a subtask this far "
+        "behind its siblings' newest flush is stalled",
     )
     silent_after_s: float = Field(
         default=300.0, gt=0, description="an operator with no flush for this long is SILENT"
