@@ -35,7 +35,7 @@ class ApiMetrics:
         )  # fmt: skip
         self.watermark_lag = Gauge(
             "faro_operator_watermark_lag_seconds",
-            "last flush time minus the watermark it reported",
+            "the latest watermark's lag behind the flush that reported it",
             ["pipeline_id", "operator_id"], registry=self.registry,
         )  # fmt: skip
         self.records = Gauge(
@@ -127,7 +127,8 @@ def refresh_pipeline_gauges(svc: Service) -> None:
             m.records.labels(*labels, "in").set(row["input_count"] or 0)
             m.records.labels(*labels, "out").set(row["output_count"] or 0)
             if row["watermark"] is not None:
-                m.watermark_lag.labels(*labels).set((row["last_flush"] - row["watermark"]) / 1000)
+                lag = (row["watermark_flush"] - row["watermark"]) / 1000
+                m.watermark_lag.labels(*labels).set(lag)
         # what /pipelines/{id}/subtasks answers for the last hour
         rows = svc.queries.subtasks(pipeline_id, now - _HOUR_MS)
         for parallel in operator_subtasks(rows, now, svc.settings.stale_after_s):

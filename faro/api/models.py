@@ -47,7 +47,8 @@ class OperatorHealth(BaseModel):
     seconds_since_flush: float
     watermark: int | None
     watermark_lag_seconds: float | None = Field(
-        description="time of the last flush minus the watermark it reported"
+        description="the latest watermark's lag: the time of the flush that reported it "
+        "minus the watermark"
     )
 
 

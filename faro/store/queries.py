@@ -214,8 +214,8 @@ class StoreQueries:
     def operators(
         self, pipeline_id: str, since: int, until: int | None = None
     ) -> list[dict[str, Any]]:
-        """Per operator: last flush and latest watermark before ``until`` (epoch ms;
-        None: now), and totals in [since, until)."""
+        """Per operator: last flush, latest watermark and the flush that carried it
+        before ``until`` (epoch ms; None: now), and totals in [since, until)."""
         return self._rows(
             f"""
             SELECT operator_id,
@@ -223,6 +223,8 @@ class StoreQueries:
                    max(processing_time) AS last_flush,
                    arg_max(watermark, processing_time) FILTER (WHERE watermark {REAL_TIME})
                        AS watermark,
+                   max(processing_time) FILTER (WHERE watermark {REAL_TIME})
+                       AS watermark_flush,
                    sum(input_count) FILTER (WHERE processing_time >= $since) AS input_count,
                    sum(output_count) FILTER (WHERE processing_time >= $since) AS output_count,
                    sum(late_count) FILTER (WHERE processing_time >= $since) AS late_count,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -217,3 +218,30 @@ def test_metrics_carry_each_operators_subtasks_over_the_last_hour(client: TestCl
             )
     assert samples == expected
     assert samples[("faro_operator_subtasks_behind", "agg")] == 1
+
+
+def test_an_operators_watermark_lag_is_measured_from_the_flush_that_carried_it(
+    tmp_path: Path,
+) -> None:
+    """Subtask 1 of ``src`` has seen no watermark yet but flushes last: the lag is
+    subtask 0's flush minus its watermark, not the newest flush minus it."""
+    carried, newest = NOW - 10 * MIN, NOW - 1_000
+    mark = carried - 5_000
+    events = [
+        CaptureEvent("w0", EventType.AGGREGATE, "idle-src", "src", OperatorType.MAP, carried,
+                     subtask_index=0, input_count=3, output_count=3, watermark=mark),
+        CaptureEvent("w1", EventType.AGGREGATE, "idle-src", "src", OperatorType.MAP, newest,
+                     subtask_index=1, input_count=2, output_count=2),
+    ]  # fmt: skip
+    lag = (carried - mark) / 1000
+    with client_over(events, tmp_path) as c:
+        health = c.get("/pipelines/idle-src/health").json()["operators"]
+        assert [(o["last_flush"], o["watermark"]) for o in health] == [(newest, mark)]
+        assert health[0]["watermark_lag_seconds"] == pytest.approx(lag)
+        gauge = next(
+            ln for ln in c.get("/metrics").text.splitlines()
+            if ln.startswith("faro_operator_watermark_lag_seconds{") and "idle-src" in ln
+        )  # fmt: skip
+        assert float(gauge.rsplit(" ", 1)[1]) == pytest.approx(lag)
+        past = c.get("/pipelines/idle-src/health", params={"at": carried + 1}).json()
+        assert past["operators"][0]["watermark_lag_seconds"] == pytest.approx(lag)

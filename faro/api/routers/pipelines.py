@@ -52,7 +52,8 @@ def pipeline_health(
     ] = None,
 ) -> PipelineHealth:
     """Each operator is OK, STALE (no flush for ``FARO_STALE_AFTER_S``) or SILENT
-    (none for ``FARO_SILENT_AFTER_S``); watermark lag is as of its last flush. With
+    (none for ``FARO_SILENT_AFTER_S``); watermark lag is measured from the flush
+    that reported the watermark, not from a later one that had none. With
     ``at``, as it was at that moment: was the pipeline flowing when a model read it?
     Operators that first flushed after it are not listed."""
     point = now_ms() if at is None else moment("at", at)
@@ -73,7 +74,7 @@ def pipeline_health(
                 watermark=watermark,
                 watermark_lag_seconds=None
                 if watermark is None
-                else (row["last_flush"] - watermark) / 1000,
+                else (row["watermark_flush"] - watermark) / 1000,
             )
         )
     return PipelineHealth(
