@@ -1,6 +1,7 @@
 """The ``faro`` command: the store side of faro (materializer, Delta import,
 maintenance, the API), ``faro tail``, which shows what arrives on the capture topic, and
-``faro skew`` and ``faro compare``, which ask the API.
+``faro skew`` and ``faro compare``, which ask the API, and ``faro status``, which
+says what the store holds.
 
 Every subcommand explains itself with ``--help``; data directories default to
 ``FARO_LOCAL_PATH``.
@@ -43,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="faro",
         description="faro's store side: materialize CaptureEvents from Kafka (or import a "
         "Delta table of them) into Parquet, maintain the store, and serve the query API over "
-        "it; tail the capture topic to see what pipelines send; and, through the API, check "
+        "it; say what the store holds (status); tail the capture topic to see what pipelines "
+        "send; and, through the API, check "
         "a model's served values (skew) and compare two versions of a pipeline (compare).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -132,6 +134,27 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="first delete whole date partitions older than this many days",
     )
+
+    st = _command(
+        sub,
+        "status",
+        _status,
+        "what the store holds and how far it has got",
+        "Per event type and pipeline: events, files, size, dates and the newest processing "
+        "time stored; dead letters and their commonest reasons; the last Kafka offset (or "
+        "Delta version) stored per source; partitions that `faro compact` would merge. "
+        "Reads file footers, not events, so it is quick on any store. With "
+        "--bootstrap-servers, also how many messages on the broker the store does not "
+        "have yet (it joins no consumer group and commits nothing).",
+    )
+    st.add_argument("--bootstrap-servers", help="Kafka bootstrap.servers: also show the lag")
+    st.add_argument(
+        "--topic",
+        help="with --bootstrap-servers, the topic to measure; default: each topic the store "
+        f"holds offsets of, else {settings().kafka_topic}",
+    )
+    st.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _consumer_config_option(st)
 
     e = _command(
         sub,
@@ -600,6 +623,31 @@ def _compact(args: argparse.Namespace) -> int:
         f"compacted {report.partitions} partitions: {report.files_before} files -> "
         f"{report.files_after}"
     )
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    import json
+    import time
+    from dataclasses import asdict
+
+    from faro.store.status import DELTA_PREFIX, describe, kafka_lag, store_status
+
+    status = store_status(args.data_dir)
+    lags = None
+    if args.bootstrap_servers:
+        kafka = [t for t in status.progress if not t.startswith(DELTA_PREFIX)]
+        topics = [args.topic] if args.topic else kafka or [settings().kafka_topic]
+        lags = kafka_lag(
+            args.bootstrap_servers, topics, status.progress, _key_values(args.consumer_config)
+        )
+    if args.json:
+        body = status.to_dict()
+        if lags is not None:
+            body["kafka_lag"] = [asdict(lag) for lag in lags]
+        print(json.dumps(body, indent=2))
+    else:
+        print(describe(status, lags, now_ms=int(time.time() * 1000)))
     return 0
 
 

@@ -33,6 +33,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from faro._dev.broker import LocalBroker, free_port
 from faro.core.sampling import is_sampled
 from faro.store.journal import Journal
+from faro.store.status import describe, kafka_lag, store_status
 from faro.tail import Tail
 
 TOPIC = "faro.capture-events"
@@ -153,7 +154,7 @@ def up(records: int, rate: float, port: int) -> int:
         finally:
             topic.close()
         _wait_until("the captured events reaching the API", lambda: _stored(api, records), 30)
-        _report(api, bootstrap)
+        _report(api, bootstrap, data_dir)
     except BaseException:
         down(quiet=True)
         raise
@@ -203,7 +204,7 @@ def _sampled_users() -> list[str]:
     return [f"user-{i}" for i in range(USERS) if is_sampled(f"user-{i}", SAMPLE_RATE)]
 
 
-def _report(api: str, bootstrap: str) -> None:
+def _report(api: str, bootstrap: str, data_dir: Path) -> None:
     print("\nwhat faro captured, as the API reports it (window 7d):\n")
     row = "{:<24}{:<26}{:>10}{:>10}{:>9}{:>10}"
     print(row.format("pipeline", "operator", "in", "out", "ratio", "late"))
@@ -237,6 +238,7 @@ def _report(api: str, bootstrap: str) -> None:
         assert body, f"{url} answered nothing"
         print(f"# {label}\ncurl '{url}'\n")
     _print_tail(bootstrap)
+    _print_status(bootstrap, data_dir)
     _print_skew(api)
     summary = _get(checks["value summary"])
     print(
@@ -275,6 +277,18 @@ def _print_tail(bootstrap: str) -> None:
     print(
         "# the events on the topic, as JSON lines (without --max-events: what arrives)\n"
         f"{faro} tail --bootstrap-servers {bootstrap} --from-beginning --max-events 3\n"
+    )
+
+
+def _print_status(bootstrap: str, data_dir: Path) -> None:
+    """The command that says what the store holds and how far it has got, and its answer."""
+    status = store_status(data_dir)
+    faro = Path(sys.executable).parent / "faro"
+    print(
+        "# what the store holds, and what on the broker it does not have yet\n"
+        f"{faro} status --data-dir {data_dir} --bootstrap-servers {bootstrap}\n"
+        + describe(status, kafka_lag(bootstrap, [TOPIC], status.progress), int(time.time() * 1000))
+        + "\n"
     )
 
 

@@ -686,3 +686,53 @@ class FeatureHealth(BaseModel):
     deltas: dict[str, float | None] | None = Field(
         default=None, description="current minus previous, per scalar metric"
     )
+
+
+class StoreHolding(BaseModel):
+    event_type: str
+    pipeline_id: str
+    events: int
+    files: int
+    bytes: int
+    first_date: str = Field(description="the oldest date partition (UTC)")
+    last_date: str
+    newest: int | None = Field(description="the latest processing time stored, epoch ms")
+    partitions_to_compact: int = Field(description="date partitions of two files or more")
+
+
+class DeadLetterKind(BaseModel):
+    reason: str = Field(description="the reason up to its first colon")
+    count: int
+
+
+class NewestDeadLetter(BaseModel):
+    source: str | None = Field(description="a Kafka topic, or a Delta table (`delta:...`)")
+    partition: int | None
+    offset: int | None = Field(description="the Kafka offset, or the Delta version")
+    reason: str
+    received_at: int = Field(description="epoch ms")
+
+
+class StoreDeadLetters(BaseModel):
+    count: int
+    kinds: list[DeadLetterKind] = Field(description="the five commonest, most first")
+    newest: NewestDeadLetter | None
+
+
+class StoreStatusOut(BaseModel):
+    data_dir: str
+    events: int
+    files: int
+    bytes: int
+    newest: int | None = Field(description="the latest processing time stored, epoch ms")
+    partitions_to_compact: int = Field(description="what `faro compact` would merge")
+    holdings: list[StoreHolding] = Field(description="per event type and pipeline")
+    dead_letters: StoreDeadLetters
+    progress: dict[str, dict[str, int]] = Field(
+        description="per source, how far the store has got: per Kafka topic the last offset "
+        "stored per partition, per Delta table (`delta:...`) the version"
+    )
+    unfinished_changes: int = Field(
+        description="journal entries decided but not applied: a writer is applying them, or "
+        "stopped mid-way and finishes them when it starts again"
+    )

@@ -11,11 +11,13 @@ import subprocess
 import sys
 from urllib.parse import urlencode
 
+import duckdb
 import httpx
 import pytest
 
 from faro.core.json_codec import from_json
 from faro.core.sampling import is_sampled
+from faro.store import layout
 
 pytestmark = [pytest.mark.flink, pytest.mark.kafka]
 RECORDS = 3000
@@ -42,7 +44,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_demo_runs_the_whole_path_and_stops_cleanly() -> None:
-    from faro._dev.demo import JOBS, SAMPLE_RATE, STATE_DIR, USERS
+    from faro._dev.demo import JOBS, SAMPLE_RATE, STATE_DIR, TOPIC, USERS
 
     sys.path.insert(0, str(JOBS))
     from flink_order_pipeline import MIN_AMOUNT, make_order
@@ -96,6 +98,15 @@ def test_demo_runs_the_whole_path_and_stops_cleanly() -> None:
         events = [e for line in shown.stdout.splitlines() for e in from_json(line)]
         assert len(events) == 3
         assert {e.pipeline_id for e in events} <= {"order-pipeline", "user-feature-pipeline"}
+
+        [status] = re.findall(r"^(\S+/faro status .+)$", up.stdout, re.M)
+        said = subprocess.run(shlex.split(status), capture_output=True, text=True, timeout=60)
+        assert said.returncode == 0, said.stderr
+        files = [str(f) for f in layout.event_files(STATE_DIR / "data")]
+        [[stored]] = duckdb.execute("SELECT count(*) FROM read_parquet(?)", [files]).fetchall()
+        assert f"  {stored:,} events in {len(files):,} files" in said.stdout
+        assert "dead letters: none" in said.stdout
+        assert f"stored {TOPIC} partition 0 through offset" in said.stdout
 
         # the serving log it wrote: sampled users' current values, one of them also with a
         # value the pipeline had replaced, and one unsampled user
