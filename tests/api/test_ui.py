@@ -14,12 +14,13 @@ from collections.abc import Iterator
 from html.parser import HTMLParser
 
 import httpx
+import pyarrow as pa
 import pytest
 
 from faro import CaptureEvent, EventType
 from faro.detect import Finding, Severity, ViolationType, ledger
 from faro.store.columns import events_to_table
-from faro.store.writer import EventWriter
+from faro.store.writer import DEAD_LETTER_SCHEMA, EventWriter
 from tests.api.dataset import MIN, MISSING_WINDOW, generate, seed
 from tests.api.serving import running_api
 
@@ -105,6 +106,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     seed(store, DATASET)
     EventWriter(store, "shadow").write(events_to_table(SHADOW_EVENTS))
     now = int(time.time() * 1000)
+    rejected = {"topic": "capture", "partition": 1, "offset": 7, "key": None, "value": b"junk",
+                "reason": "not Avro single-object encoded: got 6a756e6b", "received_at": now}
+    EventWriter(store, "dead").write(
+        events_to_table([]), dead_letters=pa.Table.from_pylist([rejected], DEAD_LETTER_SCHEMA)
+    )
     stale = Finding(
         ViolationType.FRESHNESS, "order-pipeline", "order-agg-window", None, "silence_s",
         900.0, None, 300.0, Severity.HIGH, "order-agg-window is quiet",
@@ -240,6 +246,18 @@ def test_operators_on_several_subtasks_are_shown_side_by_side(server):
     assert [r[0] for r in before] == ["filter-big", "order-agg-window"]
     window = before[1]
     assert (window[2], window[5], window[6]) == ("none", "1", "1.0")
+
+
+def test_the_store_is_shown_as_the_api_reports_it(server):
+    page = dom(f"{server}/ui")
+    s = httpx.get(f"{server}/store").json()
+    newest = dt.datetime.fromtimestamp(s["newest"] / 1000, tz=dt.timezone.utc)
+    assert page.rows["store"] == [[
+        f"{s['events']:,}", f"{s['files']:,}", f"{s['bytes'] / 1e6:.1f}",
+        newest.strftime("%Y-%m-%d %H:%M:%SZ"), "1",
+        "not Avro single-object encoded: got 6a756e6b", str(s["partitions_to_compact"]),
+    ]]  # fmt: skip
+    assert s["events"] == len(DATASET.events) + len(SHADOW_EVENTS)
 
 
 @pytest.mark.parametrize("pipeline", ["order-pipeline", "user-feature-pipeline"])
