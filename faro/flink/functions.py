@@ -314,6 +314,29 @@ class TracedFilterFunction(_Traced, FilterFunction):
         return keep
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
+class TracedLateRecords(_Traced, MapFunction):
+    """A window's late-data side output, counted as the window operator's own: each
+    record is an input of the window that no pane received, so it counts as an
+    input and as late, and never as an output."""
+
+    def __init__(self, fn: MapFunction | Callable[[Any], Any] | None, capture: Capture):
+        self._setup(_same if fn is None else fn, capture, "map")
+
+    def map(self, value: Any) -> Any:
+        rec = self._rec
+        assert rec is not None, "open() was not called"
+        rec.record_in(value)
+        rec.record_late()
+        out = self._user(value)
+        if _monotonic() >= self._next_flush:
+            self._flush(rec)
+        return out
+
+
 class TracedFlatMapFunction(_Traced, FlatMapFunction):
     def __init__(self, fn: FlatMapFunction | Callable[[Any], Iterable[Any]], capture: Capture):
         self._setup(fn, capture, "flat_map")

@@ -14,7 +14,7 @@ from pyflink.datastream.functions import (
     ProcessWindowFunction,
 )
 
-from faro.core.config import Extractor, FaroConfig
+from faro.core.config import Extractor, FaroConfig, FaroFeatureConfig
 from faro.core.events import OperatorType
 from faro.core.sink import SinkFactory, check_factory
 from faro.flink.functions import (
@@ -22,6 +22,7 @@ from faro.flink.functions import (
     TracedFilterFunction,
     TracedFlatMapFunction,
     TracedKeyedProcessFunction,
+    TracedLateRecords,
     TracedMapFunction,
     TracedWindowFunction,
 )
@@ -68,12 +69,59 @@ class FaroFlink:
         the input, one trace id per record (without it, one per entity, and a
         warning says so). The window's results carry its last millisecond as
         their event time, as Flink stamps them. Late elements never reach a
-        window function, so ``late_count`` is None here: trace the late-data
-        side output with :meth:`map_trace` to count them.
+        window function, so ``late_count`` is None in these events: route them
+        to a side output and count them there with :meth:`late_trace`.
         """
         return TracedWindowFunction(
             fn, self._capture(fn, config, operator_id, OperatorType.WINDOW, event_time, False)
         )
+
+    def late_trace(
+        self,
+        window: ProcessWindowFunction,
+        fn: MapFunction | Callable[[Any], Any] | None = None,
+    ) -> MapFunction:
+        """Counts a window's late records as that window operator's own.
+
+        ``window`` is what :meth:`window_trace` returned. Map the window's
+        late-data side output through the result::
+
+            late = OutputTag("late-orders", order_type())  # a type object of its own
+            agg = faro.window_trace(OrderAgg(), config, "order-agg-window")
+            sums = keyed.window(...).side_output_late_data(late).process(agg, sum_type)
+            sums.get_side_output(late).map(faro.late_trace(agg), order_type())
+
+        Each late record counts as an input of the window and as late (never as
+        an output), in AGGREGATE events of the window's operator id without
+        window bounds, so the operator's late rate, its funnel hand-off and its
+        features' health include the records Flink kept out of every pane. The
+        records pass on unchanged (or through ``fn``, a map function of your
+        own). As with :meth:`map_trace`, counts are sent once ``flush_interval``
+        has passed, with the next late record, or when the job ends.
+
+        PyFlink 2.x cannot pickle a window's late-data tag whose type object
+        the job already used, hence ``order_type()``: a fresh one for the tag.
+        """
+        if not isinstance(window, TracedWindowFunction):
+            raise TypeError(
+                "late_trace takes the function window_trace returned (agg = "
+                f"faro.window_trace(...); faro.late_trace(agg)), not {type(window).__name__}"
+            )
+        traced = window._capture
+        return TracedLateRecords(fn, Capture(
+            pipeline_id=traced.pipeline_id,
+            operator_id=traced.operator_id,
+            operator_type=OperatorType.WINDOW,
+            # the window's feature names, so its features' health counts these records;
+            # no extractors: a late record holds none of the window's results
+            config=FaroConfig(
+                features={name: FaroFeatureConfig() for name in traced.config.feature_names}
+            ),
+            sink_factory=traced.sink_factory,
+            flush_interval_s=traced.flush_interval_s,
+            event_time=traced.event_time,
+            observes_late=True,
+        ))  # fmt: skip
 
     def process_trace(
         self,

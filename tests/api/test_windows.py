@@ -220,6 +220,53 @@ def test_feature_health_of_a_window_feature_has_no_late_rate(
     assert body["current"]["input_count"] > 0 and body["current"]["late_rate"] is None
 
 
+@pytest.mark.parametrize("window", ["1h", "50m"])  # feature health: rollups, then events
+def test_late_records_a_window_set_aside_count_as_its_inputs_and_in_no_fire(
+    tmp_path: Path, window: str
+) -> None:
+    """What FaroFlink.late_trace sends beside a window's fires: AGGREGATE events of the
+    window's id without bounds, each late record an input and late, none an output."""
+    rng = random.Random(11)
+    start = NOW - 40 * 60 * SEC
+    events, handed = [], 0
+    for i in range(30):
+        at = start + i * 60 * SEC
+        n, dropped = rng.randrange(50, 90), rng.randrange(0, 6)
+        handed += n + dropped
+        events.append(CaptureEvent(
+            f"m{i}", EventType.AGGREGATE, "late-p", "parse", OperatorType.MAP, at - 500,
+            features=["orders"], input_count=n + dropped, output_count=n + dropped,
+        ))  # fmt: skip
+        events.append(CaptureEvent(
+            f"f{i}", EventType.AGGREGATE, "late-p", "agg", OperatorType.WINDOW, at,
+            features=["orders"], input_count=n, output_count=3, window_start=at - 10 * SEC,
+            window_end=at,
+        ))  # fmt: skip
+        if dropped:
+            events.append(CaptureEvent(
+                f"l{i}", EventType.AGGREGATE, "late-p", "agg", OperatorType.WINDOW, at + 200,
+                features=["orders"], input_count=dropped, output_count=0, late_count=dropped,
+            ))  # fmt: skip
+    fires = [e for e in events if e.event_id.startswith("f")]
+    late = sum(e.late_count or 0 for e in events)
+    inputs = sum(e.input_count for e in events if e.operator_id == "agg")
+    assert late > 0 and inputs == handed
+    with client_over(events, tmp_path) as c:
+        ops = {o["operator_id"]: o for o in
+               c.get("/pipelines/late-p/operators?window=1h").json()["operators"]}  # fmt: skip
+        assert ops["agg"]["late_rate"] == pytest.approx(late / inputs)
+        assert ops["agg"]["filter_ratio"] == pytest.approx(3 * len(fires) / inputs)
+        [agg] = c.get("/pipelines/late-p/windows?window=1h").json()["operators"]
+        assert (agg["windows"], agg["fires"]) == (len(fires), len(fires))
+        assert agg["late_rate"] is None  # per window: the fires, which cannot see them
+        stages = c.get("/pipelines/late-p/funnel?window=1h&order=parse,agg").json()["stages"]
+        assert stages[1]["handoff_rate"] == 1.0  # nothing lost between parse and agg
+        health = c.get(
+            "/features/orders/health", params={"pipeline_id": "late-p", "window": window}
+        ).json()["current"]
+        assert health["late_rate"] == pytest.approx(late / (inputs + handed))
+
+
 def test_sentinel_times_from_engines_are_stored_and_every_read_still_answers(
     tmp_path: Path,
 ) -> None:

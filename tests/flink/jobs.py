@@ -61,9 +61,13 @@ class _Ts(TimestampAssigner):
 
 
 def order_stream(env: StreamExecutionEnvironment, data: list[Order]) -> DataStream:
-    ds = env.from_collection([o.as_tuple() for o in data], type_info=ORDER_TYPE)
+    return timestamped(env.from_collection([o.as_tuple() for o in data], type_info=ORDER_TYPE))
+
+
+def timestamped(orders: DataStream) -> DataStream:
+    """Each order's ``ts`` as its timestamp, and watermarks that follow them."""
     strategy = WatermarkStrategy.for_monotonous_timestamps().with_timestamp_assigner(_Ts())
-    return ds.assign_timestamps_and_watermarks(strategy)
+    return orders.assign_timestamps_and_watermarks(strategy)
 
 
 class OrderAggFn(ProcessWindowFunction):

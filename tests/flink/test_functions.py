@@ -18,10 +18,10 @@ from pyflink.fn_execution.datastream.process.timerservice_impl import (
     TimerServiceImpl,
 )
 
-from faro import EventType, FaroConfig, FaroFeatureConfig
+from faro import EventType, FaroConfig, FaroFeatureConfig, OperatorType
 from faro.flink import FaroFlink
 from faro.flink.functions import _PublicReads, _reads
-from tests.flink.jobs import ORDER_TYPE, BigOrders, PassThrough
+from tests.flink.jobs import ORDER_TYPE, BigOrders, OrderAggFn, PassThrough
 from tests.support import ListSink
 
 LATE = OutputTag("late", ORDER_TYPE)
@@ -145,3 +145,39 @@ def test_late_records_and_event_times_from_the_context_match_ground_truth(kind: 
     assert (event.input_count, event.output_count, event.late_count) == (3000, 3000, late)
     assert (event.event_time_min, event.event_time_max) == (min(times), max(times))
     assert event.watermark == watermark
+
+
+def test_late_records_count_as_the_windows_inputs_and_late_never_outputs() -> None:
+    sink = ListSink()
+    faro = FaroFlink("p", lambda: sink, flush_interval=3600)
+    spec = FaroFeatureConfig(entity_key=lambda r: r[0], feature_value=lambda r: r[2], on="output")
+    window = faro.window_trace(
+        OrderAggFn(), FaroConfig(features={"revenue": spec, "order_count": FaroFeatureConfig()}),
+        "order-agg-window", event_time=lambda o: o[3],
+    )  # fmt: skip
+    seen: list[tuple] = []
+    late = faro.late_trace(window, lambda o: seen.append(o) or o[4])
+    late.open(_RuntimeContext())
+    rng = random.Random(7)
+    records = [("m1", "A", float(i), 1_700_000_000_000 + rng.randrange(10**6), f"u{i}")
+               for i in range(250)]  # fmt: skip
+    out = [late.map(r) for r in records]
+    late.close()
+    assert out == [r[4] for r in records] and seen == records  # through the user's map
+    [event] = sink.events  # no ENTITY events: a late record holds no window result
+    assert (event.operator_id, event.operator_type, event.subtask_index) == (
+        "order-agg-window", OperatorType.WINDOW, 1
+    )
+    assert (event.input_count, event.output_count, event.late_count) == (250, 0, 250)
+    # the window's feature names, so its features' health counts them, and no statistics
+    assert (event.features, event.feature_stats) == (["revenue", "order_count"], [])
+    assert (event.event_time_min, event.event_time_max) == (
+        min(r[3] for r in records), max(r[3] for r in records)
+    )
+    assert (event.window_start, event.window_end, event.watermark) == (None, None, None)
+
+
+def test_late_trace_takes_what_window_trace_returned() -> None:
+    faro = FaroFlink("p", ListSink)
+    with pytest.raises(TypeError, match=r"late_trace takes the function window_trace returned"):
+        faro.late_trace(OrderAggFn())
