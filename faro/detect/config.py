@@ -61,6 +61,13 @@ class Thresholds(BaseModel):
         ge=0,
         description="longest a subtask's last flush may trail its siblings' newest; 0: off",
     )
+    late_rate: float = Field(
+        0.05,
+        ge=0,
+        lt=1,
+        description="largest share of an operator's input that arrives behind its watermark; "
+        "0: off",
+    )
     missing_windows: int = Field(
         1, ge=0, description="windows a window operator skips on its grid before it alarms; 0: off"
     )

@@ -120,6 +120,7 @@ def detect(snap: Snapshot, config: DetectConfig) -> list[Finding]:
     for (pipeline, operator), rows in snap.operators.items():
         t = config.thresholds(pipeline, operator)
         found += _watermark_lag(snap, pipeline, operator, rows, t)
+        found += _late_rate(pipeline, operator, rows, t)
         found += _cardinality(snap, pipeline, operator, rows, t)
         found += _zscore(snap, pipeline, operator, rows, t)
     for (pipeline, operator), fired in snap.windows.items():
@@ -226,6 +227,24 @@ def _watermark_lag(
             t.watermark_lag_s, severity_of(lag_s / t.watermark_lag_s),
             f"{pipeline}/{operator}: watermark lags processing time by {lag_s:.0f} s "
             f"(threshold {t.watermark_lag_s:.0f} s)",
+        )  # fmt: skip
+
+
+def _late_rate(pipeline: str, operator: str, rows: Rows, t: Thresholds) -> Iterator[Finding]:
+    """Records arriving behind the watermark: Flink drops them from windows (or a
+    side output takes them), so a feature computed from the rest silently undercounts.
+    A rising share usually means an upstream delay, or a watermark set too tight."""
+    row = rows.get(0, {})
+    late, inputs = row.get("late_count"), row.get("input_count") or 0
+    if not t.late_rate or late is None or inputs < t.min_count:
+        return
+    rate = late / inputs
+    if rate > t.late_rate:
+        yield Finding(
+            ViolationType.FRESHNESS, pipeline, operator, None, "late_rate", rate, None,
+            t.late_rate, severity_of(rate / t.late_rate),
+            f"{pipeline}/{operator}: {rate:.1%} of {inputs:,} records arrived behind the "
+            f"watermark (threshold {t.late_rate:.1%})",
         )  # fmt: skip
 
 

@@ -842,13 +842,14 @@ class StoreQueries:
     # processing times [at - (k+1)*w, at - k*w), so k = 0 is the window being judged.
 
     def operator_windows(self, at: int, w: int, keep: list[int]) -> list[dict[str, Any]]:
-        """Per pipeline, operator and window k in ``keep``: counts in and out, flushes,
-        mean watermark lag (ms)."""
+        """Per pipeline, operator and window k in ``keep``: counts in, out and late
+        (null where no flush counted late records), flushes, mean watermark lag (ms)."""
         since = at - (max(keep) + 1) * w
         return self._rows(
             f"""
             SELECT pipeline_id, operator_id, k,
                    sum(input_count) AS input_count, sum(output_count) AS output_count,
+                   sum(late_count) AS late_count,
                    count(*) AS flushes, avg({LAG}) AS watermark_lag_ms
             FROM (SELECT *, CAST(($at - 1 - processing_time) // $w AS BIGINT) AS k FROM {{events}}
                   WHERE processing_time >= $since AND processing_time < $at)

@@ -8,7 +8,8 @@ minute): Poisson input counts following a daily rhythm (peak 15:00, trough
 ``p-range`` and ``p-notnull`` also emit ENTITY values of ``amount`` (30 a
 minute) on the last two days. ``p-subtask``'s operator has a second subtask
 that takes a few records a minute (flushing 31 s into the minute) and stops during
-its fault while the first goes on.
+its fault while the first goes on. ``p-late`` has 15 % of its input arrive behind
+the watermark during its fault, none otherwise.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ FAULTS = [
     Fault("p-notnull", "entity_nulls", _at(20), _at(20.5), 0.03),
     Fault("p-night", "night_level", _at(3), _at(4), 0.6),
     Fault("p-subtask", "subtask_stop", _at(13), _at(14), 0.0),
+    Fault("p-late", "late_share", _at(7), _at(8), 0.15),
 ]
 CLEAN = "p-clean"
 PIPELINES = [CLEAN, *(f.pipeline for f in FAULTS)]
@@ -109,6 +111,7 @@ def build(data_dir: Path, seed: int = 3) -> int:
                 rate = 200 * fault.magnitude  # type: ignore[union-attr]
             inputs = int(rng.poisson(rate))
             outputs = round(inputs * 0.6)
+            late = round(inputs * fault.magnitude) if kind == "late_share" else 0  # type: ignore[union-attr]
             if kind == "output_drop":
                 outputs = round(outputs * (1 - fault.magnitude))  # type: ignore[union-attr]
             null_share = fault.magnitude if kind == "null_share" else CLEAN_NULLS  # type: ignore[union-attr]
@@ -133,7 +136,7 @@ def build(data_dir: Path, seed: int = 3) -> int:
             aggregate = CaptureEvent(
                     f"{pipeline}-a{n}", EventType.AGGREGATE, pipeline, OPERATOR,
                     OperatorType.FILTER, t0 + 30_000, features=[FEATURE],
-                    input_count=inputs, output_count=outputs, late_count=0,
+                    input_count=inputs, output_count=outputs, late_count=late,
                     watermark=t0 + 25_000,
                     feature_stats=[FeatureStats(
                         FEATURE, count=outputs, null_count=int(nulls.sum()),

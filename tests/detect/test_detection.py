@@ -56,6 +56,8 @@ EXPECTED = {
     # subtask 1 of 2 stops after 12:59:31; at 13:10 subtask 0 last flushed 13:09:30,
     # 599 s later, against 300 = 2.0x (just under)
     "p-subtask": ("FRESHNESS", "subtask_behind_s", "MEDIUM"),
+    # 15 % of each minute's input late (rounded) against 5 % = 3x
+    "p-late": ("FRESHNESS", "late_rate", "HIGH"),
 }
 
 

@@ -26,6 +26,26 @@ def test_watermark_lag_beyond_threshold_is_freshness():
     assert finding.severity is Severity.HIGH  # 2.5x
 
 
+def test_a_share_of_late_records_beyond_threshold_is_freshness():
+    def found(inputs: int, late: int | None, **thresholds: object) -> list:
+        rows = {0: {"input_count": inputs, "output_count": inputs, "late_count": late}}
+        config = DetectConfig({"detect": {}, "defaults": thresholds} if thresholds else None)
+        return detect(Snapshot(AT, W, operators={("p", "op"): rows}), config)
+
+    [finding] = found(400, 70)
+    assert (finding.type.value, finding.metric, finding.operator_id) == (
+        "FRESHNESS", "late_rate", "op"
+    )
+    assert finding.observed == 70 / 400 and finding.threshold == 0.05
+    assert finding.severity is Severity.HIGH  # 3.5x
+    assert found(400, 20) == []  # 5 %: at the threshold, not past it
+    assert found(400, None) == []  # an operator that cannot see late records
+    assert found(19, 19) == []  # fewer records than min_count
+    assert found(400, 70, late_rate=0) == []  # off
+    [stricter] = found(400, 20, late_rate=0.01)
+    assert stricter.severity is Severity.CRITICAL  # 5x
+
+
 def test_a_daily_rhythm_is_not_a_cardinality_anomaly_but_a_one_off_jump_is():
     day = 86_400_000 // W
     # the last two hours ran at 100 a window; now 30, and yesterday at this time also 30
