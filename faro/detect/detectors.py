@@ -150,16 +150,24 @@ def detect(snap: Snapshot, config: DetectConfig) -> list[Finding]:
     return found
 
 
+def _operator_freshness(
+    pipeline: str, operator: str, metric: str, observed: float, threshold: float, message: str
+) -> Finding:
+    """A FRESHNESS finding of an operator, its severity by how far past the threshold."""
+    return Finding(
+        ViolationType.FRESHNESS, pipeline, operator, None, metric, observed, None, threshold,
+        severity_of(observed / threshold), f"{pipeline}/{operator}{message}",
+    )  # fmt: skip
+
+
 def _silence(
     snap: Snapshot, pipeline: str, operator: str, last: int, t: Thresholds
 ) -> Iterator[Finding]:
     silent_s = (snap.at - last) / 1000
     if silent_s > t.freshness_s:
-        yield Finding(
-            ViolationType.FRESHNESS, pipeline, operator, None, "silence_s", silent_s, None,
-            t.freshness_s, severity_of(silent_s / t.freshness_s),
-            f"{pipeline}/{operator} has not emitted for {silent_s:.0f} s "
-            f"(threshold {t.freshness_s:.0f} s)",
+        yield _operator_freshness(
+            pipeline, operator, "silence_s", silent_s, t.freshness_s,
+            f" has not emitted for {silent_s:.0f} s (threshold {t.freshness_s:.0f} s)",
         )  # fmt: skip
 
 
@@ -175,12 +183,10 @@ def _subtasks_behind(
     stalled = [i for i, s in behind.items() if s > t.subtask_behind_s]
     if stalled:
         worst = max(behind[i] for i in stalled)
-        yield Finding(
-            ViolationType.FRESHNESS, pipeline, operator, None, "subtask_behind_s", worst, None,
-            t.subtask_behind_s, severity_of(worst / t.subtask_behind_s),
-            f"{pipeline}/{operator}: subtask(s) {', '.join(map(str, stalled))} of "
-            f"{len(flushes)} last emitted up to {worst:.0f} s before the others "
-            f"(threshold {t.subtask_behind_s:.0f} s)",
+        yield _operator_freshness(
+            pipeline, operator, "subtask_behind_s", worst, t.subtask_behind_s,
+            f": subtask(s) {', '.join(map(str, stalled))} of {len(flushes)} last emitted up "
+            f"to {worst:.0f} s before the others (threshold {t.subtask_behind_s:.0f} s)",
         )  # fmt: skip
 
 
@@ -203,12 +209,11 @@ def _missing_windows(
     ]  # fmt: skip
     if len(closed) >= t.missing_windows:
         start, end = closed[-1]
-        yield Finding(
-            ViolationType.FRESHNESS, pipeline, operator, None, "missing_windows",
-            float(len(closed)), None, float(t.missing_windows),
-            severity_of(len(closed) / t.missing_windows),
-            f"{pipeline}/{operator}: {len(closed)} window(s) never fired, the newest "
-            f"{_utc(start)} to {_utc(end)}: no record arrived for those event times",
+        yield _operator_freshness(
+            pipeline, operator, "missing_windows", float(len(closed)),
+            float(t.missing_windows),
+            f": {len(closed)} window(s) never fired, the newest {_utc(start)} to "
+            f"{_utc(end)}: no record arrived for those event times",
         )  # fmt: skip
 
 
@@ -222,10 +227,9 @@ def _watermark_lag(
     lag_ms = rows.get(0, {}).get("watermark_lag_ms")
     if lag_ms is not None and lag_ms / 1000 > t.watermark_lag_s:
         lag_s = lag_ms / 1000
-        yield Finding(
-            ViolationType.FRESHNESS, pipeline, operator, None, "watermark_lag_s", lag_s, None,
-            t.watermark_lag_s, severity_of(lag_s / t.watermark_lag_s),
-            f"{pipeline}/{operator}: watermark lags processing time by {lag_s:.0f} s "
+        yield _operator_freshness(
+            pipeline, operator, "watermark_lag_s", lag_s, t.watermark_lag_s,
+            f": watermark lags processing time by {lag_s:.0f} s "
             f"(threshold {t.watermark_lag_s:.0f} s)",
         )  # fmt: skip
 
@@ -240,11 +244,10 @@ def _late_rate(pipeline: str, operator: str, rows: Rows, t: Thresholds) -> Itera
         return
     rate = late / inputs
     if rate > t.late_rate:
-        yield Finding(
-            ViolationType.FRESHNESS, pipeline, operator, None, "late_rate", rate, None,
-            t.late_rate, severity_of(rate / t.late_rate),
-            f"{pipeline}/{operator}: {rate:.1%} of {inputs:,} records arrived behind the "
-            f"watermark (threshold {t.late_rate:.1%})",
+        yield _operator_freshness(
+            pipeline, operator, "late_rate", rate, t.late_rate,
+            f": {rate:.1%} of {inputs:,} records arrived behind the watermark "
+            f"(threshold {t.late_rate:.1%})",
         )  # fmt: skip
 
 
