@@ -184,6 +184,7 @@ def read_urls(sample_trace: str) -> dict[str, str]:
         "entity as of": f"/entities/user-4242/as-of?at={at}",
         "trace": f"/traces/{sample_trace}",
         "lineage": "/entities/user-4242/lineage",
+        "store": "/store",
     }
 
 
