@@ -20,6 +20,7 @@ def window_operators(
     """Each window operator of the pipeline, over the fires captured in [since, until)
     (epoch ms; None: up to now), with its ``limit`` newest windows."""
     delays = {r["operator_id"]: r for r in queries.fire_delays(pipeline_id, since, until)}
+    aside = {r["operator_id"]: r for r in queries.late_set_aside(pipeline_id, since, until)}
     by_operator: dict[str, list[dict[str, Any]]] = {}
     for row in queries.window_fires(pipeline_id, since, until):
         by_operator.setdefault(row["operator_id"], []).append(row)
@@ -27,7 +28,11 @@ def window_operators(
     for operator_id, rows in by_operator.items():
         grid = cadence([(r["window_start"], r["window_end"]) for r in rows])
         counted = [r for r in rows if r["late_count"] is not None and r["input_count"]]
+        late = sum(r["late_count"] for r in counted)
         late_in = sum(r["input_count"] for r in counted)
+        if operator_id in aside:  # Flink: no fire sees them; late_trace counted them beside
+            late = aside[operator_id]["late_count"]
+            late_in = sum(r["input_count"] or 0 for r in rows) + aside[operator_id]["input_count"]
         delay = delays[operator_id]
         operators.append(
             WindowOperator(
@@ -42,7 +47,7 @@ def window_operators(
                     p95_seconds=delay["q"][1] / 1000,
                     max_seconds=delay["max"] / 1000,
                 ),
-                late_rate=sum(r["late_count"] for r in counted) / late_in if late_in else None,
+                late_rate=late / late_in if late_in else None,
                 missing_count=None if grid.note else len(grid.missing),
                 missing=[
                     WindowBounds(window_start=s, window_end=e)

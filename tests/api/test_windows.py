@@ -258,7 +258,8 @@ def test_late_records_a_window_set_aside_count_as_its_inputs_and_in_no_fire(
         assert ops["agg"]["filter_ratio"] == pytest.approx(3 * len(fires) / inputs)
         [agg] = c.get("/pipelines/late-p/windows?window=1h").json()["operators"]
         assert (agg["windows"], agg["fires"]) == (len(fires), len(fires))
-        assert agg["late_rate"] is None  # per window: the fires, which cannot see them
+        assert agg["late_rate"] == pytest.approx(late / inputs)
+        assert all(w["late_rate"] is None for w in agg["recent"])  # no fire sees them
         stages = c.get("/pipelines/late-p/funnel?window=1h&order=parse,agg").json()["stages"]
         assert stages[1]["handoff_rate"] == 1.0  # nothing lost between parse and agg
         health = c.get(
