@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faro.api.fires import window_operators
 from faro.api.subtasks import operator_subtasks
+from faro.store.status import StoreStatus, store_status
 
 if TYPE_CHECKING:
     from faro.api.deps import Service
@@ -74,6 +76,24 @@ class ApiMetrics:
             "window operators, last hour: windows on the grid that never fired",
             ["pipeline_id", "operator_id"], registry=self.registry,
         )  # fmt: skip
+        self.store_events = Gauge(
+            "faro_store_events", "events stored, per event type and pipeline (as /store)",
+            ["event_type", "pipeline_id"], registry=self.registry,
+        )  # fmt: skip
+        self.store_newest_age = Gauge(
+            "faro_store_seconds_since_newest_event",
+            "seconds since the processing time of the newest event stored: a value that "
+            "keeps growing while pipelines run means nothing reaches the store (NaN: empty)",
+            registry=self.registry,
+        )
+        self.store_dead_letters = Gauge(
+            "faro_store_dead_letters", "messages the store could not hold", registry=self.registry
+        )
+        self.store_to_compact = Gauge(
+            "faro_store_partitions_to_compact",
+            "date partitions of two files or more: what `faro compact` merges",
+            registry=self.registry,
+        )
 
 
 class CountRequests:
@@ -114,6 +134,7 @@ def refresh_pipeline_gauges(svc: Service) -> None:
     """Computed at scrape time from the store, so gauges are never older than the scrape."""
     now = int(time.time() * 1000)
     m = svc.metrics
+    _refresh_store_gauges(m, store_status(svc.queries.data_dir), now)
     gauges = (
         m.flush_age, m.watermark_lag, m.records, m.subtasks, m.subtasks_behind, m.input_skew,
         m.watermark_spread, m.fire_delay, m.missing_windows,
@@ -147,3 +168,14 @@ def refresh_pipeline_gauges(svc: Service) -> None:
                 m.fire_delay.labels(*labels, q).set(seconds)
             if op.missing_count is not None:
                 m.missing_windows.labels(*labels).set(op.missing_count)
+
+
+def _refresh_store_gauges(m: ApiMetrics, status: StoreStatus, now: int) -> None:
+    """What /store answers, for alerts on the store itself."""
+    m.store_events.clear()
+    for h in status.holdings:
+        m.store_events.labels(h.event_type, h.pipeline_id).set(h.events)
+    # NaN while the store is empty: 0 would read as fresh
+    m.store_newest_age.set(math.nan if status.newest is None else (now - status.newest) / 1000)
+    m.store_dead_letters.set(status.dead_letters.count)
+    m.store_to_compact.set(status.partitions_to_compact)

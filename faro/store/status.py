@@ -207,20 +207,35 @@ def _dead_letters(data_dir: Path) -> DeadLetters:
     newest: DeadLetter | None = None
     for path in sorted((data_dir / layout.DEAD_LETTERS).glob("date=*/*.parquet")):
         try:
-            rows = pq.read_table(
-                path, columns=["topic", "partition", "offset", "reason", "received_at"]
-            ).to_pylist()
+            st = path.stat()
+            file_kinds, file_newest = _dead_letter_file(str(path), st.st_mtime_ns, st.st_size)
         except FileNotFoundError:
             continue
-        kinds.update(str(r["reason"]).split(":", 1)[0] for r in rows)
-        for r in rows:
-            if newest is None or (r["received_at"] or 0) >= newest.received_at:
-                newest = DeadLetter(
-                    r["topic"], r["partition"], r["offset"], str(r["reason"]),
-                    r["received_at"] or 0,
-                )  # fmt: skip
+        kinds.update(file_kinds)
+        if file_newest is not None and (
+            newest is None or file_newest.received_at >= newest.received_at
+        ):
+            newest = file_newest
     commonest = [Reason(k, n) for k, n in kinds.most_common(_REASONS_SHOWN)]
     return DeadLetters(sum(kinds.values()), commonest, newest)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _dead_letter_file(
+    path: str, mtime_ns: int, size: int
+) -> tuple[Counter[str], DeadLetter | None]:
+    """One dead-letter file's kinds and newest letter; cached as the footers are, since
+    ``/metrics`` asks on every scrape."""
+    rows = pq.read_table(
+        path, columns=["topic", "partition", "offset", "reason", "received_at"]
+    ).to_pylist()
+    newest: DeadLetter | None = None
+    for r in rows:
+        if newest is None or (r["received_at"] or 0) >= newest.received_at:
+            newest = DeadLetter(
+                r["topic"], r["partition"], r["offset"], str(r["reason"]), r["received_at"] or 0
+            )
+    return Counter(str(r["reason"]).split(":", 1)[0] for r in rows), newest
 
 
 def kafka_lag(

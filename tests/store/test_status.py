@@ -3,7 +3,9 @@ known events, and against the real test broker for the lag and the dead letters.
 
 from __future__ import annotations
 
+import math
 import random
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -113,10 +115,31 @@ def test_each_holding_is_counted_from_the_footers(tmp_path: Path) -> None:
         assert client.get("/store").json() == after.to_dict() | {
             "dead_letters": {"count": 0, "kinds": [], "newest": None}
         }
+        before = time.time()
+        gauges = _samples(client.get("/metrics").text, "faro_store_")
+        assert {k: v for k, v in gauges.items() if k.startswith("faro_store_events{")} == {
+            f'faro_store_events{{event_type="{h.event_type}",pipeline_id="{h.pipeline_id}"}}':
+            h.events for h in after.holdings
+        }  # fmt: skip
+        assert gauges["faro_store_dead_letters"] == 0
+        assert gauges["faro_store_partitions_to_compact"] == 0
+        age = gauges["faro_store_seconds_since_newest_event"]
+        assert before - age - 1 <= after.newest / 1000 <= time.time() - age + 1
+
+
+def _samples(text: str, prefix: str) -> dict[str, float]:
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines() if line.startswith(prefix)
+    }  # fmt: skip
 
 
 def test_an_empty_store_and_a_missing_one(tmp_path: Path) -> None:
     assert "no events stored yet" in describe(store_status(tmp_path))
+    with TestClient(create_app(tmp_path)) as client:
+        gauges = _samples(client.get("/metrics").text, "faro_store_")
+    assert math.isnan(gauges.pop("faro_store_seconds_since_newest_event"))
+    assert gauges == {"faro_store_dead_letters": 0.0, "faro_store_partitions_to_compact": 0.0}
     with pytest.raises(ValueError, match=r"no store at .*--data-dir"):
         store_status(tmp_path / "typo")
 
