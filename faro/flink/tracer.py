@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -107,21 +108,13 @@ class FaroFlink:
                 "late_trace takes the function window_trace returned (agg = "
                 f"faro.window_trace(...); faro.late_trace(agg)), not {type(window).__name__}"
             )
-        traced = window._capture
-        return TracedLateRecords(fn, Capture(
-            pipeline_id=traced.pipeline_id,
-            operator_id=traced.operator_id,
-            operator_type=OperatorType.WINDOW,
-            # the window's feature names, so its features' health counts these records;
-            # no extractors: a late record holds none of the window's results
-            config=FaroConfig(
-                features={name: FaroFeatureConfig() for name in traced.config.feature_names}
-            ),
-            sink_factory=traced.sink_factory,
-            flush_interval_s=traced.flush_interval_s,
-            event_time=traced.event_time,
-            observes_late=True,
-        ))  # fmt: skip
+        names = window._capture.config.feature_names
+        # the window's feature names, so its features' health counts these records; no
+        # extractors: a late record holds none of the window's results
+        config = FaroConfig(features={name: FaroFeatureConfig() for name in names})
+        return TracedLateRecords(
+            fn, dataclasses.replace(window._capture, config=config, observes_late=True)
+        )
 
     def process_trace(
         self,

@@ -96,6 +96,13 @@ _NO_FILES = {"no_events": SCHEMA.empty_table()}
 _TYPED = ", feature_value_long, feature_value_bool, feature_value_string, feature_value_vector"
 """The value columns of types other than double."""
 _ROLLUP_WINDOW = "feature = $feature AND minute >= $since AND minute < $until"
+# The latest real watermark (by processing time, so one that went back shows as it is)
+# and the flush that reported it: a watermark's lag is measured from that flush, not
+# from a later one that carried none.
+_LATEST_WATERMARK = f"""arg_max(watermark, processing_time) FILTER (WHERE watermark {REAL_TIME})
+                       AS watermark,
+                   max(processing_time) FILTER (WHERE watermark {REAL_TIME})
+                       AS watermark_flush"""
 """The same window over rollup rows (minutes that start inside it)."""
 
 
@@ -221,10 +228,7 @@ class StoreQueries:
             SELECT operator_id,
                    any_value(operator_type) AS operator_type,
                    max(processing_time) AS last_flush,
-                   arg_max(watermark, processing_time) FILTER (WHERE watermark {REAL_TIME})
-                       AS watermark,
-                   max(processing_time) FILTER (WHERE watermark {REAL_TIME})
-                       AS watermark_flush,
+                   {_LATEST_WATERMARK},
                    sum(input_count) FILTER (WHERE processing_time >= $since) AS input_count,
                    sum(output_count) FILTER (WHERE processing_time >= $since) AS output_count,
                    sum(late_count) FILTER (WHERE processing_time >= $since) AS late_count,
@@ -249,10 +253,7 @@ class StoreQueries:
             SELECT operator_id, subtask_index,
                    any_value(operator_type) AS operator_type,
                    max(processing_time) AS last_flush,
-                   arg_max(watermark, processing_time) FILTER (WHERE watermark {REAL_TIME})
-                       AS watermark,
-                   max(processing_time) FILTER (WHERE watermark {REAL_TIME})
-                       AS watermark_flush,
+                   {_LATEST_WATERMARK},
                    sum(input_count)::BIGINT AS input_count,
                    sum(output_count)::BIGINT AS output_count,
                    sum(late_count)::BIGINT AS late_count,

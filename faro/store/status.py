@@ -140,18 +140,18 @@ def store_status(data_dir: Path | str) -> StoreStatus:
 
 def _holdings(data_dir: Path) -> list[Holding]:
     out = []
-    groups: dict[tuple[str, str], list[Path]] = {}
+    groups: dict[tuple[str, str], list[tuple[str, Path]]] = {}
     for partition in layout.event_partitions(data_dir):
         values = layout.partition_values(partition.relative_to(data_dir))
-        groups.setdefault((values["event_type"], values["pipeline_id"]), []).append(partition)
+        key = (values["event_type"], values["pipeline_id"])
+        groups.setdefault(key, []).append((values["date"], partition))
     for (event_type, pipeline_id), partitions in sorted(groups.items()):
         events = files = size = to_compact = 0
         newest: int | None = None
         dates = []
-        for partition in partitions:
-            found = sorted(partition.glob("*.parquet"))
+        for date, partition in partitions:
             counted = 0
-            for path in found:
+            for path in sorted(partition.glob("*.parquet")):
                 try:  # a file compacted or expired away meanwhile is not counted
                     rows, latest, nbytes = _footer(path)
                 except FileNotFoundError:
@@ -163,7 +163,7 @@ def _holdings(data_dir: Path) -> list[Holding]:
                     newest = latest
             if counted:
                 files += counted
-                dates.append(layout.partition_values(partition.relative_to(data_dir))["date"])
+                dates.append(date)
                 to_compact += counted >= 2
         if files:
             out.append(Holding(
