@@ -20,10 +20,12 @@ def window_operators(
     """Each window operator of the pipeline, over the fires captured in [since, until)
     (epoch ms; None: up to now), with its ``limit`` newest windows."""
     delays = {r["operator_id"]: r for r in queries.fire_delays(pipeline_id, since, until)}
-    aside = {r["operator_id"]: r for r in queries.late_set_aside(pipeline_id, since, until)}
     by_operator: dict[str, list[dict[str, Any]]] = {}
     for row in queries.window_fires(pipeline_id, since, until):
         by_operator.setdefault(row["operator_id"], []).append(row)
+    # only where no fire counts late records (Flink) can late_trace have counted them beside
+    blind = [op for op, rows in by_operator.items() if all(r["late_count"] is None for r in rows)]
+    aside = {r["operator_id"]: r for r in queries.late_set_aside(pipeline_id, blind, since, until)}
     operators = []
     for operator_id, rows in by_operator.items():
         grid = cadence([(r["window_start"], r["window_end"]) for r in rows])

@@ -293,22 +293,27 @@ class StoreQueries:
         )
 
     def late_set_aside(
-        self, pipeline_id: str, since: int, until: int | None = None
+        self, pipeline_id: str, operators: list[str], since: int, until: int | None = None
     ) -> list[dict[str, Any]]:
-        """Per operator, the late records counted beside its window fires in [since,
-        until): events without window bounds that count late records, as
-        ``FaroFlink.late_trace`` sends for a window's late-data side output."""
+        """Per window operator of ``operators``, the late records counted beside its
+        fires in [since, until): events without window bounds that count late records,
+        as ``FaroFlink.late_trace`` sends for a window's late-data side output. Naming
+        the operators lets row-group statistics skip every other operator's flushes
+        (AGGREGATE files are sorted by operator)."""
+        if not operators:
+            return []
         return self._rows(
             f"""
             SELECT operator_id, sum(input_count) AS input_count, sum(late_count) AS late_count
             FROM {{events}}
-            WHERE late_count IS NOT NULL
+            WHERE list_contains($operators, operator_id) AND late_count IS NOT NULL
               AND NOT (coalesce(window_start {REAL_TIME}, false)
                        AND coalesce(window_end {REAL_TIME}, false))
               AND processing_time >= $since AND processing_time < $until
             GROUP BY operator_id
             """,
             self._files("AGGREGATE", pipeline_id, since, until),
+            operators=operators,
             since=since,
             until=_end(until),
         )

@@ -251,7 +251,15 @@ def test_late_records_a_window_set_aside_count_as_its_inputs_and_in_no_fire(
     late = sum(e.late_count or 0 for e in events)
     inputs = sum(e.input_count for e in events if e.operator_id == "agg")
     assert late > 0 and inputs == handed
-    with client_over(events, tmp_path) as c:
+    # Spark: each micro-batch counts its late rows; one with no output has no bounds
+    batches = [CaptureEvent(
+        f"s{i}", EventType.AGGREGATE, "spark-p", "batches", OperatorType.AGG, start + i * SEC,
+        input_count=n, output_count=n // 10, late_count=k,
+        **({"window_start": start, "window_end": start + 10 * SEC} if n else {}),
+    ) for i, (n, k) in enumerate([(100, 4), (0, 0), (80, 2), (0, 3)])]  # fmt: skip
+    with client_over(events + batches, tmp_path) as c:
+        [spark] = c.get("/pipelines/spark-p/windows?window=1h").json()["operators"]
+        assert spark["late_rate"] == pytest.approx(6 / 180)  # its fires' own counts only
         ops = {o["operator_id"]: o for o in
                c.get("/pipelines/late-p/operators?window=1h").json()["operators"]}  # fmt: skip
         assert ops["agg"]["late_rate"] == pytest.approx(late / inputs)
