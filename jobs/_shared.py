@@ -59,12 +59,24 @@ class _Generate(MapFunction):
     per record (1 ms when unpaced), so windows fill as the wall clock moves.
     Not when the job is built: the seconds a job takes to start would then
     show as watermark lag and window fire delay that a live source has not.
+
+    With ``late_every`` N, every Nth record comes ``late_ms`` behind in event
+    time, once the stream is that old (earlier, it would open windows before
+    the stream's first, which would show as windows that never fired).
     """
 
-    def __init__(self, make: Callable[[int, int], tuple[Any, ...]], rate: float):
+    def __init__(
+        self,
+        make: Callable[[int, int], tuple[Any, ...]],
+        rate: float,
+        late_every: int = 0,
+        late_ms: int = 0,
+    ):
         self._make = make
         self._rate = rate
         self._step_ms = 1000.0 / rate if rate > 0 else 1.0
+        self._late_every = late_every
+        self._late_ms = late_ms
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self._started = time.monotonic()
@@ -75,7 +87,17 @@ class _Generate(MapFunction):
             ahead = self._started + i / self._rate - time.monotonic()
             if ahead > 0:
                 time.sleep(ahead)
-        return self._make(i, self._start_ms + int(i * self._step_ms))
+        age = int(i * self._step_ms)
+        if self._late_every and i % self._late_every == self._late_every - 1:
+            if age >= self._late_ms:
+                age -= self._late_ms
+        return self._make(i, self._start_ms + age)
+
+
+def late_ms(args: argparse.Namespace) -> int:
+    """How far behind a late record comes: a whole window and 5 s more, so its
+    window has fired whatever the watermark's delay through the job."""
+    return (args.window_seconds + 5) * 1000
 
 
 class _TimestampAt(TimestampAssigner):
@@ -92,8 +114,10 @@ def generated(
     make: Callable[[int, int], tuple[Any, ...]],
     type_info: TypeInformation,
     ts_index: int,
+    late_every: int = 0,
 ) -> DataStream:
-    """A single-reader generator (so pacing is exact), timestamped and watermarked."""
+    """A single-reader generator (so pacing is exact), timestamped and watermarked;
+    ``late_every``: see :class:`_Generate`."""
     strategy = WatermarkStrategy.for_bounded_out_of_orderness(
         Duration.of_seconds(1)
     ).with_timestamp_assigner(_TimestampAt(ts_index))
@@ -104,7 +128,7 @@ def generated(
             "generator",
         )
         .set_parallelism(1)
-        .map(_Generate(make, args.rate), type_info)
+        .map(_Generate(make, args.rate, late_every, late_ms(args)), type_info)
         .set_parallelism(1)
         .assign_timestamps_and_watermarks(strategy)
     )
@@ -118,11 +142,16 @@ def environment(args: argparse.Namespace) -> StreamExecutionEnvironment:
 
 
 def finish(
-    env: StreamExecutionEnvironment, output: DataStream, args: argparse.Namespace, name: str
+    env: StreamExecutionEnvironment,
+    args: argparse.Namespace,
+    name: str,
+    *outputs: DataStream,
 ) -> None:
-    """Runs the job to the end of the generated input."""
-    if args.print_output:
-        output.print()
-    else:
-        output.sink_to(Sink("org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink"))
+    """Runs the job to the end of the generated input. Each output gets a sink: Flink
+    leaves a branch without one out of the job."""
+    for output in outputs:
+        if args.print_output:
+            output.print()
+        else:
+            output.sink_to(Sink("org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink"))
     env.execute(name)

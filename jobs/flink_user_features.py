@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         .uid("rolling-amount-window")
     )
-    finish(env, output, args, "faro user feature pipeline")
+    finish(env, args, "faro user feature pipeline", output)
 
 
 if __name__ == "__main__":

@@ -228,7 +228,8 @@ def _report(api: str, bootstrap: str, data_dir: Path) -> None:
         f"every feature of {user} at {now}": f"{api}/entities/{user}/as-of?"
         + urlencode({"at": now}),
         f"lineage of {user}": f"{api}/entities/{user}/lineage",
-        "window fires": f"{api}/pipelines/user-feature-pipeline/windows?window=1h",
+        "user window fires": f"{api}/pipelines/user-feature-pipeline/windows?window=1h",
+        "order window fires": f"{api}/pipelines/order-pipeline/windows?window=1h",
         "order funnel": f"{api}/pipelines/order-pipeline/funnel?window=1h",
         "order subtasks": f"{api}/pipelines/order-pipeline/subtasks?window=1h",
     }
@@ -245,11 +246,15 @@ def _report(api: str, bootstrap: str, data_dir: Path) -> None:
         f"purchase_amount_7d over the last hour: {summary['count']:,} sampled values, "
         f"mean {summary['mean']:.2f}, p95 {summary['p95']:.2f}"
     )
-    for o in _get(checks["window fires"])["operators"]:
+    windowed = [_get(checks[f"{p} window fires"])["operators"] for p in ("order", "user")]
+    for o in windowed[0] + windowed[1]:
+        late = ""
+        if o["late_rate"] is not None:
+            late = f", {o['late_rate']:.1%} of its input late (after its window fired)"
         print(
             f"{o['operator_id']}: {o['windows']} windows fired, 95 % of fires within "
             f"{o['fire_delay']['p95_seconds']:.1f} s of their window's end, "
-            f"{o['missing_count']} windows never fired"
+            f"{o['missing_count']} windows never fired{late}"
         )
     stages = _get(checks["order funnel"])["stages"]
     print("order-pipeline funnel: " + " -> ".join(

@@ -20,12 +20,15 @@ from faro.core.sampling import is_sampled
 from faro.store import layout
 
 pytestmark = [pytest.mark.flink, pytest.mark.kafka]
-RECORDS = 3000
 # Event times advance 1000 / RATE ms per record, and each user has every 200th
-# record: at 1,000/s a user's records span 2.8 s, so they always fall in at least
-# two of the demo's 2-second windows. At 1,500/s they spanned 1.87 s, and ~7 % of
-# runs put them all in one window, failing the lineage check below.
+# record: at 1,000/s a user's records span 2.8 s or more, so they always fall in at
+# least two of the demo's 2-second windows. At 1,500/s they spanned 1.87 s, and ~7 %
+# of runs put them all in one window, failing the lineage check below.
 RATE = 1000
+# Late orders come a window and 5 s (7 s) behind, once the stream is that old:
+# 9 s of event time leave 2 s of them.
+RECORDS = 9000
+WINDOW_MS = 2000
 
 
 def _demo(*args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
@@ -47,7 +50,7 @@ def test_demo_runs_the_whole_path_and_stops_cleanly() -> None:
     from faro._dev.demo import JOBS, SAMPLE_RATE, STATE_DIR, TOPIC, USERS
 
     sys.path.insert(0, str(JOBS))
-    from flink_order_pipeline import MIN_AMOUNT, make_order
+    from flink_order_pipeline import LATE_EVERY, MIN_AMOUNT, make_order
 
     up = _demo("up", "--records", str(RECORDS), "--rate", str(RATE), "--port", "0")
     try:
@@ -64,6 +67,22 @@ def test_demo_runs_the_whole_path_and_stops_cleanly() -> None:
         stages = [(s["operator_id"], s["input_count"], s["output_count"]) for s in funnel["stages"]]
         assert stages[0] == ("valid-orders", RECORDS, valid)
         assert stages[1][:2] == ("order-agg-window", valid) and len(stages) == 2
+        # every LATE_EVERY-th order comes late (once event time allows it), after its
+        # window fired: late_trace counted those among the window's input
+        late_ms = WINDOW_MS + 5000
+        late = sum(
+            i % LATE_EVERY == LATE_EVERY - 1 and i * 1000 // RATE >= late_ms
+            and make_order(i, 0)[1] >= MIN_AMOUNT
+            for i in range(RECORDS)
+        )  # fmt: skip
+        assert late > 0
+        windows = httpx.get(f"{api}/pipelines/order-pipeline/windows?window=7d").json()
+        [agg] = windows["operators"]
+        assert agg["operator_id"] == "order-agg-window"
+        assert agg["late_rate"] == pytest.approx(late / valid)
+        assert agg["window_length_ms"] == WINDOW_MS and agg["missing_count"] == 0
+        late_line = f"order-agg-window: {agg['windows']} windows fired"
+        assert f"{late / valid:.1%} of its input late" in up.stdout.split(late_line)[1]
         parallel = httpx.get(f"{api}/pipelines/order-pipeline/subtasks?window=7d").json()
         subtasks = {o["operator_id"]: o for o in parallel["operators"]}
         for op, records in (("valid-orders", RECORDS), ("order-agg-window", valid)):

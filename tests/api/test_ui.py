@@ -228,11 +228,18 @@ def test_operators_on_several_subtasks_are_shown_side_by_side(server):
     def fmt(x: float | None, digits: int) -> str:
         return "\u2013" if x is None else f"{x:.{digits}f}"
 
+    def busiest(o: dict) -> str:
+        if o["busiest_subtask"] is None:  # no input at all
+            return "\u2013"
+        [share] = [d["input_share"] for d in o["detail"]
+                   if d["subtask_index"] == o["busiest_subtask"]]  # fmt: skip
+        return f"{o['busiest_subtask']} ({share * 100:.0f} %)"
+
     def shown() -> list[list[str]]:
         body = httpx.get(f"{server}/pipelines/order-pipeline/subtasks?window=1h").json()
         return [
             [o["operator_id"], str(o["subtasks"]),
-             ", ".join(map(str, o["stalled"])) or "none", fmt(o["busiest_subtask"], 0),
+             ", ".join(map(str, o["stalled"])) or "none", busiest(o),
              fmt(o["input_skew"], 2), fmt(o["slowest_watermark_subtask"], 0),
              fmt(o["watermark_spread_seconds"], 1)]
             for o in body["operators"] if o["subtasks"] > 1

@@ -50,7 +50,8 @@ def test_order_job_on_the_cluster_delivers_its_events_to_kafka(
     code = cluster.submit(
         JOBS / "flink_order_pipeline.py",
         ["--records", str(records), "--window-seconds", "1", "--sink", "async-kafka",
-         "--bootstrap-servers", broker.bootstrap_servers, "--topic", "cluster-orders"],
+         "--bootstrap-servers", broker.bootstrap_servers, "--topic", "cluster-orders",
+         "--late-every", "0"],
     )  # fmt: skip
     assert code == 0
     amounts = [make_order(i, 0)[1] for i in range(records)]
