@@ -8,23 +8,29 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from pyflink.datastream.functions import (
+    CoProcessFunction,
     FilterFunction,
     FlatMapFunction,
+    KeyedCoProcessFunction,
     KeyedProcessFunction,
     MapFunction,
+    ProcessFunction,
     ProcessWindowFunction,
 )
 
 from faro.core.config import Extractor, FaroConfig, FaroFeatureConfig
-from faro.core.events import OperatorType
+from faro.core.events import OperatorType, parse_enum
 from faro.core.sink import SinkFactory, check_factory
 from faro.flink.functions import (
     Capture,
+    TracedCoProcessFunction,
     TracedFilterFunction,
     TracedFlatMapFunction,
+    TracedKeyedCoProcessFunction,
     TracedKeyedProcessFunction,
     TracedLateRecords,
     TracedMapFunction,
+    TracedProcessFunction,
     TracedWindowFunction,
 )
 
@@ -118,18 +124,70 @@ class FaroFlink:
 
     def process_trace(
         self,
-        fn: KeyedProcessFunction,
+        fn: KeyedProcessFunction | ProcessFunction,
         config: FaroConfig | None = None,
         operator_id: str | None = None,
         *,
         event_time: Extractor | None = None,
-    ) -> KeyedProcessFunction:
+    ) -> KeyedProcessFunction | ProcessFunction:
         """Per-record counts using each element's timestamp; a record below the
         current watermark counts as late. Timers, state and side outputs pass
-        through; records emitted from ``on_timer`` count as outputs."""
-        return TracedKeyedProcessFunction(
+        through; records emitted from ``on_timer`` count as outputs. Takes a
+        KeyedProcessFunction (``keyed.process``) or a ProcessFunction
+        (``stream.process``) and returns the same kind."""
+        if isinstance(fn, KeyedProcessFunction):
+            traced: type[TracedKeyedProcessFunction | TracedProcessFunction]
+            traced = TracedKeyedProcessFunction
+        elif isinstance(fn, ProcessFunction):
+            traced = TracedProcessFunction
+        else:
+            raise TypeError(
+                "process_trace takes a KeyedProcessFunction or a ProcessFunction, not "
+                f"{type(fn).__name__}: for a function of two inputs use co_process_trace, "
+                "for a map, filter or flat_map function map_trace, filter_trace or "
+                "flat_map_trace"
+            )
+        return traced(
             fn, self._capture(fn, config, operator_id, OperatorType.PROCESS, event_time, True)
         )
+
+    def co_process_trace(
+        self,
+        fn: KeyedCoProcessFunction | CoProcessFunction,
+        config: FaroConfig | None = None,
+        operator_id: str | None = None,
+        *,
+        operator_type: OperatorType | str = OperatorType.JOIN,
+        event_time: Extractor | None = None,
+    ) -> KeyedCoProcessFunction | CoProcessFunction:
+        """A function of two connected streams (``a.connect(b).process(...)``, keyed
+        or not), such as a join that enriches one stream with the latest record of
+        the other: records of both inputs count as its inputs, each with its
+        timestamp, and as late below the watermark (the older of the two inputs').
+        What it emits counts as outputs, from timers too; side outputs pass
+        uncounted. Features are read from the outputs only (``on="output"``): the
+        two inputs have records of different shapes. To see the two inputs' counts
+        apart, trace an operator on each of them upstream (``map_trace``)."""
+        if isinstance(fn, KeyedCoProcessFunction):
+            traced: type[TracedKeyedCoProcessFunction | TracedCoProcessFunction]
+            traced = TracedKeyedCoProcessFunction
+        elif isinstance(fn, CoProcessFunction):
+            traced = TracedCoProcessFunction
+        else:
+            raise TypeError(
+                "co_process_trace takes a KeyedCoProcessFunction or a CoProcessFunction, "
+                f"not {type(fn).__name__}"
+            )
+        for name, spec in (config.feature_specs if config else {}).items():
+            if spec.feature_value is not None and spec.on == "input":
+                raise ValueError(
+                    f"feature {name!r} is read from the input, but a function of two "
+                    "connected streams has two inputs with records of different shapes: "
+                    "read it from the output (FaroFeatureConfig(..., on='output')), or "
+                    "trace an operator upstream on the input that carries it"
+                )
+        kind = parse_enum(OperatorType, operator_type, "operator_type")
+        return traced(fn, self._capture(fn, config, operator_id, kind, event_time, True))
 
     def map_trace(
         self,
@@ -180,7 +238,8 @@ class FaroFlink:
         config = config or FaroConfig()
         operator_id = operator_id or _default_operator_id(fn)
         if event_time is None:
-            _warn_untimed_entities(operator_id, operator_type, config)
+            # only process functions see each record's timestamp (and so, late records)
+            _warn_untimed_entities(operator_id, operator_type, config, stamped=observes_late)
         return Capture(
             pipeline_id=self.pipeline_id,
             operator_id=operator_id,
@@ -194,15 +253,15 @@ class FaroFlink:
 
 
 def _warn_untimed_entities(
-    operator_id: str, operator_type: OperatorType, config: FaroConfig
+    operator_id: str, operator_type: OperatorType, config: FaroConfig, *, stamped: bool
 ) -> None:
     """ENTITY events without an event time share one trace id per entity, so a
     trace would mix an entity's records. A process function gets each record's
-    timestamp and a time window stamps its results; otherwise PyFlink hands the
-    function records without their timestamps."""
+    timestamp (``stamped``) and a time window stamps its results; otherwise
+    PyFlink hands the function records without their timestamps."""
     untimed = [
         name for name, spec in config.feature_specs.items()
-        if spec.emits_entities and operator_type is not OperatorType.PROCESS
+        if spec.emits_entities and not stamped
         and (operator_type is not OperatorType.WINDOW or spec.on == "input")
     ]  # fmt: skip
     if untimed:

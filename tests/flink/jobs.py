@@ -10,7 +10,13 @@ from pyflink.common import Row, Types, WatermarkStrategy
 from pyflink.common.time import Time
 from pyflink.common.watermark_strategy import TimestampAssigner
 from pyflink.datastream import DataStream, OutputTag, StreamExecutionEnvironment
-from pyflink.datastream.functions import KeyedProcessFunction, ProcessWindowFunction
+from pyflink.datastream.functions import (
+    CoProcessFunction,
+    KeyedCoProcessFunction,
+    KeyedProcessFunction,
+    ProcessFunction,
+    ProcessWindowFunction,
+)
 from pyflink.datastream.window import TumblingEventTimeWindows
 
 WINDOW_MS = 10_000
@@ -99,6 +105,35 @@ class PassThrough(KeyedProcessFunction):
 
     def process_element(self, value, ctx):
         yield value
+
+
+class Unkeyed(ProcessFunction):
+    """Emits each record as it came, on a stream that is not keyed."""
+
+    def process_element(self, value, ctx):
+        yield value
+
+
+class _OrdersAndRefunds:
+    """Orders (first input) over 50 pass, under 10 go to a side output; every refund
+    (second input) passes as an order of negative amount."""
+
+    def process_element1(self, value, ctx):
+        if value[2] > 50:
+            yield value
+        elif value[2] < 10:
+            yield SMALL, value
+
+    def process_element2(self, value, ctx):
+        yield (value[0], value[1], -value[2], value[3], value[4])
+
+
+class OrdersAndRefunds(_OrdersAndRefunds, CoProcessFunction):
+    pass
+
+
+class KeyedOrdersAndRefunds(_OrdersAndRefunds, KeyedCoProcessFunction):
+    pass
 
 
 def windowed(stream: DataStream, fn: ProcessWindowFunction) -> DataStream:

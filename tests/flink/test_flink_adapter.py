@@ -31,9 +31,12 @@ from tests.flink.jobs import (
     SUMMARY_TYPE,
     WINDOW_MS,
     BigOrders,
+    KeyedOrdersAndRefunds,
     Order,
     OrderAggFn,
+    OrdersAndRefunds,
     PassThrough,
+    Unkeyed,
     collect,
     order_stream,
     orders,
@@ -164,6 +167,71 @@ def test_process_filter_and_map_traces_count_ground_truth(flink_env, receiver, p
     assert max(e.event_time_max for e in process_events) == max(o.ts for o in not_c)
     assert all(e.late_count is not None for e in process_events)
     assert all(e.late_count is None for e in events if e.operator_id != "big-orders")
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+def test_co_process_trace_counts_both_inputs(flink_env, receiver, keyed) -> None:
+    """Orders (through a ProcessFunction on a stream not keyed) connected with refunds:
+    both inputs count as the join's inputs, what it emits as outputs (side outputs
+    not), and its output feature gives one ENTITY event per output record."""
+    data, refunds = orders(400, seed=3), orders(120, seed=4)
+    faro = _faro(receiver, flush_interval=3600)
+    amount = FaroFeatureConfig(entity_key=lambda o: o[4], feature_value=lambda o: o[2],
+                               on="output")  # fmt: skip
+    env = flink_env(2)
+    tagged = order_stream(env, data).process(faro.process_trace(Unkeyed()), ORDER_TYPE)
+    other = order_stream(env, refunds)
+    if keyed:
+        connected = tagged.key_by(lambda o: o[0], key_type=Types.STRING()).connect(
+            other.key_by(lambda o: o[0], key_type=Types.STRING())
+        )
+        fn = KeyedOrdersAndRefunds()
+    else:
+        connected, fn = tagged.connect(other), OrdersAndRefunds()
+    joined = connected.process(
+        faro.co_process_trace(fn, FaroConfig(features={"amount": amount}), "refunds-join"),
+        ORDER_TYPE,
+    )
+    joined.get_side_output(SMALL)  # registered, so PyFlink routes (tag, value) pairs there
+    output = collect(joined)
+
+    big = [o for o in data if o.amount > 50]
+    expected = [o.as_tuple() for o in big] + [
+        (o.merchant, o.category, -o.amount, o.ts, o.user) for o in refunds
+    ]
+    assert sorted(output) == sorted(expected)
+
+    def counted(operator_id: str) -> tuple[int, int]:
+        events = [e for e in aggregates() if e.operator_id == operator_id]
+        return sum(e.input_count for e in events), sum(e.output_count for e in events)
+
+    def aggregates() -> list[Any]:
+        return [e for e in received_events(receiver) if e.event_type == EventType.AGGREGATE]
+
+    assert wait_for(
+        lambda: counted("refunds-join") == (len(data) + len(refunds), len(expected)),
+        CLOSE_GRACE_S,
+    ), counted("refunds-join")
+    assert counted("Unkeyed") == (len(data), len(data))  # the class name as operator id
+    joins = [e for e in aggregates() if e.operator_id == "refunds-join"]
+    assert {(e.operator_type, tuple(e.features)) for e in joins} == {
+        (OperatorType.JOIN, ("amount",))
+    }
+    assert min(e.event_time_min for e in joins) == min(o.ts for o in data + refunds)
+    assert max(e.event_time_max for e in joins) == max(o.ts for o in data + refunds)
+    assert all(e.late_count is not None for e in joins)
+    stats = [s for e in joins for s in e.feature_stats]
+    assert sum(s.count for s in stats) == len(expected)
+    assert sum(s.sum for s in stats) == pytest.approx(sum(o[2] for o in expected))
+    assert wait_for(
+        lambda: len([e for e in received_events(receiver)
+                     if e.event_type == EventType.ENTITY]) == len(expected),
+        CLOSE_GRACE_S,
+    )  # fmt: skip
+    entities = [e for e in received_events(receiver) if e.event_type == EventType.ENTITY]
+    assert sorted((e.entity_id, e.feature_value, e.event_time) for e in entities) == sorted(
+        (o[4], o[2], o[3]) for o in expected
+    )
 
 
 def _hold_first_straggler(o: tuple) -> tuple:

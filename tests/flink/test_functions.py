@@ -12,16 +12,26 @@ from pyflink.datastream import OutputTag
 from pyflink.datastream.time_domain import TimeDomain
 from pyflink.fn_execution.datastream.process.process_function import (
     InternalKeyedProcessFunctionContext,
+    InternalProcessFunctionContext,
 )
 from pyflink.fn_execution.datastream.process.timerservice_impl import (
     InternalTimerServiceImpl,
+    NonKeyedTimerServiceImpl,
     TimerServiceImpl,
 )
 
 from faro import EventType, FaroConfig, FaroFeatureConfig, OperatorType
 from faro.flink import FaroFlink
 from faro.flink.functions import _PublicReads, _reads
-from tests.flink.jobs import ORDER_TYPE, BigOrders, OrderAggFn, PassThrough
+from tests.flink.jobs import (
+    ORDER_TYPE,
+    SMALL,
+    BigOrders,
+    KeyedOrdersAndRefunds,
+    OrderAggFn,
+    OrdersAndRefunds,
+    PassThrough,
+)
 from tests.support import ListSink
 
 LATE = OutputTag("late", ORDER_TYPE)
@@ -145,6 +155,56 @@ def test_late_records_and_event_times_from_the_context_match_ground_truth(kind: 
     assert (event.input_count, event.output_count, event.late_count) == (3000, 3000, late)
     assert (event.event_time_min, event.event_time_max) == (min(times), max(times))
     assert event.watermark == watermark
+
+
+def test_a_co_process_counts_both_inputs_late_below_the_watermark() -> None:
+    """Records of both inputs, through PyFlink's own context of a function of two
+    streams not keyed, as its runner moves timestamp and watermark record by record."""
+    rng = random.Random(11)
+    sink = ListSink()
+    traced = FaroFlink("p", lambda: sink).co_process_trace(OrdersAndRefunds(), None, "join")
+    traced.open(_RuntimeContext())
+    ctx = InternalProcessFunctionContext(NonKeyedTimerServiceImpl())
+    watermark, late, times, outputs = None, 0, [], 0
+    for i in range(2000):
+        if i % 50 == 0:
+            watermark = 1_000_000 + i * 10
+            ctx.timer_service().advance_watermark(watermark)
+        ts = 1_000_000 + i * 10 + rng.randrange(-600, 200)
+        ctx.set_timestamp(ts)
+        late += watermark is not None and ts < watermark
+        times.append(ts)
+        record = ("m", "A", rng.choice([5.0, 20.0, 80.0]), ts, "o")
+        if i % 3:
+            out = list(traced.process_element1(record, ctx))
+            expected = ([record] if record[2] > 50 else [(SMALL, record)] if record[2] < 10
+                        else [])  # fmt: skip
+            outputs += record[2] > 50  # a side output is not an output
+        else:
+            out = list(traced.process_element2(record, ctx))
+            expected = [("m", "A", -record[2], ts, "o")]
+            outputs += 1
+        assert out == expected
+    traced.close()
+    [event] = sink.of_type(EventType.AGGREGATE)
+    assert 0 < late < 2000
+    assert (event.input_count, event.output_count, event.late_count) == (2000, outputs, late)
+    assert (event.event_time_min, event.event_time_max) == (min(times), max(times))
+    assert (event.operator_type, event.watermark) == (OperatorType.JOIN, watermark)
+
+
+def test_what_a_keyed_co_process_timer_emits_counts_as_output() -> None:
+    class Timed(KeyedOrdersAndRefunds):
+        def on_timer(self, timestamp, ctx):
+            yield (ctx.get_current_key(), "T", 0.0, timestamp, "timer")
+
+    sink = ListSink()
+    traced = FaroFlink("p", lambda: sink).co_process_trace(Timed(), None, "join")
+    traced.open(_RuntimeContext())
+    assert list(traced.on_timer(42, _Ctx("m1"))) == [("m1", "T", 0.0, 42, "timer")]
+    traced.close()
+    [event] = sink.of_type(EventType.AGGREGATE)
+    assert (event.input_count, event.output_count) == (0, 1)
 
 
 def test_late_records_count_as_the_windows_inputs_and_late_never_outputs() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from faro import FaroConfig, FaroFeatureConfig
 from faro.flink import FaroFlink
-from tests.flink.jobs import BigOrders, OrderAggFn
+from tests.flink.jobs import BigOrders, KeyedOrdersAndRefunds, OrderAggFn, OrdersAndRefunds
 from tests.support import ListSink
 
 
@@ -28,6 +28,8 @@ def _faro() -> FaroFlink:
         (lambda f, side: f.filter_trace(lambda o: True, _config(side), "f"), {"input", "output"}),
         (lambda f, side: f.flat_map_trace(lambda o: [o], _config(side), "fm"), {"input", "output"}),
         (lambda f, side: f.process_trace(BigOrders(), _config(side), "p"), set()),
+        # a function of two streams reads features from its output only (below)
+        (lambda f, _: f.co_process_trace(OrdersAndRefunds(), _config("output"), "j"), set()),
     ],
 )
 @pytest.mark.parametrize("side", ["input", "output"])
@@ -50,3 +52,33 @@ def test_an_event_time_extractor_or_aggregate_only_config_is_not_warned_about(ca
         _faro().map_trace(lambda o: o, _config("input"), "m", event_time=lambda o: o[3])
         _faro().map_trace(lambda o: o, FaroConfig(features=["amount"]), "m2")
     assert caplog.records == []
+
+
+@pytest.mark.parametrize("fn", [OrdersAndRefunds(), KeyedOrdersAndRefunds()])
+def test_a_function_of_two_streams_reads_no_feature_from_its_inputs(fn) -> None:
+    with pytest.raises(ValueError, match=r"feature 'amount' is read from the input.*on='output'"):
+        _faro().co_process_trace(fn, _config("input"), "j")
+    aggregate_only = FaroConfig(features=["amount"])  # no extractor: nothing is read
+    assert _faro().co_process_trace(fn, aggregate_only, "j")
+
+
+def test_each_trace_takes_its_kind_of_function_and_says_which_to_use_instead() -> None:
+    with pytest.raises(TypeError, match=r"not OrdersAndRefunds: for a function of two inputs "
+                                        r"use co_process_trace"):  # fmt: skip
+        _faro().process_trace(OrdersAndRefunds())
+    with pytest.raises(TypeError, match=r"KeyedCoProcessFunction or a CoProcessFunction, not "
+                                        r"BigOrders"):  # fmt: skip
+        _faro().co_process_trace(BigOrders())
+
+
+def test_a_function_of_two_streams_is_a_join_unless_told_otherwise() -> None:
+    def capture(traced):
+        return traced._capture.operator_type, traced._capture.operator_id
+
+    faro = _faro()
+    assert capture(faro.co_process_trace(OrdersAndRefunds())) == ("JOIN", "OrdersAndRefunds")
+    assert capture(faro.co_process_trace(OrdersAndRefunds(), operator_type="PROCESS")) == (
+        "PROCESS", "OrdersAndRefunds"
+    )
+    with pytest.raises(ValueError, match=r"operator_type must be one of .*JOIN.*got 'JOINT'"):
+        faro.co_process_trace(OrdersAndRefunds(), operator_type="JOINT")
