@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyflink.datastream.functions import (
+    CoFlatMapFunction,
+    CoMapFunction,
     CoProcessFunction,
     FilterFunction,
     FlatMapFunction,
@@ -403,5 +405,61 @@ class TracedFlatMapFunction(_Traced, FlatMapFunction):
         assert rec is not None, "open() was not called"
         event_time = rec.record_in(value)
         yield from self._pass_outputs(rec, self._user(value), event_time)
+        if _monotonic() >= self._next_flush:
+            self._flush(rec)
+
+
+class _TwoInputs(_Traced):
+    """A co-map's or co-flat-map's two methods, bound once in ``open()``."""
+
+    def _setup_two(self, fn: Any, capture: Capture, first: str, second: str) -> None:
+        self._setup(fn, capture)
+        self._names = (first, second)
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        super().open(runtime_context)
+        self._user1, self._user2 = (getattr(self._fn, name) for name in self._names)
+
+
+class TracedCoMapFunction(_TwoInputs, CoMapFunction):
+    """Both inputs' records count as inputs; each result as an output (PyFlink drops
+    a ``None`` result, so it is not one)."""
+
+    def __init__(self, fn: CoMapFunction, capture: Capture):
+        self._setup_two(fn, capture, "map1", "map2")
+
+    def map1(self, value: Any) -> Any:
+        return self._map(self._user1, value)
+
+    def map2(self, value: Any) -> Any:
+        return self._map(self._user2, value)
+
+    def _map(self, user: Callable[[Any], Any], value: Any) -> Any:
+        rec = self._rec
+        assert rec is not None, "open() was not called"
+        event_time = rec.record_in(value)
+        out = user(value)
+        if out is not None:
+            rec.record_out(out, event_time)
+        if _monotonic() >= self._next_flush:
+            self._flush(rec)
+        return out
+
+
+class TracedCoFlatMapFunction(_TwoInputs, CoFlatMapFunction):
+    def __init__(self, fn: CoFlatMapFunction, capture: Capture):
+        self._setup_two(fn, capture, "flat_map1", "flat_map2")
+
+    def flat_map1(self, value: Any) -> Iterator[Any]:
+        return self._flat_map(self._user1, value)
+
+    def flat_map2(self, value: Any) -> Iterator[Any]:
+        return self._flat_map(self._user2, value)
+
+    def _flat_map(self, user: Callable[[Any], Iterable[Any]], value: Any) -> Iterator[Any]:
+        rec = self._rec
+        assert rec is not None, "open() was not called"
+        event_time = rec.record_in(value)
+        yield from self._pass_outputs(rec, user(value), event_time)
         if _monotonic() >= self._next_flush:
             self._flush(rec)

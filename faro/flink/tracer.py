@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from pyflink.datastream.functions import (
+    CoFlatMapFunction,
+    CoMapFunction,
     CoProcessFunction,
     FilterFunction,
     FlatMapFunction,
@@ -23,6 +25,8 @@ from faro.core.events import OperatorType, parse_enum
 from faro.core.sink import SinkFactory, check_factory
 from faro.flink.functions import (
     Capture,
+    TracedCoFlatMapFunction,
+    TracedCoMapFunction,
     TracedCoProcessFunction,
     TracedFilterFunction,
     TracedFlatMapFunction,
@@ -178,16 +182,40 @@ class FaroFlink:
                 "co_process_trace takes a KeyedCoProcessFunction or a CoProcessFunction, "
                 f"not {type(fn).__name__}"
             )
-        for name, spec in (config.feature_specs if config else {}).items():
-            if spec.feature_value is not None and spec.on == "input":
-                raise ValueError(
-                    f"feature {name!r} is read from the input, but a function of two "
-                    "connected streams has two inputs with records of different shapes: "
-                    "read it from the output (FaroFeatureConfig(..., on='output')), or "
-                    "trace an operator upstream on the input that carries it"
-                )
-        kind = parse_enum(OperatorType, operator_type, "operator_type")
-        return traced(fn, self._capture(fn, config, operator_id, kind, event_time, True))
+        return traced(fn, self._two_inputs(fn, config, operator_id, operator_type, event_time))
+
+    def co_map_trace(
+        self,
+        fn: CoMapFunction,
+        config: FaroConfig | None = None,
+        operator_id: str | None = None,
+        *,
+        operator_type: OperatorType | str = OperatorType.MAP,
+        event_time: Extractor | None = None,
+    ) -> CoMapFunction:
+        """A CoMapFunction of two connected streams (``a.connect(b).map(...)``): as
+        :meth:`co_process_trace` counts them, but PyFlink hands a map no record's
+        timestamp, so event times come from ``event_time`` (reading records of
+        both inputs) and nothing counts as late."""
+        if not isinstance(fn, CoMapFunction):
+            raise TypeError(f"co_map_trace takes a CoMapFunction, not {type(fn).__name__}")
+        capture = self._two_inputs(fn, config, operator_id, operator_type, event_time, False)
+        return TracedCoMapFunction(fn, capture)
+
+    def co_flat_map_trace(
+        self,
+        fn: CoFlatMapFunction,
+        config: FaroConfig | None = None,
+        operator_id: str | None = None,
+        *,
+        operator_type: OperatorType | str = OperatorType.FLAT_MAP,
+        event_time: Extractor | None = None,
+    ) -> CoFlatMapFunction:
+        """A CoFlatMapFunction of two connected streams, as :meth:`co_map_trace`."""
+        if not isinstance(fn, CoFlatMapFunction):
+            raise TypeError(f"co_flat_map_trace takes a CoFlatMapFunction, not {type(fn).__name__}")
+        capture = self._two_inputs(fn, config, operator_id, operator_type, event_time, False)
+        return TracedCoFlatMapFunction(fn, capture)
 
     def map_trace(
         self,
@@ -225,6 +253,28 @@ class FaroFlink:
         return TracedFlatMapFunction(
             fn, self._capture(fn, config, operator_id, OperatorType.FLAT_MAP, event_time, False)
         )
+
+    def _two_inputs(
+        self,
+        fn: Any,
+        config: FaroConfig | None,
+        operator_id: str | None,
+        operator_type: OperatorType | str,
+        event_time: Extractor | None,
+        stamped: bool = True,
+    ) -> Capture:
+        """A Capture for a function of two connected streams, whose features are read
+        from its output: its inputs hold records of different shapes."""
+        for name, spec in (config.feature_specs if config else {}).items():
+            if spec.feature_value is not None and spec.on == "input":
+                raise ValueError(
+                    f"feature {name!r} is read from the input, but a function of two "
+                    "connected streams has two inputs with records of different shapes: "
+                    "read it from the output (FaroFeatureConfig(..., on='output')), or "
+                    "trace an operator upstream on the input that carries it"
+                )
+        kind = parse_enum(OperatorType, operator_type, "operator_type")
+        return self._capture(fn, config, operator_id, kind, event_time, stamped)
 
     def _capture(
         self,

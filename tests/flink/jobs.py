@@ -11,6 +11,8 @@ from pyflink.common.time import Time
 from pyflink.common.watermark_strategy import TimestampAssigner
 from pyflink.datastream import DataStream, OutputTag, StreamExecutionEnvironment
 from pyflink.datastream.functions import (
+    CoFlatMapFunction,
+    CoMapFunction,
     CoProcessFunction,
     KeyedCoProcessFunction,
     KeyedProcessFunction,
@@ -134,6 +136,29 @@ class OrdersAndRefunds(_OrdersAndRefunds, CoProcessFunction):
 
 class KeyedOrdersAndRefunds(_OrdersAndRefunds, KeyedCoProcessFunction):
     pass
+
+
+class OrdersOrRefunds(CoMapFunction):
+    """(merchant, signed amount): orders as they are, refunds negative; orders under
+    10 give None, which PyFlink drops."""
+
+    def map1(self, value):
+        return None if value[2] < 10 else (value[0], value[2])
+
+    def map2(self, value):
+        return (value[0], -value[2])
+
+
+class SplitLarge(CoFlatMapFunction):
+    """From the first input, amounts over 50 in two halves; from the second, each as is."""
+
+    def flat_map1(self, value):
+        if abs(value[1]) > 50:
+            yield (value[0], value[1] / 2)
+            yield (value[0], value[1] / 2)
+
+    def flat_map2(self, value):
+        yield (value[0], value[2])
 
 
 def windowed(stream: DataStream, fn: ProcessWindowFunction) -> DataStream:

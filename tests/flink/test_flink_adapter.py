@@ -35,7 +35,9 @@ from tests.flink.jobs import (
     Order,
     OrderAggFn,
     OrdersAndRefunds,
+    OrdersOrRefunds,
     PassThrough,
+    SplitLarge,
     Unkeyed,
     collect,
     order_stream,
@@ -232,6 +234,44 @@ def test_co_process_trace_counts_both_inputs(flink_env, receiver, keyed) -> None
     assert sorted((e.entity_id, e.feature_value, e.event_time) for e in entities) == sorted(
         (o[4], o[2], o[3]) for o in expected
     )
+
+
+def test_co_map_and_co_flat_map_traces_count_both_inputs(flink_env, receiver) -> None:
+    data, refunds, extra = orders(300, seed=3), orders(80, seed=4), orders(50, seed=5)
+    faro = _faro(receiver, flush_interval=3600)
+    env = flink_env(2)
+    pair = Types.TUPLE([Types.STRING(), Types.DOUBLE()])
+    signed = (
+        order_stream(env, data).connect(order_stream(env, refunds))
+        .map(faro.co_map_trace(OrdersOrRefunds(), operator_id="signed"), pair)
+    )  # fmt: skip
+    split = signed.connect(order_stream(env, extra)).flat_map(
+        faro.co_flat_map_trace(SplitLarge(), operator_id="split"), pair
+    )
+    output = collect(split)
+
+    kept = [(o.merchant, o.amount) for o in data if o.amount >= 10]
+    kept += [(o.merchant, -o.amount) for o in refunds]
+    large = [(m, a / 2) for m, a in kept if abs(a) > 50]
+    expected = large + large + [(o.merchant, o.amount) for o in extra]
+    assert sorted(output) == sorted((m, round(a, 6)) for m, a in expected)
+
+    def totals() -> dict[str, tuple[int, int]]:
+        sums: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for e in received_events(receiver):
+            sums[e.operator_id][0] += e.input_count
+            sums[e.operator_id][1] += e.output_count
+        return {k: (v[0], v[1]) for k, v in sums.items()}
+
+    assert wait_for(
+        lambda: totals() == {
+            "signed": (len(data) + len(refunds), len(kept)),  # a None result is no output
+            "split": (len(kept) + len(extra), len(expected)),
+        },
+        CLOSE_GRACE_S,
+    ), totals()
+    types = {(e.operator_id, e.operator_type, e.late_count) for e in received_events(receiver)}
+    assert types == {("signed", OperatorType.MAP, None), ("split", OperatorType.FLAT_MAP, None)}
 
 
 def _hold_first_straggler(o: tuple) -> tuple:

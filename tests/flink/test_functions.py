@@ -30,7 +30,9 @@ from tests.flink.jobs import (
     KeyedOrdersAndRefunds,
     OrderAggFn,
     OrdersAndRefunds,
+    OrdersOrRefunds,
     PassThrough,
+    SplitLarge,
 )
 from tests.support import ListSink
 
@@ -205,6 +207,36 @@ def test_what_a_keyed_co_process_timer_emits_counts_as_output() -> None:
     traced.close()
     [event] = sink.of_type(EventType.AGGREGATE)
     assert (event.input_count, event.output_count) == (0, 1)
+
+
+def test_co_map_and_co_flat_map_count_both_inputs_with_event_times_read() -> None:
+    sink = ListSink()
+    faro = FaroFlink("p", lambda: sink, flush_interval=3600)
+    spec = FaroFeatureConfig(entity_key=lambda r: r[0], feature_value=lambda r: r[1], on="output")
+    config = FaroConfig(features={"amount": spec})
+    co_map = faro.co_map_trace(OrdersOrRefunds(), config, "signed", event_time=lambda o: o[3])
+    co_flat_map = faro.co_flat_map_trace(SplitLarge(), None, "split")
+    co_map.open(_RuntimeContext())
+    co_flat_map.open(_RuntimeContext())
+    rng = random.Random(13)
+    records = [("m1", "A", rng.choice([5.0, 30.0, 70.0]), 1_000_000 + i, "u") for i in range(300)]
+    signed = [co_map.map1(r) if i % 2 else co_map.map2(r) for i, r in enumerate(records)]
+    split = [out for s in signed if s is not None for out in co_flat_map.flat_map1(s)]
+    split += [out for r in records[:40] for out in co_flat_map.flat_map2(r)]
+    co_map.close()
+    co_flat_map.close()
+    expected = [None if i % 2 and r[2] < 10 else (r[0], r[2] if i % 2 else -r[2])
+                for i, r in enumerate(records)]  # fmt: skip
+    assert signed == expected
+    kept = [s for s in expected if s is not None]
+    large = [half for m, a in kept if abs(a) > 50 for half in ((m, a / 2), (m, a / 2))]
+    assert split == large + [(r[0], r[2]) for r in records[:40]]
+    mapped, flat = (e for e in sink.of_type(EventType.AGGREGATE))
+    assert (mapped.input_count, mapped.output_count, mapped.late_count) == (300, len(kept), None)
+    assert (mapped.event_time_min, mapped.event_time_max) == (1_000_000, 1_000_299)
+    assert (flat.input_count, flat.output_count) == (len(kept) + 40, len(split))
+    entities = sink.of_type(EventType.ENTITY)  # one per output, none for a dropped None
+    assert sorted(e.feature_value for e in entities) == sorted(a for _, a in kept)
 
 
 def test_late_records_count_as_the_windows_inputs_and_late_never_outputs() -> None:

@@ -6,7 +6,14 @@ import pytest
 
 from faro import FaroConfig, FaroFeatureConfig
 from faro.flink import FaroFlink
-from tests.flink.jobs import BigOrders, KeyedOrdersAndRefunds, OrderAggFn, OrdersAndRefunds
+from tests.flink.jobs import (
+    BigOrders,
+    KeyedOrdersAndRefunds,
+    OrderAggFn,
+    OrdersAndRefunds,
+    OrdersOrRefunds,
+    SplitLarge,
+)
 from tests.support import ListSink
 
 
@@ -54,12 +61,21 @@ def test_an_event_time_extractor_or_aggregate_only_config_is_not_warned_about(ca
     assert caplog.records == []
 
 
-@pytest.mark.parametrize("fn", [OrdersAndRefunds(), KeyedOrdersAndRefunds()])
-def test_a_function_of_two_streams_reads_no_feature_from_its_inputs(fn) -> None:
+@pytest.mark.parametrize(
+    ("method", "fn"),
+    [
+        ("co_process_trace", OrdersAndRefunds()),
+        ("co_process_trace", KeyedOrdersAndRefunds()),
+        ("co_map_trace", OrdersOrRefunds()),
+        ("co_flat_map_trace", SplitLarge()),
+    ],
+)
+def test_a_function_of_two_streams_reads_no_feature_from_its_inputs(method, fn) -> None:
+    trace = getattr(_faro(), method)
     with pytest.raises(ValueError, match=r"feature 'amount' is read from the input.*on='output'"):
-        _faro().co_process_trace(fn, _config("input"), "j")
+        trace(fn, _config("input"), "j")
     aggregate_only = FaroConfig(features=["amount"])  # no extractor: nothing is read
-    assert _faro().co_process_trace(fn, aggregate_only, "j")
+    assert trace(fn, aggregate_only, "j")
 
 
 def test_each_trace_takes_its_kind_of_function_and_says_which_to_use_instead() -> None:
@@ -69,6 +85,10 @@ def test_each_trace_takes_its_kind_of_function_and_says_which_to_use_instead() -
     with pytest.raises(TypeError, match=r"KeyedCoProcessFunction or a CoProcessFunction, not "
                                         r"BigOrders"):  # fmt: skip
         _faro().co_process_trace(BigOrders())
+    with pytest.raises(TypeError, match=r"co_map_trace takes a CoMapFunction, not SplitLarge"):
+        _faro().co_map_trace(SplitLarge())
+    with pytest.raises(TypeError, match=r"takes a CoFlatMapFunction, not OrdersOrRefunds"):
+        _faro().co_flat_map_trace(OrdersOrRefunds())
 
 
 def test_a_function_of_two_streams_is_a_join_unless_told_otherwise() -> None:
