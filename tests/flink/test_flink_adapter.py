@@ -150,19 +150,12 @@ def test_process_filter_and_map_traces_count_ground_truth(flink_env, receiver, p
     big = [o for o in not_c if o.amount > 50]
     assert sorted(output) == sorted((o.merchant, o.amount * 2) for o in big)
 
-    def totals() -> dict[str, tuple[int, int]]:
-        sums: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for e in received_events(receiver):
-            sums[e.operator_id][0] += e.input_count
-            sums[e.operator_id][1] += e.output_count
-        return {k: (v[0], v[1]) for k, v in sums.items()}
-
     expected = {
         "drop-category-c": (len(data), len(not_c)),
         "big-orders": (len(not_c), len(big)),  # side-output records are not outputs
         "double": (len(big), len(big)),
     }
-    assert wait_for(lambda: totals() == expected, CLOSE_GRACE_S), totals()
+    assert wait_for(lambda: _totals(receiver) == expected, CLOSE_GRACE_S), _totals(receiver)
     events = received_events(receiver)
     process_events = [e for e in events if e.operator_id == "big-orders"]
     assert min(e.event_time_min for e in process_events) == min(o.ts for o in not_c)
@@ -203,19 +196,13 @@ def test_co_process_trace_counts_both_inputs(flink_env, receiver, keyed) -> None
     ]
     assert sorted(output) == sorted(expected)
 
-    def counted(operator_id: str) -> tuple[int, int]:
-        events = [e for e in aggregates() if e.operator_id == operator_id]
-        return sum(e.input_count for e in events), sum(e.output_count for e in events)
-
-    def aggregates() -> list[Any]:
-        return [e for e in received_events(receiver) if e.event_type == EventType.AGGREGATE]
-
     assert wait_for(
-        lambda: counted("refunds-join") == (len(data) + len(refunds), len(expected)),
+        lambda: _totals(receiver).get("refunds-join") == (len(data) + len(refunds), len(expected)),
         CLOSE_GRACE_S,
-    ), counted("refunds-join")
-    assert counted("Unkeyed") == (len(data), len(data))  # the class name as operator id
-    joins = [e for e in aggregates() if e.operator_id == "refunds-join"]
+    ), _totals(receiver)
+    assert _totals(receiver)["Unkeyed"] == (len(data), len(data))  # the class name as id
+    joins = [e for e in received_events(receiver) if e.operator_id == "refunds-join"]
+    joins = [e for e in joins if e.event_type == EventType.AGGREGATE]
     assert {(e.operator_type, tuple(e.features)) for e in joins} == {
         (OperatorType.JOIN, ("amount",))
     }
@@ -256,22 +243,25 @@ def test_co_map_and_co_flat_map_traces_count_both_inputs(flink_env, receiver) ->
     expected = large + large + [(o.merchant, o.amount) for o in extra]
     assert sorted(output) == sorted((m, round(a, 6)) for m, a in expected)
 
-    def totals() -> dict[str, tuple[int, int]]:
-        sums: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for e in received_events(receiver):
-            sums[e.operator_id][0] += e.input_count
-            sums[e.operator_id][1] += e.output_count
-        return {k: (v[0], v[1]) for k, v in sums.items()}
-
     assert wait_for(
-        lambda: totals() == {
+        lambda: _totals(receiver) == {
             "signed": (len(data) + len(refunds), len(kept)),  # a None result is no output
             "split": (len(kept) + len(extra), len(expected)),
         },
         CLOSE_GRACE_S,
-    ), totals()
+    ), _totals(receiver)
     types = {(e.operator_id, e.operator_type, e.late_count) for e in received_events(receiver)}
     assert types == {("signed", OperatorType.MAP, None), ("split", OperatorType.FLAT_MAP, None)}
+
+
+def _totals(receiver) -> dict[str, tuple[int, int]]:
+    """Per operator, the inputs and outputs its AGGREGATE events counted."""
+    sums: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for e in received_events(receiver):
+        if e.event_type == EventType.AGGREGATE:
+            sums[e.operator_id][0] += e.input_count
+            sums[e.operator_id][1] += e.output_count
+    return {k: (v[0], v[1]) for k, v in sums.items()}
 
 
 def _hold_first_straggler(o: tuple) -> tuple:
