@@ -61,3 +61,11 @@ def test_api_page_names_every_query_parameter(openapi: dict[str, Any]) -> None:
             if parameter["in"] == "query" and not named:
                 missing.append(f"{method.upper()} {path}: {parameter['name']}")
     assert missing == []
+
+
+def test_the_flink_page_lists_every_wrapper() -> None:
+    from faro.flink import FaroFlink
+
+    documented = {row[0].strip("`") for row in _table_rows("flink.md")}
+    wrappers = {name for name in vars(FaroFlink) if name.endswith("_trace")}
+    assert documented == wrappers
