@@ -63,13 +63,15 @@ def _run_jobs(bootstrap: str, records: int, rate: float) -> None:
     procs = {}
     for name, cmd in jobs.items():
         print(f"  starting the {name}: {records:,} records at {rate:,.0f}/s", flush=True)
-        procs[name] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    for name, proc in procs.items():
-        _, err = proc.communicate()
-        if proc.returncode != 0:
-            tail = err.decode(errors="replace").strip().splitlines()[-15:]
-            raise SystemExit(f"the {name} failed (exit {proc.returncode}):\n" + "\n".join(tail))
-        print(f"  the {name} finished", flush=True)
+        log = STATE_DIR / f"{name.replace(' ', '-')}.log"  # what faro logs in the job too
+        with log.open("wb") as out:
+            procs[name] = (subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT), log)
+    for name, (proc, log) in procs.items():
+        if proc.wait() != 0:
+            tail = log.read_text(errors="replace").strip().splitlines()[-15:]
+            raise SystemExit(f"the {name} failed (exit {proc.returncode}), {log}:\n"
+                             + "\n".join(tail))  # fmt: skip
+        print(f"  the {name} finished (its log: {log})", flush=True)
 
 
 def _detached(cmd: list[str], log: Path) -> subprocess.Popen[bytes]:

@@ -1,4 +1,5 @@
-"""PyFlink adapter: ``FaroFlink`` wraps window, process, map, filter and flat_map functions."""
+"""PyFlink adapter: ``FaroFlink`` wraps window, process, map, filter and flat_map functions,
+and functions of two connected streams."""
 
 from faro.flink.tracer import FaroFlink
 

@@ -57,6 +57,7 @@ from faro.core.events import OperatorType
 from faro.core.failures import FailureLog
 from faro.core.recorder import OperatorRecorder
 from faro.core.sink import SinkFactory, build_sink
+from faro.flink.lifecycle import WRAPPERS
 
 log = logging.getLogger("faro.flink")
 _monotonic = time.monotonic
@@ -179,6 +180,7 @@ class _Traced:
         if hasattr(self._fn, "open"):
             self._fn.open(runtime_context)
         self._rec = self._capture.start(runtime_context)
+        WRAPPERS.opened(self)
         # Resolved once here rather than per record: the per-record paths run for every
         # record, and a plain PyFlink record costs only ~45 µs.
         if self._method is not None:
@@ -195,6 +197,7 @@ class _Traced:
             if self._rec is not None:
                 with _failures_to_stderr():
                     self._rec.close()
+            WRAPPERS.closed(self)
 
     def _flush(self, rec: OperatorRecorder) -> None:
         """The periodic flush, once ``_next_flush`` has passed (callers check it inline)."""
