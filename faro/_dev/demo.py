@@ -60,12 +60,16 @@ def _run_jobs(bootstrap: str, records: int, rate: float) -> None:
             *user_options,
         ],
     }
+    # PyFlink marks a process that ran a local job's workers (a test session) so that
+    # it never starts a job from there; the jobs are processes of their own
+    env = {k: v for k, v in os.environ.items() if k != "PYFLINK_GATEWAY_DISABLED"}
     procs = {}
     for name, cmd in jobs.items():
         print(f"  starting the {name}: {records:,} records at {rate:,.0f}/s", flush=True)
         log = STATE_DIR / f"{name.replace(' ', '-')}.log"  # what faro logs in the job too
         with log.open("wb") as out:
-            procs[name] = (subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT), log)
+            job = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+            procs[name] = (job, log)
     for name, (proc, log) in procs.items():
         if proc.wait() != 0:
             tail = log.read_text(errors="replace").strip().splitlines()[-15:]
