@@ -96,6 +96,7 @@ _NO_FILES = {"no_events": SCHEMA.empty_table()}
 _TYPED = ", feature_value_long, feature_value_bool, feature_value_string, feature_value_vector"
 """The value columns of types other than double."""
 _ROLLUP_WINDOW = "feature = $feature AND minute >= $since AND minute < $until"
+"""The same window over rollup rows (minutes that start inside it)."""
 # The latest real watermark (by processing time, so one that went back shows as it is)
 # and the flush that reported it: a watermark's lag is measured from that flush, not
 # from a later one that carried none.
@@ -103,7 +104,8 @@ _LATEST_WATERMARK = f"""arg_max(watermark, processing_time) FILTER (WHERE waterm
                        AS watermark,
                    max(processing_time) FILTER (WHERE watermark {REAL_TIME})
                        AS watermark_flush"""
-"""The same window over rollup rows (minutes that start inside it)."""
+_FIRE = f"window_start {REAL_TIME} AND window_end {REAL_TIME}"
+"""An AGGREGATE event with window bounds: a window's fire (null when either is)."""
 
 
 class StoreQueries:
@@ -282,7 +284,7 @@ class StoreQueries:
                    sum(late_count) AS late_count,
                    min(processing_time) AS first_fire, max(processing_time) AS last_fire
             FROM {{events}}
-            WHERE window_start {REAL_TIME} AND window_end {REAL_TIME}
+            WHERE {_FIRE}
               AND processing_time >= $since AND processing_time < $until
             GROUP BY pipeline_id, operator_id, window_start, window_end
             ORDER BY pipeline_id, operator_id, window_start, window_end
@@ -307,8 +309,7 @@ class StoreQueries:
             SELECT operator_id, sum(input_count) AS input_count, sum(late_count) AS late_count
             FROM {{events}}
             WHERE list_contains($operators, operator_id) AND late_count IS NOT NULL
-              AND NOT (coalesce(window_start {REAL_TIME}, false)
-                       AND coalesce(window_end {REAL_TIME}, false))
+              AND NOT coalesce({_FIRE}, false)
               AND processing_time >= $since AND processing_time < $until
             GROUP BY operator_id
             """,
@@ -330,7 +331,7 @@ class StoreQueries:
                    quantile_cont(processing_time - window_end, [0.5, 0.95]) AS q,
                    max(processing_time - window_end) AS max
             FROM {{events}}
-            WHERE window_start {REAL_TIME} AND window_end {REAL_TIME}
+            WHERE {_FIRE}
               AND processing_time >= $since AND processing_time < $until
             GROUP BY operator_id ORDER BY operator_id
             """,
@@ -517,8 +518,8 @@ class StoreQueries:
             for r in self._rows(
                 f"""
                 SELECT DISTINCT operator_id FROM {{events}}
-                WHERE list_contains(features, $feature) AND window_start {REAL_TIME}
-                  AND window_end {REAL_TIME} AND window_end >= $since
+                WHERE list_contains(features, $feature) AND {_FIRE}
+                  AND window_end >= $since
                 ORDER BY operator_id
                 """,
                 self._files("AGGREGATE", pipeline_id, since),
@@ -546,7 +547,7 @@ class StoreQueries:
         params.update(feature=feature, since=since, until=until)
         where = (
             "operator_id = $operator_{side} AND list_contains(features, $feature) "
-            f"AND window_start {REAL_TIME} AND window_end {REAL_TIME} AND window_end >= $since"
+            f"AND {_FIRE} AND window_end >= $since"
         )
         side_sql = f"""
             {{side}} AS (
