@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import sys
 import threading
 import time
 import uuid
@@ -13,6 +14,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from faro.core.events import CaptureEvent, EventType
 from faro.core.sink import CaptureEventSink
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # faro supports 3.10, where the tomli package is what became tomllib
+    import tomli as tomllib
+
+__all__ = ["tomllib"]  # re-exported for the tests that read TOML
 
 
 class ListSink:

@@ -21,13 +21,12 @@ from typing import Any
 
 import httpx
 import pytest
-import tomllib
 import yaml
 
 from faro._dev.broker import free_port
 from faro.core.sampling import is_sampled
 from faro.core.settings import settings
-from tests.support import new_topic, wait_for
+from tests.support import new_topic, tomllib, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

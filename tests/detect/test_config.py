@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import tomllib
 
 from faro.detect import DetectConfig, load
+from tests.support import tomllib
 
 TOML = """
 [detect]

@@ -12,13 +12,13 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from faro import CaptureEvent, EventType, FeatureValueType, OperatorType
 from faro.detect import DetectConfig, Detector, Transition, ledger
 from faro.store.columns import events_to_table
 from faro.store.writer import EventWriter
 from tests.detect import simulation as sim
+from tests.support import tomllib
 
 INTERVAL = 10 * sim.MIN
 
