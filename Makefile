@@ -50,9 +50,10 @@ test-spark35: .venv-spark35/.faro-installed ## run the Spark tests on pyspark 3.
 test-flink120: .venv-flink120/.faro-installed ## run the PyFlink tests on apache-flink 1.20 (installs .venv-flink120)
 	.venv-flink120/bin/python -m pytest tests/flink --ignore tests/flink/test_flink_to_api.py
 
-lint: setup ## ruff and mypy
+lint: setup ## ruff, mypy, and vermin: nothing newer than Python 3.10, the oldest faro supports
 	$(BIN)/ruff check faro tests bench jobs
 	$(BIN)/mypy
+	$(BIN)/vermin --no-tips --violations --eval-annotations -t=3.10- faro tests bench jobs
 
 cluster-up: setup ## start the standalone Flink cluster from the apache-flink wheel (web UI :8081)
 	$(BIN)/python -m faro._dev.flink_cluster up
