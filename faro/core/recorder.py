@@ -83,6 +83,24 @@ def field_getter(extractor: Extractor) -> Callable[[Any], Any]:
     return get
 
 
+def event_time_reader(
+    extractor: Extractor, failures: FailureLog
+) -> Callable[[Any], int | None]:
+    """A function reading a record's event time in epoch ms: ``None`` when the record
+    has none, or when reading it raised (counted in ``failures``, never raised)."""
+    read = field_getter(extractor)
+
+    def event_time(record: Any) -> int | None:
+        try:
+            value = read(record)
+            return None if value is None or value is _MISSING else int(value)
+        except Exception as exc:
+            failures.record("reading the event time from a record raised", exc)
+            return None
+
+    return event_time
+
+
 def _is_row(cls: type, package: str) -> bool:
     return cls.__name__ == "Row" and cls.__module__.startswith(package)
 
@@ -269,7 +287,9 @@ class OperatorRecorder:
         self.sink = sink
         self.failures = FailureLog(f"faro operator {operator_id!r}", log)
         self._clock = clock
-        self._event_time_of = None if event_time is None else field_getter(event_time)
+        self._read_event_time = (
+            None if event_time is None else event_time_reader(event_time, self.failures)
+        )
         self._features = config.feature_names
         probes = [_Probe(n, s) for n, s in config.feature_specs.items() if s.feature_value]
         self._probes = probes
@@ -310,7 +330,7 @@ class OperatorRecorder:
         operator's outputs of this record inherit.
         """
         self._in += 1
-        if event_time is None and self._event_time_of is not None:
+        if event_time is None and self._read_event_time is not None:
             event_time = self._read_event_time(record)
         # Epoch-ms ints exceed 2**30, so each comparison takes CPython's slow path
         # (~15 ns): the range check that drops engine sentinels (Long.MIN/MAX) is only
@@ -335,6 +355,19 @@ class OperatorRecorder:
     def record_in_many(self, records: Iterable[Any], event_times: Iterable[int | None]) -> None:
         for record, event_time in zip(records, event_times, strict=False):
             self.record_in(record, event_time)
+
+    def record_folded(
+        self, count: int, event_time_min: int | None, event_time_max: int | None
+    ) -> None:
+        """``count`` records the engine folded before the operator saw them (a window's
+        incremental aggregation), with their event-time range: counted as inputs, with
+        no feature read from them (they are gone) and none late (the engine kept late
+        records out of the fold)."""
+        self._in += count
+        if event_time_min is not None and TIME_LOW <= event_time_min < self._et_min:
+            self._et_min = event_time_min
+        if event_time_max is not None and self._et_max < event_time_max < TIME_HIGH:
+            self._et_max = event_time_max
 
     def record_late(self, count: int = 1) -> None:
         """Late records the engine observed itself (for example dropped by a window)."""
@@ -414,7 +447,8 @@ class OperatorRecorder:
         """ENTITY events only, for the features extracted on ``side``: for engines that
         count elsewhere and visit records just to sample entities."""
         probes = self._in_probes if side == "input" else self._out_probes
-        event_time = None if self._event_time_of is None else self._read_event_time(record)
+        read_time = self._read_event_time
+        event_time = None if read_time is None else read_time(record)
         for p in probes:
             if not p.entity:
                 continue
@@ -435,14 +469,6 @@ class OperatorRecorder:
             self.sink.close()
         except Exception as exc:
             self.failures.record("closing the sink failed", exc)
-
-    def _read_event_time(self, record: Any) -> int | None:
-        try:
-            value = self._event_time_of(record)  # type: ignore[misc]
-            return None if value is None or value is _MISSING else int(value)
-        except Exception as exc:
-            self.failures.record("reading the event time from a record raised", exc)
-            return None
 
     def _observer(self, probes: list[_Probe], counts_outputs: bool = False) -> Callable[..., None]:
         """What one side of the operator does per record for its features: read each,

@@ -243,18 +243,24 @@ class TracedWindowFunction(_Traced, ProcessWindowFunction):
         rec = self._rec
         assert rec is not None, "open() was not called"
         rec.on_watermark(context.current_watermark())
-        if not isinstance(elements, list):
-            elements = list(elements)
-        for element in elements:
-            rec.record_in(element)
         window = context.window()
         # Flink stamps a time window's results with its last millisecond; count and
         # global windows have no time of their own
         stamp = window.max_timestamp() if isinstance(window, TimeWindow) else None
-        yield from self._pass_outputs(rec, self._fn.process(key, context, elements), stamp)
+        yield from self._pass_outputs(rec, self._fire(rec, key, context, elements), stamp)
         rec.flush(
             window_start=getattr(window, "start", None), window_end=getattr(window, "end", None)
         )
+
+    def _fire(
+        self, rec: OperatorRecorder, key: Any, context: Any, elements: Iterable[Any]
+    ) -> Iterable[Any] | None:
+        """Counts the pane's elements as inputs; returns what the user's function emits."""
+        if not isinstance(elements, list):
+            elements = list(elements)
+        for element in elements:
+            rec.record_in(element)
+        return self._fn.process(key, context, elements)
 
     def clear(self, context: ProcessWindowFunction.Context) -> None:
         self._fn.clear(context)

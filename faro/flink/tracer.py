@@ -7,7 +7,9 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from pyflink.common.typeinfo import TypeInformation
 from pyflink.datastream.functions import (
+    AggregateFunction,
     CoFlatMapFunction,
     CoMapFunction,
     CoProcessFunction,
@@ -18,11 +20,18 @@ from pyflink.datastream.functions import (
     MapFunction,
     ProcessFunction,
     ProcessWindowFunction,
+    WindowFunction,
 )
 
 from faro.core.config import Extractor, FaroConfig, FaroFeatureConfig
 from faro.core.events import OperatorType, parse_enum
 from faro.core.sink import SinkFactory, check_factory
+from faro.flink.aggregate import (
+    TracedAggregate,
+    TracedAggregateFunction,
+    TracedFoldedWindow,
+    folded_type,
+)
 from faro.flink.functions import (
     Capture,
     TracedCoFlatMapFunction,
@@ -89,13 +98,13 @@ class FaroFlink:
 
     def late_trace(
         self,
-        window: ProcessWindowFunction,
+        window: ProcessWindowFunction | TracedAggregate,
         fn: MapFunction | Callable[[Any], Any] | None = None,
     ) -> MapFunction:
         """Counts a window's late records as that window operator's own.
 
-        ``window`` is what :meth:`window_trace` returned. Map the window's
-        late-data side output through the result::
+        ``window`` is what :meth:`window_trace` or :meth:`aggregate_trace` returned.
+        Map the window's late-data side output through the result::
 
             late = OutputTag("late-orders", order_type())  # a type object of its own
             agg = faro.window_trace(OrderAgg(), config, "order-agg-window")
@@ -113,9 +122,11 @@ class FaroFlink:
         PyFlink 2.x cannot pickle a window's late-data tag whose type object
         the job already used, hence ``order_type()``: a fresh one for the tag.
         """
+        if isinstance(window, TracedAggregate):
+            window = window.window_function
         if not isinstance(window, TracedWindowFunction):
             raise TypeError(
-                "late_trace takes the function window_trace returned (agg = "
+                "late_trace takes what window_trace or aggregate_trace returned (agg = "
                 f"faro.window_trace(...); faro.late_trace(agg)), not {type(window).__name__}"
             )
         names = window._capture.config.feature_names
@@ -124,6 +135,55 @@ class FaroFlink:
         config = FaroConfig(features={name: FaroFeatureConfig() for name in names})
         return TracedLateRecords(
             fn, dataclasses.replace(window._capture, config=config, observes_late=True)
+        )
+
+    def aggregate_trace(
+        self,
+        fn: AggregateFunction,
+        config: FaroConfig | None = None,
+        operator_id: str | None = None,
+        *,
+        window_function: ProcessWindowFunction | WindowFunction | None = None,
+        accumulator_type: TypeInformation | list | None = None,
+        event_time: Extractor | None = None,
+    ) -> TracedAggregate:
+        """A window that aggregates incrementally, ``windowed.aggregate(fn,
+        window_function, accumulator_type)``: one AGGREGATE event per window fire,
+        as :meth:`window_trace` reports, its inputs the elements folded into the
+        pane. Pass what you would pass to ``aggregate()``, and pass it the result::
+
+            agg = faro.aggregate_trace(AverageAmount(), config, "avg-amount-window",
+                                       accumulator_type=Types.TUPLE([Types.DOUBLE(), Types.LONG()]),
+                                       event_time="ts")
+            averages = keyed.window(...).aggregate(*agg, output_type=Types.DOUBLE())
+
+        The pane's count and event-time range are folded into the accumulator
+        beside yours, so ``agg.accumulator_type`` wraps the one you give. The
+        elements are gone by the time the window fires, so features are read from
+        the window's results (``on="output"``, as bare names are). A window whose
+        ``reduce()`` you want traced: write the reduction as an AggregateFunction.
+        """
+        if not isinstance(fn, AggregateFunction):
+            raise TypeError(
+                f"aggregate_trace takes an AggregateFunction, not {type(fn).__name__} "
+                "(for a ProcessWindowFunction alone, use window_trace)"
+            )
+        if window_function is not None and not isinstance(
+            window_function, (ProcessWindowFunction, WindowFunction)
+        ):
+            raise TypeError(
+                "window_function must be a ProcessWindowFunction or a WindowFunction, "
+                f"not {type(window_function).__name__}"
+            )
+        _outputs_only(
+            config,
+            "a window that aggregates incrementally hands on one folded value per pane",
+        )
+        capture = self._capture(fn, config, operator_id, OperatorType.WINDOW, event_time, False)
+        return TracedAggregate(
+            TracedAggregateFunction(fn, event_time, capture.operator_id),
+            TracedFoldedWindow(window_function, capture),
+            folded_type(accumulator_type),
         )
 
     def process_trace(
@@ -265,14 +325,11 @@ class FaroFlink:
     ) -> Capture:
         """A Capture for a function of two connected streams, whose features are read
         from its output: its inputs hold records of different shapes."""
-        for name, spec in (config.feature_specs if config else {}).items():
-            if spec.feature_value is not None and spec.on == "input":
-                raise ValueError(
-                    f"feature {name!r} is read from the input, but a function of two "
-                    "connected streams has two inputs with records of different shapes: "
-                    "read it from the output (FaroFeatureConfig(..., on='output')), or "
-                    "trace an operator upstream on the input that carries it"
-                )
+        _outputs_only(
+            config,
+            "a function of two connected streams has two inputs with records of different "
+            "shapes",
+        )
         kind = parse_enum(OperatorType, operator_type, "operator_type")
         return self._capture(fn, config, operator_id, kind, event_time, stamped)
 
@@ -300,6 +357,18 @@ class FaroFlink:
             event_time=event_time,
             observes_late=observes_late,
         )
+
+
+def _outputs_only(config: FaroConfig | None, why: str) -> None:
+    """Refuses features read from the input of an operator whose input records
+    cannot be read: ``why`` says what keeps them from the wrapper."""
+    for name, spec in (config.feature_specs if config else {}).items():
+        if spec.feature_value is not None and spec.on == "input":
+            raise ValueError(
+                f"feature {name!r} is read from the input, but {why}: read it from the "
+                "output (FaroFeatureConfig(..., on='output')), or trace an operator "
+                "upstream on the input that carries it"
+            )
 
 
 def _warn_untimed_entities(

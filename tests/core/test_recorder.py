@@ -101,6 +101,19 @@ def test_an_engines_no_timestamp_value_is_not_an_event_time() -> None:
     assert (event.event_time_min, event.event_time_max) == (700, 700)
 
 
+def test_folded_records_count_as_inputs_with_their_time_range_and_none_late() -> None:
+    sink = ListSink()
+    rec = OperatorRecorder("p", "w", OperatorType.WINDOW, FaroConfig(), sink, observes_late=False)
+    rec.on_watermark(10_000)  # folds hold no late record, whatever their times
+    panes = [(40, 1_000, 9_000), (7, 500, 2_000), (3, None, None)]
+    for count, earliest, latest in panes:
+        rec.record_folded(count, earliest, latest)
+    rec.record_folded(2, 2**62, -(2**62) - 1)  # a fold with no time: its bounds are sentinels
+    event = rec.flush()
+    assert (event.input_count, event.late_count) == (52, None)
+    assert (event.event_time_min, event.event_time_max) == (500, 9_000)
+
+
 def test_named_features_take_statistics_from_output_fields() -> None:
     sink = ListSink()
     rec = OperatorRecorder(

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 
 from pyflink.common import Row, Types, WatermarkStrategy
 from pyflink.common.time import Time
+from pyflink.common.typeinfo import TypeInformation
 from pyflink.common.watermark_strategy import TimestampAssigner
 from pyflink.datastream import DataStream, OutputTag, StreamExecutionEnvironment
 from pyflink.datastream.functions import (
+    AggregateFunction,
     CoFlatMapFunction,
     CoMapFunction,
     CoProcessFunction,
@@ -18,6 +20,7 @@ from pyflink.datastream.functions import (
     KeyedProcessFunction,
     ProcessFunction,
     ProcessWindowFunction,
+    WindowFunction,
 )
 from pyflink.datastream.window import TumblingEventTimeWindows
 
@@ -30,6 +33,20 @@ SUMMARY_TYPE = Types.ROW_NAMED(
     [Types.STRING(), Types.STRING(), Types.LONG(), Types.DOUBLE()],
 )
 SMALL = OutputTag("small-orders", ORDER_TYPE)
+
+
+def revenue_type() -> TypeInformation:
+    """(revenue, orders): RevenueAgg's accumulator and result. A new object each
+    time: PyFlink 2.x cannot pickle a type object a job already used, and an
+    accumulator's type is pickled with its function."""
+    return Types.TUPLE([Types.DOUBLE(), Types.LONG()])
+
+
+def totals_type() -> TypeInformation:
+    return Types.ROW_NAMED(
+        ["merchant", "window_start", "order_count", "revenue"],
+        [Types.STRING(), Types.LONG(), Types.LONG(), Types.DOUBLE()],
+    )
 
 
 @dataclass(frozen=True)
@@ -90,6 +107,41 @@ class OrderAggFn(ProcessWindowFunction):
             yield Row(
                 merchant=key, category=category, order_count=len(amounts), revenue=sum(amounts)
             )
+
+
+class RevenueAgg(AggregateFunction):
+    """(revenue, orders), folded one order at a time."""
+
+    def create_accumulator(self):
+        return (0.0, 0)
+
+    def add(self, value, accumulator):
+        return (accumulator[0] + value[2], accumulator[1] + 1)
+
+    def get_result(self, accumulator):
+        return accumulator
+
+    def merge(self, a, b):
+        return (a[0] + b[0], a[1] + b[1])
+
+
+class MerchantTotals(ProcessWindowFunction):
+    """RevenueAgg's result as a row naming the merchant and the window."""
+
+    def process(self, key, context, elements):
+        for revenue, count in elements:
+            yield Row(
+                merchant=key, window_start=context.window().start, order_count=count,
+                revenue=revenue,
+            )  # fmt: skip
+
+
+class MerchantTotalsApplied(WindowFunction):
+    """MerchantTotals as a WindowFunction (``apply``)."""
+
+    def apply(self, key, window, inputs):
+        for revenue, count in inputs:
+            yield Row(merchant=key, window_start=window.start, order_count=count, revenue=revenue)
 
 
 class BigOrders(KeyedProcessFunction):

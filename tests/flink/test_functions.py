@@ -32,6 +32,7 @@ from tests.flink.jobs import (
     OrdersAndRefunds,
     OrdersOrRefunds,
     PassThrough,
+    RevenueAgg,
     SplitLarge,
 )
 from tests.support import ListSink
@@ -269,7 +270,12 @@ def test_late_records_count_as_the_windows_inputs_and_late_never_outputs() -> No
     assert (event.window_start, event.window_end, event.watermark) == (None, None, None)
 
 
-def test_late_trace_takes_what_window_trace_returned() -> None:
+def test_late_trace_takes_what_window_trace_or_aggregate_trace_returned() -> None:
     faro = FaroFlink("p", ListSink)
-    with pytest.raises(TypeError, match=r"late_trace takes the function window_trace returned"):
+    with pytest.raises(TypeError, match=r"late_trace takes what window_trace or aggregate_trace"):
         faro.late_trace(OrderAggFn())
+    agg = faro.aggregate_trace(RevenueAgg(), FaroConfig(features=["revenue"]), "revenue-window")
+    late = faro.late_trace(agg)
+    assert (late._capture.operator_id, late._capture.config.feature_names) == (
+        "revenue-window", ["revenue"]
+    )

@@ -1,0 +1,118 @@
+"""Windows that aggregate incrementally: ``windowed.aggregate(agg_fn, window_fn)``.
+
+Flink folds each element into its pane's accumulator as it arrives and hands the
+window function one value per fire, so the elements are gone by then. The pane's
+size and event-time range travel in the accumulator instead: the traced
+AggregateFunction folds a count and the range next to the user's accumulator,
+and the traced window function unpacks them at the fire, passes the user's
+result on, and reports the fire as :class:`TracedWindowFunction` does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+from pyflink.common import Types
+from pyflink.common.typeinfo import TypeInformation
+from pyflink.datastream.functions import (
+    AggregateFunction,
+    ProcessWindowFunction,
+    WindowFunction,
+)
+
+from faro.core.config import Extractor
+from faro.core.events import TIME_HIGH, TIME_LOW
+from faro.core.failures import FailureLog
+from faro.core.recorder import OperatorRecorder, event_time_reader
+from faro.flink.functions import Capture, TracedWindowFunction
+
+log = logging.getLogger("faro.flink")
+
+_NO_EARLIEST, _NO_LATEST = TIME_HIGH, TIME_LOW - 1  # a pane with no event time yet
+
+
+class TracedAggregate(NamedTuple):
+    """What ``aggregate()`` takes, in its order, so ``windowed.aggregate(*traced,
+    output_type=...)`` passes all three."""
+
+    aggregate_function: AggregateFunction
+    window_function: ProcessWindowFunction
+    accumulator_type: TypeInformation | None
+
+
+def folded_type(accumulator_type: TypeInformation | list | None) -> TypeInformation | None:
+    """The state type of the traced accumulator: the user's, a count and the pane's
+    earliest and latest event time. ``None`` (the user's accumulator is pickled)
+    stays ``None``; a list is a row's field types, as ``aggregate()`` reads it."""
+    if accumulator_type is None:
+        return None
+    if isinstance(accumulator_type, list):
+        accumulator_type = Types.ROW(accumulator_type)
+    return Types.TUPLE([accumulator_type, Types.LONG(), Types.LONG(), Types.LONG()])
+
+
+class TracedAggregateFunction(AggregateFunction):
+    """The user's AggregateFunction, its accumulator carried as ``(accumulator,
+    count, earliest, latest)``. Flink never opens an AggregateFunction, so the
+    event-time reader is built on the first element."""
+
+    def __init__(self, fn: AggregateFunction, event_time: Extractor | None, operator_id: str):
+        self._fn = fn
+        self._event_time = event_time
+        self._operator_id = operator_id
+        self._read: Any = None
+
+    def create_accumulator(self) -> tuple[Any, int, int, int]:
+        return (self._fn.create_accumulator(), 0, _NO_EARLIEST, _NO_LATEST)
+
+    def add(self, value: Any, accumulator: tuple[Any, int, int, int]) -> tuple[Any, int, int, int]:
+        inner, count, earliest, latest = accumulator
+        inner = self._fn.add(value, inner)
+        if self._event_time is not None:
+            if self._read is None:
+                failures = FailureLog(f"faro operator {self._operator_id!r}", log)
+                self._read = event_time_reader(self._event_time, failures)
+            at = self._read(value)
+            if at is not None and TIME_LOW <= at < TIME_HIGH:
+                earliest, latest = min(earliest, at), max(latest, at)
+        return (inner, count + 1, earliest, latest)
+
+    def get_result(self, accumulator: tuple[Any, int, int, int]) -> tuple[Any, int, int, int]:
+        inner, count, earliest, latest = accumulator
+        return (self._fn.get_result(inner), count, earliest, latest)
+
+    def merge(
+        self, a: tuple[Any, int, int, int], b: tuple[Any, int, int, int]
+    ) -> tuple[Any, int, int, int]:
+        """Merging windows (sessions) merge their panes' accumulators."""
+        return (self._fn.merge(a[0], b[0]), a[1] + b[1], min(a[2], b[2]), max(a[3], b[3]))
+
+
+class TracedFoldedWindow(TracedWindowFunction):
+    """The window function of a traced ``aggregate()``: the pane's folded count and
+    event-time range are its inputs, the user's window function (a
+    ProcessWindowFunction, a WindowFunction, or none: the result itself) its
+    outputs."""
+
+    def __init__(self, fn: ProcessWindowFunction | WindowFunction | None, capture: Capture):
+        self._setup(fn, capture)
+
+    def _fire(
+        self, rec: OperatorRecorder, key: Any, context: Any, elements: Iterable[Any]
+    ) -> Iterable[Any] | None:
+        results = []
+        for result, count, earliest, latest in elements:  # one per fire: the pane's
+            rec.record_folded(count, earliest, latest)
+            results.append(result)
+        fn = self._fn
+        if fn is None:
+            return results
+        if isinstance(fn, ProcessWindowFunction):
+            return fn.process(key, context, results)
+        return fn.apply(key, context.window(), results)
+
+    def clear(self, context: ProcessWindowFunction.Context) -> None:
+        if isinstance(self._fn, ProcessWindowFunction):
+            self._fn.clear(context)
