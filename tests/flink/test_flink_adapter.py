@@ -70,6 +70,15 @@ def _panes(data: list[Order]) -> dict[tuple[str, int], list[Order]]:
     return panes
 
 
+def _fires(events: list) -> Counter:
+    """Each window fire's bounds, records in and out, and event-time range."""
+    return Counter(
+        (e.window_start, e.window_end, e.input_count, e.output_count, e.event_time_min,
+         e.event_time_max)
+        for e in events
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("parallelism", [1, 2])
 def test_window_trace_counts_every_pane_and_changes_nothing(
     flink_env, receiver, parallelism
@@ -99,20 +108,7 @@ def test_window_trace_counts_every_pane_and_changes_nothing(
         for (_, start), pane in panes.items()
     )  # fmt: skip
     events = wait_received(receiver, len(panes))
-    assert (
-        Counter(
-            (
-                e.window_start,
-                e.window_end,
-                e.input_count,
-                e.output_count,
-                e.event_time_min,
-                e.event_time_max,
-            )
-            for e in events
-        )
-        == expected_events
-    )
+    assert _fires(events) == expected_events
     assert all(
         e.event_type is EventType.AGGREGATE and e.operator_type is OperatorType.WINDOW
         for e in events
@@ -178,11 +174,7 @@ def test_aggregate_trace_counts_every_folded_pane_and_changes_nothing(
         shape(m, start, pane) for (m, start), pane in panes.items()
     )
     events = wait_received(receiver, len(panes))
-    assert Counter(
-        (e.window_start, e.window_end, e.input_count, e.output_count, e.event_time_min,
-         e.event_time_max)
-        for e in events
-    ) == Counter(
+    assert _fires(events) == Counter(
         (start, start + WINDOW_MS, len(pane), 1, min(o.ts for o in pane), max(o.ts for o in pane))
         for (_, start), pane in panes.items()
     )  # fmt: skip
@@ -234,11 +226,7 @@ def test_aggregate_trace_follows_merging_session_windows(flink_env, receiver) ->
         (m, s[0].ts, len(s), round(sum(o.amount for o in s), 6)) for m, s in sessions
     )
     events = wait_received(receiver, len(sessions))
-    assert Counter(
-        (e.window_start, e.window_end, e.input_count, e.output_count, e.event_time_min,
-         e.event_time_max)
-        for e in events
-    ) == Counter(
+    assert _fires(events) == Counter(
         (s[0].ts, s[-1].ts + SESSION_GAP_MS, len(s), 1, s[0].ts, s[-1].ts) for _, s in sessions
     )  # fmt: skip
     assert sum(st.sum for e in events for st in e.feature_stats) == len(data)
