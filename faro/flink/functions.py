@@ -82,10 +82,21 @@ class Capture:
             self.operator_type,
             self.config,
             build_sink(self.sink_factory, failures),
-            subtask_index=runtime_context.get_index_of_this_subtask(),
+            subtask_index=subtask_index(runtime_context),
             observes_late=self.observes_late,
             event_time=self.event_time,
         )
+
+
+def subtask_index(runtime_context: RuntimeContext) -> int:
+    """The parallel instance's index. PyFlink 2.x's thread mode asks the Java context
+    for ``getIndexOfThisSubtask()``, which Flink 2.0 moved to ``getTaskInfo()``, so
+    there the public call raises; the wrapped Java context answers instead."""
+    try:
+        return int(runtime_context.get_index_of_this_subtask())
+    except AttributeError:
+        java = runtime_context._runtime_context
+        return int(java.getTaskInfo().getIndexOfThisSubtask())
 
 
 @contextlib.contextmanager

@@ -1,6 +1,5 @@
 """A local job's process waits for faro's wrappers to close before it exits."""
 
-import os
 import subprocess
 import sys
 import threading
@@ -10,6 +9,7 @@ import pytest
 
 from faro.core.json_codec import from_json
 from faro.flink.lifecycle import OpenWrappers
+from tests.flink.conftest import outside_pyflink
 
 pytestmark = pytest.mark.flink
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +22,7 @@ def test_a_script_that_ends_with_execute_keeps_its_last_counts(tmp_path) -> None
     out, records = tmp_path / "events.jsonl", 400
     done = subprocess.run(
         [sys.executable, "-m", "tests.flink.exit_job", str(out), str(records)],
-        cwd=ROOT, env={**_outside_pyflink(), "PYTHONPATH": str(ROOT)},
+        cwd=ROOT, env={**outside_pyflink(), "PYTHONPATH": str(ROOT)},
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -33,12 +33,6 @@ def test_a_script_that_ends_with_execute_keeps_its_last_counts(tmp_path) -> None
         for op in ("first", "second")
     }  # fmt: skip
     assert counts == {"first": (records, {0, 1}), "second": (records, {0, 1})}
-
-
-def _outside_pyflink() -> dict[str, str]:
-    """This process's environment without what PyFlink set in it when it ran a local
-    job's workers here (it would refuse to start a job in the child)."""
-    return {k: v for k, v in os.environ.items() if k != "PYFLINK_GATEWAY_DISABLED"}
 
 
 def test_waiting_ends_when_the_last_opened_wrapper_closes() -> None:
