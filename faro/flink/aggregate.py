@@ -11,13 +11,15 @@ result on, and reports the fire as :class:`TracedWindowFunction` does.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple, TypeAlias
 
 from pyflink.common import Types
 from pyflink.common.typeinfo import TypeInformation
 from pyflink.datastream.functions import (
     AggregateFunction,
+    AllWindowFunction,
+    ProcessAllWindowFunction,
     ProcessWindowFunction,
     WindowFunction,
 )
@@ -26,11 +28,16 @@ from faro.core.config import Extractor
 from faro.core.events import TIME_HIGH, TIME_LOW
 from faro.core.failures import FailureLog
 from faro.core.recorder import OperatorRecorder, event_time_reader
-from faro.flink.functions import Capture, TracedWindowFunction
+from faro.flink.functions import Capture, TracedWindow
 
 log = logging.getLogger("faro.flink")
 
 _NO_EARLIEST, _NO_LATEST = TIME_HIGH, TIME_LOW - 1  # a pane with no event time yet
+
+WindowFunctions: TypeAlias = (
+    ProcessWindowFunction | WindowFunction | ProcessAllWindowFunction | AllWindowFunction
+)
+"""What ``aggregate()`` takes as its window function, on keyed and all-window streams."""
 
 
 class TracedAggregate(NamedTuple):
@@ -38,7 +45,7 @@ class TracedAggregate(NamedTuple):
     output_type=...)`` passes all three."""
 
     aggregate_function: AggregateFunction
-    window_function: ProcessWindowFunction
+    window_function: TracedFoldedWindow
     accumulator_type: TypeInformation | None
 
 
@@ -90,29 +97,43 @@ class TracedAggregateFunction(AggregateFunction):
         return (self._fn.merge(a[0], b[0]), a[1] + b[1], min(a[2], b[2]), max(a[3], b[3]))
 
 
-class TracedFoldedWindow(TracedWindowFunction):
+class TracedFoldedWindow(TracedWindow, ProcessWindowFunction, ProcessAllWindowFunction):
     """The window function of a traced ``aggregate()``: the pane's folded count and
-    event-time range are its inputs, the user's window function (a
-    ProcessWindowFunction, a WindowFunction, or none: the result itself) its
-    outputs."""
+    event-time range are its inputs, what the user's window function emits its
+    outputs (or the aggregate's result, without one). It is both kinds of
+    process window function, so one trace fits keyed and ``window_all`` windows
+    alike: PyFlink calls it with the key on a keyed stream and without on the
+    other."""
 
-    def __init__(self, fn: ProcessWindowFunction | WindowFunction | None, capture: Capture):
+    def __init__(self, fn: WindowFunctions | None, capture: Capture):
         self._setup(fn, capture)
 
-    def _fire(
-        self, rec: OperatorRecorder, key: Any, context: Any, elements: Iterable[Any]
-    ) -> Iterable[Any] | None:
-        results = []
-        for result, count, earliest, latest in elements:  # one per fire: the pane's
-            rec.record_folded(count, earliest, latest)
-            results.append(result)
+    def process(self, *args: Any) -> Iterator[Any]:
+        key, context, elements = args if len(args) == 3 else (None, *args)
+        return self._fired(context, lambda rec: self._emit(key, context, _unfolded(rec, elements)))
+
+    def _emit(self, key: Any, context: Any, results: list[Any]) -> Iterable[Any] | None:
         fn = self._fn
         if fn is None:
             return results
         if isinstance(fn, ProcessWindowFunction):
             return fn.process(key, context, results)
-        return fn.apply(key, context.window(), results)
+        if isinstance(fn, ProcessAllWindowFunction):
+            return fn.process(context, results)
+        if isinstance(fn, WindowFunction):
+            return fn.apply(key, context.window(), results)
+        return fn.apply(context.window(), results)  # an AllWindowFunction
 
-    def clear(self, context: ProcessWindowFunction.Context) -> None:
-        if isinstance(self._fn, ProcessWindowFunction):
+    def clear(self, context: Any) -> None:
+        if isinstance(self._fn, (ProcessWindowFunction, ProcessAllWindowFunction)):
             self._fn.clear(context)
+
+
+def _unfolded(rec: OperatorRecorder, elements: Iterable[Any]) -> list[Any]:
+    """The user's results of the fire (one: the pane's), its count and event-time
+    range counted as inputs."""
+    results = []
+    for result, count, earliest, latest in elements:
+        rec.record_folded(count, earliest, latest)
+        results.append(result)
+    return results

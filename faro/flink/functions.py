@@ -31,6 +31,7 @@ from pyflink.datastream.functions import (
     KeyedCoProcessFunction,
     KeyedProcessFunction,
     MapFunction,
+    ProcessAllWindowFunction,
     ProcessFunction,
     ProcessWindowFunction,
     RuntimeContext,
@@ -242,38 +243,66 @@ class _Traced:
             self._flush(rec)
 
 
-class TracedWindowFunction(_Traced, ProcessWindowFunction):
-    """One AGGREGATE event per window fire."""
+class TracedWindow(_Traced):
+    """One AGGREGATE event per window fire, for the window wrappers below and the
+    incremental ones (:mod:`faro.flink.aggregate`)."""
 
+    def _fired(
+        self, context: Any, outputs_of: Callable[[OperatorRecorder], Iterable[Any] | None]
+    ) -> Iterator[Any]:
+        """``outputs_of`` counts the fire's inputs and returns what the user's function
+        emits for them."""
+        rec = self._rec
+        assert rec is not None, "open() was not called"
+        current_watermark = getattr(context, "current_watermark", None)
+        if current_watermark is not None:  # PyFlink gives an all-window function none
+            rec.on_watermark(current_watermark())
+        window = context.window()
+        # Flink stamps a time window's results with its last millisecond; count and
+        # global windows have no time of their own
+        stamp = window.max_timestamp() if isinstance(window, TimeWindow) else None
+        yield from self._pass_outputs(rec, outputs_of(rec), stamp)
+        rec.flush(
+            window_start=getattr(window, "start", None), window_end=getattr(window, "end", None)
+        )
+
+
+def _counted(rec: OperatorRecorder, elements: Iterable[Any]) -> list[Any]:
+    """The pane's elements, each counted as an input."""
+    if not isinstance(elements, list):
+        elements = list(elements)
+    for element in elements:
+        rec.record_in(element)
+    return elements
+
+
+class TracedWindowFunction(TracedWindow, ProcessWindowFunction):
     def __init__(self, fn: ProcessWindowFunction, capture: Capture):
         self._setup(fn, capture)
 
     def process(
         self, key: Any, context: ProcessWindowFunction.Context, elements: Iterable[Any]
     ) -> Iterator[Any]:
-        rec = self._rec
-        assert rec is not None, "open() was not called"
-        rec.on_watermark(context.current_watermark())
-        window = context.window()
-        # Flink stamps a time window's results with its last millisecond; count and
-        # global windows have no time of their own
-        stamp = window.max_timestamp() if isinstance(window, TimeWindow) else None
-        yield from self._pass_outputs(rec, self._fire(rec, key, context, elements), stamp)
-        rec.flush(
-            window_start=getattr(window, "start", None), window_end=getattr(window, "end", None)
+        return self._fired(
+            context, lambda rec: self._fn.process(key, context, _counted(rec, elements))
         )
 
-    def _fire(
-        self, rec: OperatorRecorder, key: Any, context: Any, elements: Iterable[Any]
-    ) -> Iterable[Any] | None:
-        """Counts the pane's elements as inputs; returns what the user's function emits."""
-        if not isinstance(elements, list):
-            elements = list(elements)
-        for element in elements:
-            rec.record_in(element)
-        return self._fn.process(key, context, elements)
-
     def clear(self, context: ProcessWindowFunction.Context) -> None:
+        self._fn.clear(context)
+
+
+class TracedAllWindowFunction(TracedWindow, ProcessAllWindowFunction):
+    """A window over the whole stream (``window_all``)."""
+
+    def __init__(self, fn: ProcessAllWindowFunction, capture: Capture):
+        self._setup(fn, capture)
+
+    def process(
+        self, context: ProcessAllWindowFunction.Context, elements: Iterable[Any]
+    ) -> Iterator[Any]:
+        return self._fired(context, lambda rec: self._fn.process(context, _counted(rec, elements)))
+
+    def clear(self, context: ProcessAllWindowFunction.Context) -> None:
         self._fn.clear(context)
 
 

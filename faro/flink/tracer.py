@@ -10,6 +10,7 @@ from typing import Any
 from pyflink.common.typeinfo import TypeInformation
 from pyflink.datastream.functions import (
     AggregateFunction,
+    AllWindowFunction,
     CoFlatMapFunction,
     CoMapFunction,
     CoProcessFunction,
@@ -18,6 +19,7 @@ from pyflink.datastream.functions import (
     KeyedCoProcessFunction,
     KeyedProcessFunction,
     MapFunction,
+    ProcessAllWindowFunction,
     ProcessFunction,
     ProcessWindowFunction,
     WindowFunction,
@@ -30,10 +32,12 @@ from faro.flink.aggregate import (
     TracedAggregate,
     TracedAggregateFunction,
     TracedFoldedWindow,
+    WindowFunctions,
     folded_type,
 )
 from faro.flink.functions import (
     Capture,
+    TracedAllWindowFunction,
     TracedCoFlatMapFunction,
     TracedCoMapFunction,
     TracedCoProcessFunction,
@@ -44,6 +48,7 @@ from faro.flink.functions import (
     TracedLateRecords,
     TracedMapFunction,
     TracedProcessFunction,
+    TracedWindow,
     TracedWindowFunction,
 )
 
@@ -74,12 +79,12 @@ class FaroFlink:
 
     def window_trace(
         self,
-        fn: ProcessWindowFunction,
+        fn: ProcessWindowFunction | ProcessAllWindowFunction,
         config: FaroConfig | None = None,
         operator_id: str | None = None,
         *,
         event_time: Extractor | None = None,
-    ) -> ProcessWindowFunction:
+    ) -> ProcessWindowFunction | ProcessAllWindowFunction:
         """One AGGREGATE event per window fire: pane size, outputs, window bounds,
         watermark, feature statistics.
 
@@ -91,8 +96,21 @@ class FaroFlink:
         their event time, as Flink stamps them. Late elements never reach a
         window function, so ``late_count`` is None in these events: route them
         to a side output and count them there with :meth:`late_trace`.
+
+        A ProcessAllWindowFunction (``stream.window_all(...).process(...)``) is
+        traced the same way, except that PyFlink hands it no watermark.
         """
-        return TracedWindowFunction(
+        traced: type[TracedWindowFunction | TracedAllWindowFunction]
+        if isinstance(fn, ProcessWindowFunction):
+            traced = TracedWindowFunction
+        elif isinstance(fn, ProcessAllWindowFunction):
+            traced = TracedAllWindowFunction
+        else:
+            raise TypeError(
+                "window_trace takes a ProcessWindowFunction or a ProcessAllWindowFunction, "
+                f"not {type(fn).__name__} (for an AggregateFunction, use aggregate_trace)"
+            )
+        return traced(
             fn, self._capture(fn, config, operator_id, OperatorType.WINDOW, event_time, False)
         )
 
@@ -124,7 +142,7 @@ class FaroFlink:
         """
         if isinstance(window, TracedAggregate):
             window = window.window_function
-        if not isinstance(window, TracedWindowFunction):
+        if not isinstance(window, TracedWindow):
             raise TypeError(
                 "late_trace takes what window_trace or aggregate_trace returned (agg = "
                 f"faro.window_trace(...); faro.late_trace(agg)), not {type(window).__name__}"
@@ -143,7 +161,7 @@ class FaroFlink:
         config: FaroConfig | None = None,
         operator_id: str | None = None,
         *,
-        window_function: ProcessWindowFunction | WindowFunction | None = None,
+        window_function: WindowFunctions | None = None,
         accumulator_type: TypeInformation | list | None = None,
         event_time: Extractor | None = None,
     ) -> TracedAggregate:
@@ -169,10 +187,12 @@ class FaroFlink:
                 "(for a ProcessWindowFunction alone, use window_trace)"
             )
         if window_function is not None and not isinstance(
-            window_function, (ProcessWindowFunction, WindowFunction)
+            window_function,
+            (ProcessWindowFunction, WindowFunction, ProcessAllWindowFunction, AllWindowFunction),
         ):
             raise TypeError(
-                "window_function must be a ProcessWindowFunction or a WindowFunction, "
+                "window_function must be a ProcessWindowFunction or a WindowFunction (or, "
+                "after window_all, a ProcessAllWindowFunction or an AllWindowFunction), "
                 f"not {type(window_function).__name__}"
             )
         _outputs_only(

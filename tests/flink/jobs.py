@@ -18,6 +18,7 @@ from pyflink.datastream.functions import (
     CoProcessFunction,
     KeyedCoProcessFunction,
     KeyedProcessFunction,
+    ProcessAllWindowFunction,
     ProcessFunction,
     ProcessWindowFunction,
     WindowFunction,
@@ -142,6 +143,21 @@ class MerchantTotalsApplied(WindowFunction):
     def apply(self, key, window, inputs):
         for revenue, count in inputs:
             yield Row(merchant=key, window_start=window.start, order_count=count, revenue=revenue)
+
+
+def window_totals_type() -> TypeInformation:
+    return Types.ROW_NAMED(
+        ["window_start", "order_count", "revenue"], [Types.LONG(), Types.LONG(), Types.DOUBLE()]
+    )
+
+
+class AllOrders(ProcessAllWindowFunction):
+    """Every order of the window, merchants together (``window_all``)."""
+
+    def process(self, context, elements):
+        amounts = [o[2] for o in elements]
+        yield Row(window_start=context.window().start, order_count=len(amounts),
+                  revenue=sum(amounts))  # fmt: skip
 
 
 class BigOrders(KeyedProcessFunction):

@@ -73,7 +73,7 @@ def test_aggregate_trace_refuses_what_it_cannot_read() -> None:
     alone = r"takes an AggregateFunction, not OrderAggFn \(for a ProcessWindowFunction alone"
     with pytest.raises(TypeError, match=alone):
         faro.aggregate_trace(OrderAggFn())
-    with pytest.raises(TypeError, match=r"ProcessWindowFunction or a WindowFunction, not str"):
+    with pytest.raises(TypeError, match=r"ProcessWindowFunction or a WindowFunction \(or, after "):
         faro.aggregate_trace(RevenueAgg(), window_function="sum")
     on_input = FaroConfig(features={"amount": FaroFeatureConfig(feature_value=lambda o: o[2])})
     folded = r"'amount' is read from the input, but a window that aggregates .*on='output'"

@@ -31,6 +31,7 @@ from tests.flink.jobs import (
     SMALL,
     SUMMARY_TYPE,
     WINDOW_MS,
+    AllOrders,
     BigOrders,
     KeyedOrdersAndRefunds,
     MerchantTotals,
@@ -50,6 +51,7 @@ from tests.flink.jobs import (
     timestamped,
     totals_type,
     window_job,
+    window_totals_type,
     windowed,
 )
 from tests.support import wait_for
@@ -185,6 +187,42 @@ def test_aggregate_trace_counts_every_folded_pane_and_changes_nothing(
     assert {e.subtask_index for e in events} == set(range(parallelism))
     # the feature read from each fire's result sums to every order
     assert sum(s.sum for e in events for s in e.feature_stats) == len(data)
+
+
+def test_window_all_is_traced_by_window_trace_and_aggregate_trace(flink_env, receiver) -> None:
+    data = orders(600)
+    faro = _faro(receiver)
+    window = TumblingEventTimeWindows.of(Time.milliseconds(WINDOW_MS))
+    whole = faro.window_trace(AllOrders(), FaroConfig(features=["order_count"]), "all-window",
+                              event_time=lambda o: o[3])  # fmt: skip
+    listed = collect(
+        order_stream(flink_env(2), data).window_all(window).process(whole, window_totals_type())
+    )
+    agg = faro.aggregate_trace(
+        RevenueAgg(), None, "all-aggregate", accumulator_type=revenue_type(),
+        event_time=lambda o: o[3],
+    )  # fmt: skip
+    folded = collect(
+        order_stream(flink_env(2), data).window_all(window).aggregate(
+            *agg, output_type=revenue_type()
+        )
+    )
+
+    panes: dict[int, list[Order]] = defaultdict(list)
+    for o in data:
+        panes[o.ts - o.ts % WINDOW_MS].append(o)
+    revenue = {start: round(sum(o.amount for o in pane), 6) for start, pane in panes.items()}
+    assert sorted(listed) == sorted((s, len(p), revenue[s]) for s, p in panes.items())
+    assert sorted(folded) == sorted((revenue[s], len(p)) for s, p in panes.items())
+    events = wait_received(receiver, 2 * len(panes))
+    expected = Counter(
+        (start, start + WINDOW_MS, len(pane), 1, min(o.ts for o in pane), max(o.ts for o in pane))
+        for start, pane in panes.items()
+    )
+    for operator in ("all-window", "all-aggregate"):
+        assert _fires([e for e in events if e.operator_id == operator]) == expected, operator
+    listed_stats = [s for e in events if e.operator_id == "all-window" for s in e.feature_stats]
+    assert sum(s.sum for s in listed_stats) == len(data)
 
 
 SESSION_GAP_MS = 1_000

@@ -12,6 +12,7 @@ from tests.flink.jobs import (
     OrderAggFn,
     OrdersAndRefunds,
     OrdersOrRefunds,
+    RevenueAgg,
     SplitLarge,
 )
 from tests.support import ListSink
@@ -89,6 +90,10 @@ def test_each_trace_takes_its_kind_of_function_and_says_which_to_use_instead() -
         _faro().co_map_trace(SplitLarge())
     with pytest.raises(TypeError, match=r"takes a CoFlatMapFunction, not OrdersOrRefunds"):
         _faro().co_flat_map_trace(OrdersOrRefunds())
+    with pytest.raises(TypeError, match=r"window_trace takes a ProcessWindowFunction or a "
+                                        r"ProcessAllWindowFunction, not RevenueAgg \(for an "
+                                        r"AggregateFunction, use aggregate_trace"):  # fmt: skip
+        _faro().window_trace(RevenueAgg())
 
 
 def test_a_function_of_two_streams_is_a_join_unless_told_otherwise() -> None:
