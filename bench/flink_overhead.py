@@ -17,7 +17,7 @@ tenth of the records, to the last), which leaves out job start-up and
 shutdown. The wrapper's own per-record cost is also timed outside Flink,
 where it is exact.
 
-    python bench/flink_overhead.py [--records 300000] [--repeat 9]
+    python bench/flink_overhead.py [--records 300000] [--repeat 9] [--mode thread]
 """
 
 from __future__ import annotations
@@ -28,13 +28,15 @@ import os
 import platform
 import statistics
 import sys
+import sysconfig
 import tempfile
 import time
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
-from pyflink.common import Row, Types, WatermarkStrategy
+from pyflink.common import Configuration, Row, Types, WatermarkStrategy
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.datastream.connectors.base import Sink
 from pyflink.datastream.connectors.number_seq import NumberSequenceSource
@@ -107,9 +109,11 @@ class PrometheusRollingTotal(RollingTotal):
             yield out
 
 
-def run(records: int, fn: KeyedProcessFunction) -> float:
+def run(records: int, fn: KeyedProcessFunction, mode: str = "process") -> float:
     """Records per second of the job's net runtime (start-up and shutdown included)."""
-    env = StreamExecutionEnvironment.get_execution_environment()
+    config = Configuration()
+    config.set_string("python.execution-mode", mode)
+    env = StreamExecutionEnvironment.get_execution_environment(config)
     env.set_parallelism(1)
     env.set_python_executable(sys.executable)
     (
@@ -190,7 +194,16 @@ def main() -> None:
     )
     parser.add_argument("--records", type=int, default=300_000)
     parser.add_argument("--repeat", type=int, default=9)
+    parser.add_argument(
+        "--mode", choices=["process", "thread"], default="process",
+        help="PyFlink's execution mode: Python worker processes (the default) or an "
+        "interpreter inside the JVM",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.mode == "thread":
+        # the JVM's interpreter starts from the system's Python, not this virtualenv
+        paths = [str(Path(__file__).resolve().parents[1]), sysconfig.get_paths()["purelib"]]
+        os.environ["PYTHONPATH"] = os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")])
 
     with LocalBroker() as broker, tempfile.TemporaryDirectory() as tmp:
         aggregate = FaroFlink(
@@ -227,7 +240,7 @@ def main() -> None:
             "prometheus_client": lambda: PrometheusRollingTotal(str(clock), warmup),
             "plain, again": user,  # the same job as plain: how far apart two equal runs land
         }
-        run(20_000, RollingTotal())  # warm the JVM and the Python worker once
+        run(20_000, RollingTotal(), args.mode)  # warm the JVM and the Python worker once
         rates: dict[str, list[float]] = {name: [] for name in variants}
         steady: dict[str, list[float]] = {name: [] for name in variants}
         names = list(variants)
@@ -238,7 +251,7 @@ def main() -> None:
             for name in names[shift:] + names[:shift]:
                 make = variants[name]
                 clock.unlink(missing_ok=True)
-                rates[name].append(run(args.records, make()))
+                rates[name].append(run(args.records, make(), args.mode))
                 records, seconds = clock.read_text().split()
                 steady[name].append(int(records) / float(seconds))
             done = ", ".join(f"{name} {rates[name][-1]:,.0f}" for name in names)
@@ -254,7 +267,7 @@ def main() -> None:
 
     py = f"{platform.python_implementation()} {platform.python_version()}"
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {py}")
-    print("apache-flink 2.3.0, process mode, parallelism 1")
+    print(f"apache-flink {version('apache-flink')}, {args.mode} mode, parallelism 1")
     print(f"{args.records:,} records per run, {args.repeat} interleaved rounds: median")
     print("records/s, and the median of each round's ratio to its two plain runs [range],")
     print("with an interval that holds the true median at the confidence given")

@@ -5,7 +5,7 @@ window function one value per fire, so the elements are gone by then. The pane's
 size and event-time range travel in the accumulator instead: the traced
 AggregateFunction folds a count and the range next to the user's accumulator,
 and the traced window function unpacks them at the fire, passes the user's
-result on, and reports the fire as :class:`TracedWindowFunction` does.
+result on, and reports the fire as every traced window does (:class:`TracedWindow`).
 """
 
 from __future__ import annotations
