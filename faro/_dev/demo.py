@@ -31,6 +31,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from faro._dev.broker import LocalBroker, free_port
+from faro._dev.environment import child_environment
 from faro.core.sampling import is_sampled
 from faro.store.journal import Journal
 from faro.store.status import describe, kafka_lag, store_status
@@ -60,9 +61,9 @@ def _run_jobs(bootstrap: str, records: int, rate: float) -> None:
             *user_options,
         ],
     }
-    # PyFlink marks a process that ran a local job's workers (a test session) so that
-    # it never starts a job from there; the jobs are processes of their own
-    env = {k: v for k, v in os.environ.items() if k != "PYFLINK_GATEWAY_DISABLED"}
+    # the jobs are processes of their own, even when started from one that ran a
+    # local job's workers (a test session)
+    env = child_environment()
     procs = {}
     for name, cmd in jobs.items():
         print(f"  starting the {name}: {records:,} records at {rate:,.0f}/s", flush=True)

@@ -34,6 +34,7 @@ from typing import Any, NoReturn
 import pyflink
 
 from faro._dev.broker import free_port
+from faro._dev.environment import child_environment
 
 FLINK_HOME = Path(pyflink.__file__).resolve().parent
 DEFAULT_STATE = Path(".faro/flink")
@@ -63,12 +64,11 @@ class FlinkCluster:
         return f"http://localhost:{self.rest_port}"
 
     def _env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "FLINK_CONF_DIR": str(self.conf_dir),
-            "FLINK_LOG_DIR": str(self.state_dir / "log"),
-            "FLINK_PID_DIR": str(self.state_dir / "pid"),
-        }
+        return child_environment(
+            FLINK_CONF_DIR=str(self.conf_dir),
+            FLINK_LOG_DIR=str(self.state_dir / "log"),
+            FLINK_PID_DIR=str(self.state_dir / "pid"),
+        )
 
     def _write_conf(self, settings: dict[str, Any], replace: bool = True) -> None:
         """The wheel's conf/ copied into the state dir, with ``settings`` on top of

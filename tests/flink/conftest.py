@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator
 
@@ -48,9 +47,3 @@ def wait_received(rx: Receiver, at_least: int) -> list[CaptureEvent]:
     events = received_events(rx)
     assert arrived, f"{len(events)} events arrived within {CLOSE_GRACE_S}s, expected {at_least}"
     return events
-
-
-def outside_pyflink() -> dict[str, str]:
-    """This process's environment without what PyFlink set in it when it ran a local
-    job's workers here (it would refuse to start a job in a child process)."""
-    return {k: v for k, v in os.environ.items() if k != "PYFLINK_GATEWAY_DISABLED"}

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from faro._dev.environment import child_environment
 from faro.core.json_codec import from_json
 from faro.flink.lifecycle import OpenWrappers
-from tests.flink.conftest import outside_pyflink
 
 pytestmark = pytest.mark.flink
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +22,7 @@ def test_a_script_that_ends_with_execute_keeps_its_last_counts(tmp_path) -> None
     out, records = tmp_path / "events.jsonl", 400
     done = subprocess.run(
         [sys.executable, "-m", "tests.flink.exit_job", str(out), str(records)],
-        cwd=ROOT, env={**outside_pyflink(), "PYTHONPATH": str(ROOT)},
+        cwd=ROOT, env=child_environment(PYTHONPATH=str(ROOT)),
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

@@ -1,5 +1,6 @@
 """The order job submitted with `flink run -py` to the wheel's standalone cluster."""
 
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -7,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from pyflink.common import Types
+from pyflink.datastream import StreamExecutionEnvironment
 
 from faro._dev.broker import LocalBroker, free_port
 from faro._dev.flink_cluster import FlinkCluster
@@ -18,8 +21,20 @@ pytestmark = [pytest.mark.flink, pytest.mark.kafka]
 JOBS = Path(__file__).resolve().parents[2] / "jobs"
 
 
+def _run_a_local_job_here() -> None:
+    """Leaves PyFlink's loopback server for local jobs' workers in this process, as
+    the in-process tests before these do in a full run, before the cluster starts
+    from here."""
+    env = StreamExecutionEnvironment.get_execution_environment()
+    env.set_python_executable(sys.executable)
+    with env.from_collection([1, 2], Types.LONG()).map(lambda v: v, Types.LONG()) \
+            .execute_and_collect() as results:  # fmt: skip
+        assert sorted(results) == [1, 2]
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkCluster]:
+    _run_a_local_job_here()
     c = FlinkCluster(tmp_path_factory.mktemp("flink"), rest_port=free_port())
     c.up()
     try:
@@ -68,3 +83,7 @@ def test_order_job_on_the_cluster_delivers_its_events_to_kafka(
     assert len(windows) >= MERCHANTS * 5  # 5 s of event time in 1 s windows, for each merchant
     revenue = sum(s.sum for e in windows for s in e.feature_stats if s.name == "revenue_7d")
     assert revenue == pytest.approx(sum(valid), abs=0.01 * len(windows))  # outputs round to cents
+    # The TaskManager ran Python workers of its own: handed this process's loopback
+    # address, it ran them here instead, and its variables arrived in os.environ.
+    assert os.environ.get("FLINK_CONF_DIR") != str(cluster.conf_dir)
+    assert "JAVA_RUN" not in os.environ

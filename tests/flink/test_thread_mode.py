@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from faro._dev.environment import child_environment
 from faro.core.json_codec import from_json
-from tests.flink.conftest import outside_pyflink
 from tests.flink.jobs import WINDOW_MS, orders
 from tests.flink.thread_job import MIN_AMOUNT, ORDERS
 
@@ -25,7 +25,7 @@ def test_traced_operators_count_ground_truth_in_thread_mode(tmp_path) -> None:
     path = f"{ROOT}:{sysconfig.get_paths()['purelib']}"
     done = subprocess.run(
         [sys.executable, "-m", "tests.flink.thread_job", str(tmp_path)],
-        cwd=ROOT, env={**outside_pyflink(), "PYTHONPATH": path},
+        cwd=ROOT, env=child_environment(PYTHONPATH=path),
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
