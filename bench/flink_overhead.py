@@ -28,7 +28,6 @@ import os
 import platform
 import statistics
 import sys
-import sysconfig
 import tempfile
 import time
 from importlib.metadata import version
@@ -50,6 +49,7 @@ from faro import (
     StdoutCaptureEventSink,
 )
 from faro._dev.broker import LocalBroker
+from faro._dev.environment import thread_mode_pythonpath
 from faro.flink import FaroFlink
 
 PURCHASE = Types.TUPLE([Types.STRING(), Types.DOUBLE()])
@@ -201,9 +201,7 @@ def main() -> None:
     )  # fmt: skip
     args = parser.parse_args()
     if args.mode == "thread":
-        # the JVM's interpreter starts from the system's Python, not this virtualenv
-        paths = [str(Path(__file__).resolve().parents[1]), sysconfig.get_paths()["purelib"]]
-        os.environ["PYTHONPATH"] = os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")])
+        os.environ["PYTHONPATH"] = thread_mode_pythonpath(str(Path(__file__).resolve().parents[1]))
 
     with LocalBroker() as broker, tempfile.TemporaryDirectory() as tmp:
         aggregate = FaroFlink(

@@ -13,6 +13,7 @@ later gateway started from there).
 from __future__ import annotations
 
 import os
+import sysconfig
 
 LOCAL_JOB_VARIABLES = frozenset({
     "PYFLINK_GATEWAY_DISABLED",
@@ -34,3 +35,11 @@ def child_environment(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in LOCAL_JOB_VARIABLES}
     env.update(overrides)
     return env
+
+
+def thread_mode_pythonpath(*paths: str) -> str:
+    """A ``PYTHONPATH`` for PyFlink's thread mode: the interpreter inside the JVM starts
+    from the system's Python, not this virtualenv, so it gets ``paths``, this
+    environment's site-packages and whatever ``PYTHONPATH`` already holds."""
+    existing = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return os.pathsep.join([*paths, sysconfig.get_paths()["purelib"], *existing])

@@ -10,7 +10,6 @@ from typing import Any
 from pyflink.common.typeinfo import TypeInformation
 from pyflink.datastream.functions import (
     AggregateFunction,
-    AllWindowFunction,
     CoFlatMapFunction,
     CoMapFunction,
     CoProcessFunction,
@@ -22,7 +21,6 @@ from pyflink.datastream.functions import (
     ProcessAllWindowFunction,
     ProcessFunction,
     ProcessWindowFunction,
-    WindowFunction,
 )
 
 from faro.core.config import Extractor, FaroConfig, FaroFeatureConfig
@@ -186,10 +184,7 @@ class FaroFlink:
                 f"aggregate_trace takes an AggregateFunction, not {type(fn).__name__} "
                 "(for a ProcessWindowFunction alone, use window_trace)"
             )
-        if window_function is not None and not isinstance(
-            window_function,
-            (ProcessWindowFunction, WindowFunction, ProcessAllWindowFunction, AllWindowFunction),
-        ):
+        if window_function is not None and not isinstance(window_function, WindowFunctions):
             raise TypeError(
                 "window_function must be a ProcessWindowFunction or a WindowFunction (or, "
                 "after window_all, a ProcessAllWindowFunction or an AllWindowFunction), "

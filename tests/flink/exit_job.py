@@ -2,47 +2,26 @@
 user's script does: two traced maps, chained, each sending its counts only when
 it closes, to a sink that takes a while to deliver them.
 
-    python -m tests.flink.exit_job OUT_FILE RECORDS
+    python -m tests.flink.exit_job OUT_DIR RECORDS
 """
 
 from __future__ import annotations
 
 import functools
 import sys
-import time
 
 from pyflink.common import Types
 from pyflink.datastream import StreamExecutionEnvironment
 
-from faro import CaptureEvent
-from faro.core.json_codec import to_json
 from faro.flink import FaroFlink
+from tests.flink.jobs import FileSink
 
-DELIVERY_S = 0.5
-
-
-class SlowFileSink:
-    """Appends the events it got to a file when closed, ``DELIVERY_S`` later: a
-    destination that takes that long to acknowledge them."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.events: list[CaptureEvent] = []
-
-    def emit(self, event: CaptureEvent) -> None:
-        self.events.append(event)
-
-    def flush(self, timeout: float | None = None) -> bool:
-        return True
-
-    def close(self) -> None:
-        time.sleep(DELIVERY_S)
-        with open(self.path, "a") as f:
-            f.writelines(to_json(e) + "\n" for e in self.events)
+DELIVERY_S = 0.5  # how long each sink takes to deliver its events when it closes
 
 
-def main(out: str, records: int) -> None:
-    faro = FaroFlink("exit-job", functools.partial(SlowFileSink, out), flush_interval=3600)
+def main(out_dir: str, records: int) -> None:
+    sink = functools.partial(FileSink, out_dir, DELIVERY_S)
+    faro = FaroFlink("exit-job", sink, flush_interval=3600)
     env = StreamExecutionEnvironment.get_execution_environment()
     env.set_parallelism(2)
     env.set_python_executable(sys.executable)

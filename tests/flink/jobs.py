@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import random
+import threading
+import time
+import uuid
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from pyflink.common import Row, Types, WatermarkStrategy
 from pyflink.common.time import Time
@@ -24,6 +29,9 @@ from pyflink.datastream.functions import (
     WindowFunction,
 )
 from pyflink.datastream.window import TumblingEventTimeWindows
+
+from faro import CaptureEvent
+from faro.core.json_codec import from_json, to_json
 
 WINDOW_MS = 10_000
 ORDER_TYPE = Types.TUPLE(
@@ -84,6 +92,45 @@ def orders(n: int, users: int = 50, seed: int = 3) -> list[Order]:
 class _Ts(TimestampAssigner):
     def extract_timestamp(self, value, record_timestamp) -> int:
         return int(value[3])
+
+
+def panes_of(data: list[Order]) -> dict[tuple[str, int], list[Order]]:
+    """The orders of each (merchant, window start) of the tumbling windows."""
+    by_pane: dict[tuple[str, int], list[Order]] = defaultdict(list)
+    for o in data:
+        by_pane[(o.merchant, o.ts - o.ts % WINDOW_MS)].append(o)
+    return by_pane
+
+
+class FileSink:
+    """Keeps its events and writes them to a file of its own in ``out_dir`` when
+    closed, ``delay_s`` later (a destination that takes that long to acknowledge
+    them). For jobs run as scripts: every subtask's sink writes its own file."""
+
+    def __init__(self, out_dir: str, delay_s: float = 0.0):
+        self.path = Path(out_dir) / f"events-{uuid.uuid4().hex}.jsonl"
+        self.delay_s = delay_s
+        self.events: list[CaptureEvent] = []
+        self._lock = threading.Lock()
+
+    def emit(self, event: CaptureEvent) -> None:
+        with self._lock:
+            self.events.append(event)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        return True
+
+    def close(self) -> None:
+        time.sleep(self.delay_s)
+        self.path.write_text("".join(to_json(e) + "\n" for e in self.events))
+
+
+def read_events(out_dir: Path) -> list[CaptureEvent]:
+    """Every event the FileSinks wrote in ``out_dir``."""
+    return [
+        e for f in out_dir.glob("events-*.jsonl") for line in f.read_text().splitlines()
+        for e in from_json(line)
+    ]  # fmt: skip
 
 
 def order_stream(env: StreamExecutionEnvironment, data: list[Order]) -> DataStream:

@@ -47,6 +47,7 @@ from tests.flink.jobs import (
     collect,
     order_stream,
     orders,
+    panes_of,
     revenue_type,
     timestamped,
     totals_type,
@@ -63,13 +64,6 @@ def _faro(receiver, **kwargs) -> FaroFlink:
     return FaroFlink(
         "order-pipeline", HttpCaptureEventSink.factory(receiver.url, format="json"), **kwargs
     )
-
-
-def _panes(data: list[Order]) -> dict[tuple[str, int], list[Order]]:
-    panes: dict[tuple[str, int], list[Order]] = defaultdict(list)
-    for o in data:
-        panes[(o.merchant, o.ts - o.ts % WINDOW_MS)].append(o)
-    return panes
 
 
 def _fires(events: list) -> Counter:
@@ -91,7 +85,7 @@ def test_window_trace_counts_every_pane_and_changes_nothing(
     traced = faro.window_trace(OrderAggFn(), config, "order-agg-window", event_time=lambda o: o[3])
     output = collect(window_job(flink_env(parallelism), data, traced))
 
-    panes = _panes(data)
+    panes = panes_of(data)
     expected_output = sorted(
         (
             m,
@@ -171,7 +165,7 @@ def test_aggregate_trace_counts_every_folded_pane_and_changes_nothing(
         _folded(order_stream(flink_env(parallelism), data), window, agg, output_type())
     )
 
-    panes = _panes(data)
+    panes = panes_of(data)
     assert sorted(traced) == sorted(plain) == sorted(
         shape(m, start, pane) for (m, start), pane in panes.items()
     )
@@ -502,7 +496,7 @@ def test_entity_events_at_rate_one_are_one_per_input_record(flink_env, receiver)
         OrderAggFn(), _purchase_config(1.0), "rolling-amount-window", event_time=lambda o: o[3]
     )
     collect(window_job(flink_env(2), data, traced))
-    panes = _panes(data)
+    panes = panes_of(data)
     events = wait_received(receiver, len(data) + len(panes))
     entities = [e for e in events if e.event_type is EventType.ENTITY]
     assert Counter((e.entity_id, e.feature_value) for e in entities) == Counter(
@@ -521,7 +515,7 @@ def test_entity_sampling_at_a_tenth_keeps_exactly_the_hashed_entities(flink_env,
     assert abs(len(expected) - 0.1 * n) < 5 * math.sqrt(
         n * 0.1 * 0.9
     )  # the hash behaves like a coin
-    panes = _panes(data)
+    panes = panes_of(data)
     events = wait_received(receiver, len(expected) + len(panes))
     entities = [e for e in events if e.event_type is EventType.ENTITY]
     assert Counter(e.entity_id for e in entities) == Counter(o.user for o in expected)
@@ -531,7 +525,7 @@ def test_personal_features_produce_no_entity_events(flink_env, receiver) -> None
     data = orders(300)
     config = _purchase_config(1.0, DataClassification.PERSONAL)
     collect(window_job(flink_env(1), data, _faro(receiver).window_trace(OrderAggFn(), config, "w")))
-    panes = _panes(data)
+    panes = panes_of(data)
     events = wait_received(receiver, len(panes))
     assert len(events) == len(panes)
     assert all(e.event_type is EventType.AGGREGATE for e in events)
@@ -620,7 +614,7 @@ def test_a_window_result_and_the_operator_after_it_report_one_trace(flink_env, r
     collect(after)
 
     expected: Counter[tuple[str, int, float]] = Counter()
-    for (merchant, start), pane in _panes(data).items():
+    for (merchant, start), pane in panes_of(data).items():
         for category in {o.category for o in pane}:
             revenue_sum = sum(o.amount for o in pane if o.category == category)
             expected[(merchant, start + WINDOW_MS - 1, round(revenue_sum, 6))] += 1

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from faro._dev.environment import child_environment
-from faro.core.json_codec import from_json
 from faro.flink.lifecycle import OpenWrappers
+from tests.flink.jobs import read_events
 
 pytestmark = pytest.mark.flink
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,14 +19,14 @@ def test_a_script_that_ends_with_execute_keeps_its_last_counts(tmp_path) -> None
     """PyFlink closes a local job's functions in threads of the script's own process
     after execute() returned; the script's exit used to cut their last flush off
     (without the wait, none of the four closes, each taking DELIVERY_S, delivered)."""
-    out, records = tmp_path / "events.jsonl", 400
+    records = 400
     done = subprocess.run(
-        [sys.executable, "-m", "tests.flink.exit_job", str(out), str(records)],
+        [sys.executable, "-m", "tests.flink.exit_job", str(tmp_path), str(records)],
         cwd=ROOT, env=child_environment(PYTHONPATH=str(ROOT)),
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    events = [e for line in out.read_text().splitlines() for e in from_json(line)]
+    events = read_events(tmp_path)
     counts = {
         op: (sum(e.input_count for e in events if e.operator_id == op),
              {e.subtask_index for e in events if e.operator_id == op})

@@ -3,15 +3,13 @@
 import json
 import subprocess
 import sys
-import sysconfig
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from faro._dev.environment import child_environment
-from faro.core.json_codec import from_json
-from tests.flink.jobs import WINDOW_MS, orders
+from faro._dev.environment import child_environment, thread_mode_pythonpath
+from tests.flink.jobs import orders, panes_of, read_events
 from tests.flink.thread_job import MIN_AMOUNT, ORDERS
 
 pytestmark = pytest.mark.flink
@@ -21,23 +19,16 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_traced_operators_count_ground_truth_in_thread_mode(tmp_path) -> None:
     """PyFlink 2.x's thread mode cannot answer get_index_of_this_subtask(), which
     failed every traced job there; faro reads the index from the Java context."""
-    # the JVM's interpreter starts from the system's Python, not this virtualenv
-    path = f"{ROOT}:{sysconfig.get_paths()['purelib']}"
     done = subprocess.run(
         [sys.executable, "-m", "tests.flink.thread_job", str(tmp_path)],
-        cwd=ROOT, env=child_environment(PYTHONPATH=path),
+        cwd=ROOT, env=child_environment(PYTHONPATH=thread_mode_pythonpath(str(ROOT))),
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    events = [
-        e for f in tmp_path.glob("events-*.jsonl") for line in f.read_text().splitlines()
-        for e in from_json(line)
-    ]  # fmt: skip
+    events = read_events(tmp_path)
 
     valid = [o for o in orders(ORDERS) if o.amount >= MIN_AMOUNT]
-    panes = defaultdict(list)
-    for o in valid:
-        panes[(o.merchant, o.ts - o.ts % WINDOW_MS)].append(o)
+    panes = panes_of(valid)
 
     def totals(op: str) -> tuple[int, int, set[int]]:
         mine = [e for e in events if e.operator_id == op and e.event_type == "AGGREGATE"]

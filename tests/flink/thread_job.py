@@ -2,7 +2,8 @@
 the functions run in an interpreter inside the JVM: a filter, a keyed process
 function with ENTITY capture at rate 1.0, and a window that aggregates
 incrementally, at parallelism 2. Each sink writes the events it got to a file of
-its own in OUT_DIR when it closes; the window's results go to OUT_DIR/outputs.json.
+its own in OUT_DIR when it closes (every subtask's sink lives in this one
+process); the window's results go to OUT_DIR/outputs.json.
 
     python -m tests.flink.thread_job OUT_DIR
 """
@@ -12,8 +13,6 @@ from __future__ import annotations
 import functools
 import json
 import sys
-import threading
-import uuid
 from pathlib import Path
 
 from pyflink.common import Configuration, Types
@@ -21,12 +20,12 @@ from pyflink.common.time import Time
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.datastream.window import TumblingEventTimeWindows
 
-from faro import CaptureEvent, FaroConfig, FaroFeatureConfig
-from faro.core.json_codec import to_json
+from faro import FaroConfig, FaroFeatureConfig
 from faro.flink import FaroFlink
 from tests.flink.jobs import (
     ORDER_TYPE,
     WINDOW_MS,
+    FileSink,
     MerchantTotals,
     PassThrough,
     RevenueAgg,
@@ -39,26 +38,6 @@ from tests.flink.jobs import (
 
 ORDERS = 600
 MIN_AMOUNT = 10
-
-
-class FileSink:
-    """Keeps its events and writes them to a file of its own when closed: in thread
-    mode every subtask's sink lives in the same process."""
-
-    def __init__(self, out_dir: str):
-        self.path = Path(out_dir) / f"events-{uuid.uuid4().hex}.jsonl"
-        self.events: list[CaptureEvent] = []
-        self._lock = threading.Lock()
-
-    def emit(self, event: CaptureEvent) -> None:
-        with self._lock:
-            self.events.append(event)
-
-    def flush(self, timeout: float | None = None) -> bool:
-        return True
-
-    def close(self) -> None:
-        self.path.write_text("".join(to_json(e) + "\n" for e in self.events))
 
 
 def main(out_dir: str) -> None:
