@@ -1,9 +1,15 @@
 """The order pipeline on Spark Structured Streaming: order count and revenue per
-merchant in tumbling event-time windows, computed inside foreachBatch and traced
-with FaroSpark.trace. Orders come from Spark's built-in rate source; the job runs
-for --seconds and then stops cleanly (the batch in progress finishes).
+merchant in tumbling event-time windows, traced with FaroSpark.trace. Orders come
+from Spark's built-in rate source; the job runs for --seconds and then stops
+cleanly (the batch in progress finishes).
+
+By default each micro-batch is aggregated on its own inside foreachBatch. With
+--stateful the query keeps its windows across micro-batches and emits each one
+once the watermark passes its end (append mode), as a streaming aggregation does;
+then faro reports each micro-batch from the query's progress.
 
     python jobs/spark_order_pipeline.py --sink stdout --seconds 20
+    python jobs/spark_order_pipeline.py --sink stdout --stateful --window-seconds 5
     python jobs/spark_order_pipeline.py --sink delta --path /tmp/faro/capture-events
     python jobs/spark_order_pipeline.py --sink async-kafka --bootstrap-servers HOST:PORT
 """
@@ -39,11 +45,22 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument(
         "--trigger-seconds", type=float, default=2, help="micro-batch interval (%(default)s)"
     )
+    parser.add_argument(
+        "--watermark-seconds",
+        type=int,
+        default=10,
+        help="how late an order may arrive: the watermark's delay (%(default)s)",
+    )
+    parser.add_argument(
+        "--stateful",
+        action="store_true",
+        help="aggregate across micro-batches in a stateful query instead of per batch",
+    )
     add_sink_arguments(parser)
     return parser
 
 
-def orders(spark: SparkSession, rows_per_second: int) -> DataFrame:
+def orders(spark: SparkSession, rows_per_second: int, watermark_seconds: int) -> DataFrame:
     """The rate source's (timestamp, value) as orders: merchant, amount, event time."""
     return (
         spark.readStream.format("rate")
@@ -56,7 +73,7 @@ def orders(spark: SparkSession, rows_per_second: int) -> DataFrame:
             (F.lit(5.0) + (F.col("value") * 7919 % 9500) / 100).alias("amount"),
             F.col("timestamp").alias("event_time"),
         )
-        .withWatermark("event_time", "10 seconds")
+        .withWatermark("event_time", f"{watermark_seconds} seconds")
     )
 
 
@@ -94,10 +111,16 @@ def main(argv: list[str] | None = None) -> int:
         windows = summary.count()  # the job's own output: here, how many summaries
         log.info("batch %d: %d merchant windows", batch_id, windows)
 
+    def written(summary: DataFrame, batch_id: int) -> None:
+        log.info("batch %d: %d merchant windows closed", batch_id, summary.count())
+
+    source = orders(spark, args.rows_per_second, args.watermark_seconds)
+    if args.stateful:  # the trace observes the query's plan once; Spark reports each batch
+        writer = agg.apply(source).writeStream.outputMode("append").foreachBatch(written)
+    else:
+        writer = source.writeStream.foreachBatch(process)
     query = (
-        orders(spark, args.rows_per_second)
-        .writeStream.foreachBatch(process)
-        .trigger(processingTime=f"{args.trigger_seconds} seconds")
+        writer.trigger(processingTime=f"{args.trigger_seconds} seconds")
         .queryName(args.pipeline_id)
         .start()
     )

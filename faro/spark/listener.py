@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pyspark.sql.streaming import StreamingQueryListener
@@ -15,7 +15,10 @@ from faro.core.windows import parse_time
 @dataclass(frozen=True)
 class QueryProgress:
     """What Spark reported at the end of one micro-batch. Times are epoch ms, UTC;
-    ``watermark`` is None until the query has one (Spark reports the epoch)."""
+    ``watermark`` is None until the query has one (Spark reports the epoch).
+    ``late_rows``: rows the query's stateful operators dropped for arriving behind
+    the watermark (None in a query without one); ``observed``: the batch's metrics
+    of each ``DataFrame.observe`` in the query, by name."""
 
     query_id: str
     name: str | None
@@ -26,6 +29,8 @@ class QueryProgress:
     event_time_min: int | None
     event_time_max: int | None
     event_time_avg: int | None
+    late_rows: int | None = None
+    observed: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _epoch_ms(text: str | None) -> int | None:
@@ -45,6 +50,10 @@ def _progress(p: Any) -> QueryProgress:
         event_time_min=_epoch_ms(times.get("min")),
         event_time_max=_epoch_ms(times.get("max")),
         event_time_avg=_epoch_ms(times.get("avg")),
+        late_rows=(
+            sum(s.numRowsDroppedByWatermark for s in p.stateOperators) if p.stateOperators else None
+        ),
+        observed={name: row.asDict() for name, row in (p.observedMetrics or {}).items()},
     )
 
 

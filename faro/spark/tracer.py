@@ -16,10 +16,16 @@ over the projected columns; on the output side the output is persisted first
 so the transform still runs once). No record reaches the driver; with a
 staging sink (Delta) the tasks return the files they wrote, and the driver
 commits them as one transaction.
+
+A streaming DataFrame (a query built without ``foreachBatch``, such as a stateful
+windowed aggregation written with ``writeStream``) is observed the same way,
+once, when the query is defined; Spark then reports both observations with
+each micro-batch's progress, and the listener completes the event from it.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import uuid
@@ -79,6 +85,7 @@ class FaroSpark:
         self._sink: CaptureEventSink | None = None
         self._lock = threading.RLock()
         self._traces: list[SparkTrace] = []
+        self._streamed: SparkSession | None = None  # the session of observed streaming queries
 
     def with_streaming_context(
         self,
@@ -119,6 +126,8 @@ class FaroSpark:
 
     def flush(self, timeout: float = 5.0) -> None:
         """Reports every batch whose write has finished, then flushes the driver sink."""
+        if self._streamed is not None:
+            self._drain_listeners(self._streamed, timeout)
         for t in list(self._traces):
             t.complete()
         with self._lock:
@@ -140,9 +149,20 @@ class FaroSpark:
                 self._sink = build_sink(self.sink_factory, self.failures)
             return self._sink
 
+    def _drain_listeners(self, session: SparkSession, timeout: float) -> None:
+        """Waits until Spark has handed every progress report posted so far to the
+        listeners (they travel on an asynchronous bus), so a query stopped just before
+        ``close()`` still reports its last micro-batches."""
+        try:
+            bus = session.sparkContext._jsc.sc().listenerBus()
+            bus.waitUntilEmpty(int(timeout * 1000))
+        except Exception as exc:  # Spark Connect, or the bus stayed busy
+            self.failures.record("waiting for the last progress reports failed", exc)
+
     def _on_progress(self, progress: QueryProgress) -> None:
         for t in list(self._traces):
             try:
+                t.report_stream(progress)
                 t.complete(progress.query_id, progress.batch_id)
             except Exception as exc:  # never into Spark's listener bus
                 self.failures.record("reporting a finished micro-batch failed", exc)
@@ -158,6 +178,20 @@ class _Pending:
     persisted: DataFrame | None
     features: list[tuple[str, bool]]
     windowed: bool
+
+
+@dataclass(frozen=True)
+class _Observed:
+    """A streaming DataFrame the trace observed: each progress report of its query
+    carries the metrics of both observations under these names."""
+
+    name_in: str
+    name_out: str
+    features: list[tuple[str, bool]]
+    windowed: bool
+
+
+_stream_ids = itertools.count()  # keeps observation names unique within any query
 
 
 class SparkTrace:
@@ -195,11 +229,18 @@ class SparkTrace:
                             "are column names or Column expressions, not Python functions"
                         )
         self._pending: list[_Pending] = []
+        self._observed: list[_Observed] = []
         self._columns: dict[str, Column] = {}
         self._warned_untimed = False
 
     def apply(self, batch_df: DataFrame, batch_id: int | None = None) -> DataFrame:
-        """Exactly what ``fn(batch_df)`` returns (observed, so Spark counts it)."""
+        """Exactly what ``fn(batch_df)`` returns (observed, so Spark counts it).
+
+        ``batch_df`` is a micro-batch inside ``foreachBatch``, or a streaming
+        DataFrame: then call it once, while defining the query, and each of the
+        query's micro-batches is reported from its progress."""
+        if batch_df.isStreaming:
+            return self._apply_stream(batch_df)
         self.complete()
         try:
             watermark, query_id = self._watermark(batch_df)
@@ -232,6 +273,63 @@ class SparkTrace:
                 windowed,
             ))  # fmt: skip
         return traced_out
+
+    def _apply_stream(self, df: DataFrame) -> DataFrame:
+        """``fn(df)`` for a streaming ``df``, with the same two observations. Spark
+        computes them in every micro-batch and reports them with the batch's progress,
+        where :meth:`report_stream` reads them; late rows are those the query's
+        stateful operators dropped behind the watermark, as the progress counts them.
+        """
+        if self.faro.listener is None:
+            raise ValueError(
+                f"{self.operator_id}: a streaming DataFrame's metrics arrive with its "
+                "query's progress: add a FaroStreamingListener to spark.streams and pass "
+                "it to with_streaming_context(listener=...)"
+            )
+        entities = sorted(n for specs in self._entity_specs.values() for n in specs)
+        if entities:
+            raise ValueError(
+                f"{self.operator_id}: features {entities} capture entity values, which "
+                "need each micro-batch's rows: trace the transform inside foreachBatch, "
+                "or leave out entity_key and feature_value to keep their statistics only"
+            )
+        name = f"faro:{self.faro.pipeline_id}:{self.operator_id}:{next(_stream_ids)}"
+        try:
+            traced_in = df.observe(f"{name}:in", *self._input_metrics(df.schema, None))
+        except Exception as exc:
+            self.faro.failures.record(f"{self.operator_id}: preparing the trace failed", exc)
+            return self.fn(df)
+        out = self.fn(traced_in)
+        try:
+            schema = out.schema
+            observed = _Observed(
+                f"{name}:in", f"{name}:out", self._output_features(schema),
+                self._has_window(schema),
+            )  # fmt: skip
+            traced_out = out.observe(
+                observed.name_out, *self._output_metrics(observed.windowed, observed.features)
+            )
+        except Exception as exc:
+            self.faro.failures.record(f"{self.operator_id}: observing the output failed", exc)
+            return out
+        with self.faro._lock:
+            self._observed.append(observed)
+            self.faro._streamed = df.sparkSession
+        return traced_out
+
+    def report_stream(self, progress: QueryProgress) -> None:
+        """Reports the micro-batch ``progress`` describes, for each streaming DataFrame
+        of its query that this trace observed."""
+        with self.faro._lock:
+            for o in self._observed:
+                out = progress.observed.get(o.name_out)
+                if out is not None:
+                    inputs = progress.observed.get(o.name_in)
+                    late = progress.late_rows if inputs is not None else None
+                    self._emit(
+                        inputs, out, o.features, o.windowed, late, progress.watermark,
+                        progress.batch_id,
+                    )  # fmt: skip
 
     def complete(self, query_id: str | None = None, batch_id: int | None = None) -> None:
         """Reports pending batches whose write has finished (up to ``batch_id`` of
@@ -420,10 +518,29 @@ class SparkTrace:
 
     def _report(self, p: _Pending) -> None:
         inputs = _row(p.observed_in)
-        out = _row(p.observed_out) or {}
+        late = int(inputs.get("late") or 0) if inputs is not None else None
+        self._emit(
+            inputs, _row(p.observed_out) or {}, p.features, p.windowed, late, p.watermark,
+            p.batch_id,
+        )  # fmt: skip
+        if p.persisted is not None:
+            p.persisted.unpersist()
+
+    def _emit(
+        self,
+        inputs: dict[str, Any] | None,
+        out: dict[str, Any],
+        features: list[tuple[str, bool]],
+        windowed: bool,
+        late: int | None,
+        watermark: int | None,
+        batch_id: int | None,
+    ) -> None:
+        """One AGGREGATE event from a batch's observed metrics (``inputs`` None: the
+        input's observation never ran)."""
         stats = []
         rows = int(out.get("rows") or 0)
-        for i, (name, numeric) in enumerate(p.features):
+        for i, (name, numeric) in enumerate(features):
             values = int(out.get(f"f{i}_values") or 0)
             valued = numeric and values > 0
             stats.append(FeatureStats(
@@ -433,22 +550,18 @@ class SparkTrace:
                 min=float(out[f"f{i}_min"]) if valued else None,
                 max=float(out[f"f{i}_max"]) if valued else None,
             ))  # fmt: skip
-        has_input = inputs is not None
-        inputs = inputs or {}
         self.recorder.report(
-            input_count=int(inputs.get("rows") or 0) if has_input else None,
+            input_count=int(inputs.get("rows") or 0) if inputs is not None else None,
             output_count=rows,
-            late_count=int(inputs.get("late") or 0) if has_input else None,
-            event_time_min=inputs.get("et_min"),
-            event_time_max=inputs.get("et_max"),
+            late_count=late,
+            event_time_min=(inputs or {}).get("et_min"),
+            event_time_max=(inputs or {}).get("et_max"),
             feature_stats=stats,
-            watermark=p.watermark,
-            window_start=out.get("window_start") if p.windowed else None,
-            window_end=out.get("window_end") if p.windowed else None,
-            batch_id=p.batch_id,
+            watermark=watermark,
+            window_start=out.get("window_start") if windowed else None,
+            window_end=out.get("window_end") if windowed else None,
+            batch_id=batch_id,
         )
-        if p.persisted is not None:
-            p.persisted.unpersist()
 
 
 class _DriverSink:

@@ -3,6 +3,8 @@ on through ``faro import-delta`` to the API."""
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,3 +49,30 @@ def test_the_order_job_reports_every_order_once_into_delta_and_on_to_the_api(tmp
     [operator] = answer.json()["operators"]
     assert operator["operator_id"] == "order-agg-window"
     assert operator["input_per_minute"] * 60 == pytest.approx(sum(e["input_count"] for e in events))
+
+
+def test_the_stateful_order_job_reports_what_each_micro_batch_wrote(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(JOB), "--sink", "stdout", "--stateful", "--seconds", "8",
+         "--rows-per-second", "50", "--window-seconds", "3", "--trigger-seconds", "1",
+         "--watermark-seconds", "1"],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    batches = [e["batch_id"] for e in events]
+    assert batches == list(range(len(batches))) and len(batches) >= 5  # none lost or twice
+    # what the job's own sink counted in each batch (Spark's count, not faro's)
+    written = {
+        int(b): int(n) for b, n in re.findall(r"batch (\d+): (\d+) merchant windows", done.stderr)
+    }
+    assert written == {e["batch_id"]: e["output_count"] for e in events}
+    assert any(written.values())
+    seen = 0
+    for e in events:
+        seen += e["input_count"]
+        assert e["late_count"] == 0  # the rate source is in event-time order
+        if e["output_count"]:
+            stats = {s["name"]: s for s in e["feature_stats"]}
+            assert 0 < stats["order_count"]["sum"] <= seen  # closed windows hold orders read so far
+            assert (e["window_end"] - e["window_start"]) % 3000 == 0

@@ -8,10 +8,12 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pyarrow as pa
+import pyspark
 import pytest
 from deltalake import DeltaTable, QueryBuilder
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQueryListener
 
 from faro import (
     DataClassification,
@@ -285,3 +287,150 @@ def test_entity_events_without_an_event_time_are_warned_about_once(spark, caplog
     timed.close()
     [warning] = [r.getMessage() for r in caplog.records if "trace id" in r.getMessage()]
     assert "'copy'" in warning and "['amount']" in warning and "event_time_col" in warning
+
+
+# A stateful query (no foreachBatch): windows kept across micro-batches, emitted in
+# append mode once the watermark passes their end. Spark drops a row as late when
+# its window ended at or before the watermark of the batch before (its rule since
+# 3.4, which leaves a batch's own watermark for emitting windows).
+STATEFUL: list[Batch] = [
+    BATCHES[0],
+    BATCHES[1],  # runs with watermark T+15s, drops against none: nothing is late
+    # drops against T+15s: the row at T+5s (window ends T+10s) is late; T+16s is not
+    BATCHES[2] + [("u9", 1.0, T + 5 * S), ("u1", 2.0, T + 16 * S)],
+    # drops against T+37s: the row at T+21s (window ends T+30s) is late; T+33s is not
+    [("u9", 100.0, T + 70 * S), ("u3", 3.0, T + 33 * S), ("u4", 1.0, T + 21 * S)],
+]  # fmt: skip
+
+
+def stateful_truth(batch_ids: list[int]) -> dict[int, dict]:
+    """Per micro-batch (those Spark ran, a last one without data included): what the
+    stateful window aggregation reads, drops and emits, by Spark's documented rules."""
+    marks: list[int | None] = []
+    open_windows: dict[int, list[float | None]] = defaultdict(list)
+    truth = {}
+    for b in batch_ids:
+        rows = STATEFUL[b] if b < len(STATEFUL) else []
+        earlier = [t for batch in STATEFUL[:b] for _, _, t in batch]
+        previous = mark = marks[-1] if marks else None
+        if earlier:  # the watermark never moves back
+            mark = max(earlier) - DELAY if mark is None else max(mark, max(earlier) - DELAY)
+        late = [r for r in rows if previous is not None
+                and (r[2] // WINDOW + 1) * WINDOW <= previous]  # fmt: skip
+        for row in rows:
+            if row not in late:
+                open_windows[row[2] // WINDOW].append(row[1])
+        emitted = sorted(w for w in open_windows if mark is not None and (w + 1) * WINDOW <= mark)
+        truth[b] = {
+            "rows": rows, "late": len(late), "watermark": mark,
+            "emitted": {w: open_windows.pop(w) for w in emitted},
+        }  # fmt: skip
+        marks.append(mark)
+    return truth
+
+
+def run_stateful(spark, tmp_path: Path, name: str, traced=None) -> list[tuple]:
+    source = tmp_path / "source"
+    if not source.exists():
+        write_batches(source, STATEFUL)
+    df = stream(spark, source, "10 seconds")
+    out = traced.apply(df) if traced is not None else aggregate(df)
+    query = (
+        out.writeStream.format("memory").queryName(name).outputMode("append")
+        .trigger(availableNow=True)
+        .option("checkpointLocation", str(tmp_path / f"checkpoint-{name}"))
+        .start()
+    )  # fmt: skip
+    query.awaitTermination(120)
+    assert query.exception() is None
+    return sorted(tuple(r) for r in spark.table(name).collect())
+
+
+class SlowListener(StreamingQueryListener):
+    """Holds up each progress report on Spark's listener bus, as a busy listener would."""
+
+    def onQueryStarted(self, event) -> None:
+        pass
+
+    def onQueryProgress(self, event) -> None:
+        time.sleep(0.5)
+
+    def onQueryIdle(self, event) -> None:
+        pass
+
+    def onQueryTerminated(self, event) -> None:
+        pass
+
+
+def test_a_stateful_streaming_query_reports_each_micro_batch_from_its_progress(spark, tmp_path):
+    slow, listener = SlowListener(), FaroStreamingListener()
+    spark.streams.addListener(slow)  # first: the bus hands each report to it first
+    spark.streams.addListener(listener)
+    progress: dict[int, QueryProgress] = {}
+    listener.subscribe(lambda p: progress.__setitem__(p.batch_id, p))
+    sink = ListSink()
+    faro = FaroSpark("orders", lambda: sink).with_streaming_context(
+        event_time_col="event_time", window_col="window", listener=listener
+    )
+    config = FaroConfig(features=["order_count", "revenue"])
+    trace = faro.trace("order-agg-window", OperatorType.AGG, config, aggregate)
+    traced = run_stateful(spark, tmp_path, "stateful_traced", trace)
+    faro.close()  # straight after the query: its last progress reports are still on their way
+    spark.streams.removeListener(listener)
+    spark.streams.removeListener(slow)
+    plain = run_stateful(spark, tmp_path, "stateful_plain")
+
+    # the traced query computes exactly what the plain one does
+    assert traced == plain and traced
+    events = sorted(sink.events, key=lambda e: e.batch_id)
+    batch_ids = sorted(progress)
+    assert batch_ids[: len(STATEFUL)] == list(range(len(STATEFUL)))
+    truth = stateful_truth(batch_ids)
+    assert sum(t["late"] for t in truth.values()) == 2  # the data does drop rows
+    # Spark 3.5 reports no observed metrics for a batch without new data (the last one
+    # here, which emits the windows the watermark closed); Spark 4 does
+    reported = [b for b in batch_ids if progress[b].observed]
+    assert [e.batch_id for e in events] == reported
+    if int(pyspark.__version__.split(".")[0]) >= 4:
+        assert reported == batch_ids
+    unreported = [b for b in batch_ids if b not in reported]
+    assert all(b >= len(STATEFUL) for b in unreported)
+    emitted_rows = sum(len(truth[b]["emitted"]) for b in unreported)
+    for event in events:
+        t = truth[event.batch_id]
+        times = [r[2] for r in t["rows"]]
+        emitted = t["emitted"]
+        emitted_rows += len(emitted)
+        assert event.input_count == len(t["rows"])
+        assert event.late_count == t["late"] == progress[event.batch_id].late_rows
+        assert event.watermark == t["watermark"] == progress[event.batch_id].watermark
+        assert event.output_count == len(emitted)
+        assert (event.event_time_min, event.event_time_max) == (
+            (min(times), max(times)) if times else (None, None)
+        )
+        assert (event.window_start, event.window_end) == (
+            (min(emitted) * WINDOW, (max(emitted) + 1) * WINDOW) if emitted else (None, None)
+        )
+        stats = {s.name: s for s in event.feature_stats}
+        assert stats["order_count"].count == len(emitted)
+        assert stats["order_count"].sum == (sum(len(v) for v in emitted.values()) or None)
+        sums = [sum(a for a in v if a is not None) for v in emitted.values()]
+        assert stats["revenue"].sum == (pytest.approx(sum(sums)) if sums else None)
+        assert event.operator_id == "order-agg-window" and event.pipeline_id == "orders"
+    assert emitted_rows == len(traced)  # every window the query wrote was reported
+
+
+def test_a_streaming_dataframe_needs_the_listener_and_no_entity_values(spark, tmp_path):
+    write_batches(tmp_path / "source", STATEFUL[:1])
+    df = stream(spark, tmp_path / "source", "10 seconds")
+    no_listener = FaroSpark("orders", ListSink)
+    with pytest.raises(ValueError, match="FaroStreamingListener"):
+        no_listener.trace("agg", OperatorType.AGG, None, aggregate).apply(df)
+    entities = FaroSpark("orders", ListSink).with_streaming_context(
+        listener=FaroStreamingListener()
+    )
+    config = FaroConfig(features={
+        "amount": FaroFeatureConfig(entity_key="user_id", feature_value="amount"),
+    })  # fmt: skip
+    with pytest.raises(ValueError, match=r"\['amount'\].*inside foreachBatch"):
+        entities.trace("agg", OperatorType.AGG, config, aggregate).apply(df)
