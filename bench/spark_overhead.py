@@ -72,6 +72,13 @@ def orders(spark: SparkSession, source: Path) -> DataFrame:
     )  # fmt: skip
 
 
+def capture(work: Path, listener: FaroStreamingListener) -> FaroSpark:
+    """The traced variants' FaroSpark: events into a Delta table under ``work``."""
+    return FaroSpark("bench", DeltaCaptureEventSink.factory(str(work / "events"))) \
+        .with_streaming_context(event_time_col="event_time", window_col="window",
+                                listener=listener)  # fmt: skip
+
+
 def run_stateful(
     spark: SparkSession, source: Path, work: Path, variant: str, listener
 ) -> list[float]:
@@ -79,9 +86,7 @@ def run_stateful(
     faro = None
     out = aggregate(orders(spark, source))
     if variant == "stateful, traced":
-        faro = FaroSpark("bench", DeltaCaptureEventSink.factory(str(work / "events")))
-        faro.with_streaming_context(event_time_col="event_time", window_col="window",
-                                    listener=listener)  # fmt: skip
+        faro = capture(work, listener)
         config = FaroConfig(features=["order_count", "revenue"])
         out = faro.trace("agg", OperatorType.AGG, config, aggregate).apply(orders(spark, source))
     query = (
@@ -102,9 +107,7 @@ def run(spark: SparkSession, source: Path, work: Path, variant: str, listener) -
     times: list[float] = []
     faro = None
     if variant != "plain":
-        faro = FaroSpark("bench", DeltaCaptureEventSink.factory(str(work / "events")))
-        faro.with_streaming_context(event_time_col="event_time", window_col="window",
-                                    listener=listener)  # fmt: skip
+        faro = capture(work, listener)
         features: dict = {"order_count": None, "revenue": None}
         if variant == "entity":
             features["amount"] = FaroFeatureConfig(
@@ -164,8 +167,10 @@ def main() -> None:
         plain = statistics.median(samples["stateful" if v.startswith("stateful") else "plain"])
         print(f"{v:>16}: median micro-batch {m * 1000:7.1f} ms  ratio to plain {m / plain:.3f} "
               f"({len(samples[v])} batches)")  # fmt: skip
-    print("target: traced <= 1.10 x plain (foreachBatch); stateful: against the plain "
-          "stateful query, no target")
+    print(
+        "target: traced <= 1.10 x plain (foreachBatch); stateful: against the plain "
+        "stateful query, no target"
+    )
 
 
 if __name__ == "__main__":
