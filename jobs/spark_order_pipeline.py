@@ -6,7 +6,9 @@ cleanly (the batch in progress finishes).
 By default each micro-batch is aggregated on its own inside foreachBatch. With
 --stateful the query keeps its windows across micro-batches and emits each one
 once the watermark passes its end (append mode), as a streaming aggregation does;
-then faro reports each micro-batch from the query's progress.
+then faro reports each micro-batch from the query's progress. Either way the
+query itself ("orders") reports each micro-batch's rows read and watermark
+(FaroSpark.trace_queries).
 
     python jobs/spark_order_pipeline.py --sink stdout --seconds 20
     python jobs/spark_order_pipeline.py --sink stdout --stateful --window-seconds 5
@@ -95,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     faro = FaroSpark(args.pipeline_id, sink_factory_from_args(args)).with_streaming_context(
         event_time_col="event_time", window_col="window", listener=listener
     )
+    faro.trace_queries("orders")  # the query itself, from its progress: rows read, watermark
     config = FaroConfig(features=["order_count", "revenue_7d"])
     window = f"{args.window_seconds} seconds"
     agg = faro.trace(
@@ -120,9 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         writer = source.writeStream.foreachBatch(process)
     query = (
-        writer.trigger(processingTime=f"{args.trigger_seconds} seconds")
-        .queryName(args.pipeline_id)
-        .start()
+        writer.trigger(processingTime=f"{args.trigger_seconds} seconds").queryName("orders").start()
     )
     deadline = time.monotonic() + args.seconds
     while query.isActive and time.monotonic() < deadline:

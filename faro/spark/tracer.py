@@ -57,6 +57,7 @@ from faro.core.sink import (
 )
 from faro.spark.executor import EntityWriter, column_at
 from faro.spark.listener import FaroStreamingListener, QueryProgress
+from faro.spark.queries import QueryReports
 
 log = logging.getLogger("faro.spark")
 
@@ -85,7 +86,8 @@ class FaroSpark:
         self._sink: CaptureEventSink | None = None
         self._lock = threading.RLock()
         self._traces: list[SparkTrace] = []
-        self._streamed: SparkSession | None = None  # the session of observed streaming queries
+        self._streamed: SparkSession | None = None  # the session of the queries it follows
+        self._queries: QueryReports | None = None
 
     def with_streaming_context(
         self,
@@ -124,6 +126,22 @@ class FaroSpark:
             self._traces.append(t)
             return t
 
+    def trace_queries(self, *names: str) -> FaroSpark:
+        """Reports each micro-batch of the streaming queries called ``names``
+        (``writeStream.queryName``; every query of the session when none is named)
+        as one AGGREGATE event of a SOURCE operator named after the query: the rows
+        it read, the rows its stateful operators dropped behind the watermark, its
+        watermark and event-time range, from the query's progress alone."""
+        if self.listener is None:
+            raise ValueError(
+                "trace_queries reads each query's progress: add a FaroStreamingListener "
+                "to spark.streams and pass it to with_streaming_context(listener=...) first"
+            )
+        with self._lock:
+            self._queries = QueryReports(self.pipeline_id, _DriverSink(self), frozenset(names))
+            self._streamed = self._streamed or SparkSession.getActiveSession()
+        return self
+
     def flush(self, timeout: float = 5.0) -> None:
         """Reports every batch whose write has finished, then flushes the driver sink."""
         if self._streamed is not None:
@@ -160,6 +178,12 @@ class FaroSpark:
             self.failures.record("waiting for the last progress reports failed", exc)
 
     def _on_progress(self, progress: QueryProgress) -> None:
+        if self._queries is not None:
+            try:
+                with self._lock:
+                    self._queries.report(progress)
+            except Exception as exc:  # never into Spark's listener bus
+                self.failures.record("reporting a query's micro-batch failed", exc)
         for t in list(self._traces):
             try:
                 t.report_stream(progress)

@@ -31,6 +31,10 @@ def test_the_order_job_reports_every_order_once_into_delta_and_on_to_the_api(tmp
     assert "stopped after batch" in done.stderr
     events = read_delta(table)
     assert events and all(e["event_type"] == "AGGREGATE" for e in events)
+    # the query's own operator (Spark's count of the rows it read) against the trace's
+    read = {e["batch_id"]: e["input_count"] for e in events if e["operator_id"] == "orders"}
+    events = [e for e in events if e["operator_id"] == "order-agg-window"]
+    assert read == {e["batch_id"]: e["input_count"] for e in events}
     batches = sorted(e["batch_id"] for e in events)
     assert batches == list(range(batches[0], batches[0] + len(batches)))  # none lost or twice
     # every order is in exactly one merchant window: inputs == sum of order_count
@@ -46,9 +50,13 @@ def test_the_order_job_reports_every_order_once_into_delta_and_on_to_the_api(tmp
     with TestClient(create_app(store)) as client:
         answer = client.get("/pipelines/order-pipeline/operators", params={"window": "1h"})
     assert answer.status_code == 200, answer.text
-    [operator] = answer.json()["operators"]
-    assert operator["operator_id"] == "order-agg-window"
-    assert operator["input_per_minute"] * 60 == pytest.approx(sum(e["input_count"] for e in events))
+    operators = {o["operator_id"]: o for o in answer.json()["operators"]}
+    assert set(operators) == {"orders", "order-agg-window"}
+    assert operators["orders"]["operator_type"] == "SOURCE"
+    for operator in operators.values():
+        assert operator["input_per_minute"] * 60 == pytest.approx(
+            sum(e["input_count"] for e in events)
+        )
 
 
 def test_the_stateful_order_job_reports_what_each_micro_batch_wrote(tmp_path):
@@ -60,6 +68,9 @@ def test_the_stateful_order_job_reports_what_each_micro_batch_wrote(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    read = {e["batch_id"]: e["input_count"] for e in events if e["operator_id"] == "orders"}
+    events = [e for e in events if e["operator_id"] == "order-agg-window"]
+    assert read == {e["batch_id"]: e["input_count"] for e in events}
     batches = [e["batch_id"] for e in events]
     assert batches == list(range(len(batches))) and len(batches) >= 5  # none lost or twice
     # what the job's own sink counted in each batch (Spark's count, not faro's)
