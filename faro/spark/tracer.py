@@ -65,7 +65,8 @@ Transform = Callable[[DataFrame], DataFrame]
 
 
 class FaroSpark:
-    """Traces transforms of one pipeline's ``foreachBatch``; one per query, on the driver.
+    """Traces one pipeline's transforms (inside ``foreachBatch``, or on streaming
+    DataFrames) and, with :meth:`trace_queries`, its queries; on the driver.
 
     ``sink`` is a factory (``DeltaCaptureEventSink.factory(path)``,
     ``KafkaCaptureEventSink.factory(...)``): the driver builds one sink for the
@@ -219,7 +220,8 @@ _stream_ids = itertools.count()  # keeps observation names unique within any que
 
 
 class SparkTrace:
-    """One traced transform; :meth:`apply` it to each micro-batch."""
+    """One traced transform; :meth:`apply` it to each micro-batch, or once to a
+    streaming DataFrame."""
 
     def __init__(
         self,
