@@ -1,4 +1,5 @@
-"""Windows that aggregate incrementally: ``windowed.aggregate(agg_fn, window_fn)``.
+"""Windows that aggregate incrementally: ``windowed.aggregate(agg_fn, window_fn)``,
+and those that reduce, as the same aggregation (:class:`Reduction`).
 
 Flink folds each element into its pane's accumulator as it arrives and hands the
 window function one value per fire, so the elements are gone by then. The pane's
@@ -11,7 +12,7 @@ result on, and reports the fire as every traced window does (:class:`TracedWindo
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple, TypeAlias
 
 from pyflink.common import Types
@@ -58,6 +59,30 @@ def folded_type(accumulator_type: TypeInformation | list | None) -> TypeInformat
     if isinstance(accumulator_type, list):
         accumulator_type = Types.ROW(accumulator_type)
     return Types.TUPLE([accumulator_type, Types.LONG(), Types.LONG(), Types.LONG()])
+
+
+class Reduction(AggregateFunction):
+    """A reduce function as an AggregateFunction, so that a window that reduces is
+    traced as one that aggregates: the accumulator is the value reduced so far, and
+    the result. It is None only before the pane's first element, and never stored
+    so: Flink adds an element to a new accumulator before it keeps it."""
+
+    def __init__(self, reduce: Callable[[Any, Any], Any]):
+        self._reduce = reduce
+
+    def create_accumulator(self) -> Any:
+        return None
+
+    def add(self, value: Any, accumulator: Any) -> Any:
+        return value if accumulator is None else self._reduce(accumulator, value)
+
+    def get_result(self, accumulator: Any) -> Any:
+        return accumulator
+
+    def merge(self, a: Any, b: Any) -> Any:
+        if a is None or b is None:
+            return b if a is None else a
+        return self._reduce(a, b)
 
 
 class TracedAggregateFunction(AggregateFunction):

@@ -200,7 +200,7 @@ class _Traced:
         # Resolved once here rather than per record: the per-record paths run for every
         # record, and a plain PyFlink record costs only ~45 µs.
         if self._method is not None:
-            self._user = _call(self._fn, self._method)
+            self._user = method_of(self._fn, self._method)
         if self._second is not None:
             self._user2 = getattr(self._fn, self._second)
         # an explicit event_time extractor wins over the element timestamp
@@ -395,7 +395,7 @@ class TracedKeyedCoProcessFunction(_ProcessTraced, KeyedCoProcessFunction):
     on_timer = _ProcessTraced._on_timer
 
 
-def _call(fn: Any, method: str) -> Callable[..., Any]:
+def method_of(fn: Any, method: str) -> Callable[..., Any]:
     """PyFlink accepts both Function objects and plain callables for map/filter/flat_map."""
     return getattr(fn, method) if hasattr(fn, method) else fn
 

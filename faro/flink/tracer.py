@@ -21,12 +21,14 @@ from pyflink.datastream.functions import (
     ProcessAllWindowFunction,
     ProcessFunction,
     ProcessWindowFunction,
+    ReduceFunction,
 )
 
 from faro.core.config import Extractor, FaroConfig, FaroFeatureConfig
 from faro.core.events import OperatorType, parse_enum
 from faro.core.sink import SinkFactory, check_factory
 from faro.flink.aggregate import (
+    Reduction,
     TracedAggregate,
     TracedAggregateFunction,
     TracedFoldedWindow,
@@ -48,6 +50,7 @@ from faro.flink.functions import (
     TracedProcessFunction,
     TracedWindow,
     TracedWindowFunction,
+    method_of,
 )
 
 log = logging.getLogger("faro.flink")
@@ -176,14 +179,63 @@ class FaroFlink:
         The pane's count and event-time range are folded into the accumulator
         beside yours, so ``agg.accumulator_type`` wraps the one you give. The
         elements are gone by the time the window fires, so features are read from
-        the window's results (``on="output"``, as bare names are). A window whose
-        ``reduce()`` you want traced: write the reduction as an AggregateFunction.
+        the window's results (``on="output"``, as bare names are).
         """
         if not isinstance(fn, AggregateFunction):
             raise TypeError(
                 f"aggregate_trace takes an AggregateFunction, not {type(fn).__name__} "
-                "(for a ProcessWindowFunction alone, use window_trace)"
+                "(for a ProcessWindowFunction alone, use window_trace; for a reduce "
+                "function, reduce_trace)"
             )
+        return self._folded(
+            fn, fn, config, operator_id, window_function, accumulator_type, event_time
+        )
+
+    def reduce_trace(
+        self,
+        fn: ReduceFunction | Callable[[Any, Any], Any],
+        config: FaroConfig | None = None,
+        operator_id: str | None = None,
+        *,
+        value_type: TypeInformation | list | None = None,
+        window_function: WindowFunctions | None = None,
+        event_time: Extractor | None = None,
+    ) -> TracedAggregate:
+        """A window that reduces, ``windowed.reduce(fn, window_function)``, traced as
+        the same reduction through ``aggregate()`` (a window function sees a
+        reduction's running value only, so the pane's count has to ride in its
+        state, which ``reduce()`` keeps in the values' own type)::
+
+            totals = faro.reduce_trace(lambda a, b: (a[0], a[1] + b[1]), config,
+                                       "revenue-window", value_type=REVENUE)
+            keyed.window(...).aggregate(*totals, output_type=REVENUE)
+
+        ``value_type``: the type of the values reduced, which is what ``reduce()``
+        emits without a window function (None: the state is pickled). The results
+        are those of ``reduce()``; each fire is reported as :meth:`aggregate_trace`
+        reports it."""
+        if not callable(fn) and not isinstance(fn, ReduceFunction):
+            raise TypeError(
+                f"reduce_trace takes a ReduceFunction or a function of two values, "
+                f"not {type(fn).__name__}"
+            )
+        return self._folded(
+            Reduction(method_of(fn, "reduce")), fn, config, operator_id, window_function,
+            value_type, event_time,
+        )  # fmt: skip
+
+    def _folded(
+        self,
+        fn: AggregateFunction,
+        named_after: Any,
+        config: FaroConfig | None,
+        operator_id: str | None,
+        window_function: WindowFunctions | None,
+        accumulator_type: TypeInformation | list | None,
+        event_time: Extractor | None,
+    ) -> TracedAggregate:
+        """The traced ``aggregate()`` arguments of a window that folds its elements
+        with ``fn``; a default operator id is ``named_after``'s name."""
         if window_function is not None and not isinstance(window_function, WindowFunctions):
             raise TypeError(
                 "window_function must be a ProcessWindowFunction or a WindowFunction (or, "
@@ -194,7 +246,9 @@ class FaroFlink:
             config,
             "a window that aggregates incrementally hands on one folded value per pane",
         )
-        capture = self._capture(fn, config, operator_id, OperatorType.WINDOW, event_time, False)
+        capture = self._capture(
+            named_after, config, operator_id, OperatorType.WINDOW, event_time, False
+        )
         return TracedAggregate(
             TracedAggregateFunction(fn, event_time, capture.operator_id),
             TracedFoldedWindow(window_function, capture),

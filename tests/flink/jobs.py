@@ -34,9 +34,17 @@ from faro import CaptureEvent
 from faro.core.json_codec import from_json, to_json
 
 WINDOW_MS = 10_000
-ORDER_TYPE = Types.TUPLE(
-    [Types.STRING(), Types.STRING(), Types.DOUBLE(), Types.LONG(), Types.STRING()]
-)
+
+
+def order_type() -> TypeInformation:
+    """(merchant, category, amount, ts, user). A new object each time: as a window's
+    state type it is pickled with the window's function (see :func:`revenue_type`)."""
+    return Types.TUPLE(
+        [Types.STRING(), Types.STRING(), Types.DOUBLE(), Types.LONG(), Types.STRING()]
+    )
+
+
+ORDER_TYPE = order_type()
 SUMMARY_TYPE = Types.ROW_NAMED(
     ["merchant", "category", "order_count", "revenue"],
     [Types.STRING(), Types.STRING(), Types.LONG(), Types.DOUBLE()],

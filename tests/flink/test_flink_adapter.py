@@ -46,6 +46,7 @@ from tests.flink.jobs import (
     Unkeyed,
     collect,
     order_stream,
+    order_type,
     orders,
     panes_of,
     revenue_type,
@@ -55,7 +56,7 @@ from tests.flink.jobs import (
     window_totals_type,
     windowed,
 )
-from tests.support import wait_for
+from tests.support import ListSink, wait_for
 
 pytestmark = pytest.mark.flink
 
@@ -181,6 +182,50 @@ def test_aggregate_trace_counts_every_folded_pane_and_changes_nothing(
     assert {e.subtask_index for e in events} == set(range(parallelism))
     # the feature read from each fire's result sums to every order
     assert sum(s.sum for e in events for s in e.feature_stats) == len(data)
+
+
+def _merged(a: tuple, b: tuple) -> tuple:
+    """Two orders of one merchant as one: the same whatever order Flink reduces in."""
+    return (a[0], min(a[1], b[1]), a[2] + b[2], max(a[3], b[3]), min(a[4], b[4]))
+
+
+def test_reduce_trace_counts_every_reduced_pane_and_changes_nothing(flink_env, receiver) -> None:
+    data = orders(600)
+    window = TumblingEventTimeWindows.of(Time.milliseconds(WINDOW_MS))
+
+    def keyed(env):
+        return order_stream(env, data).key_by(lambda o: o[0], key_type=Types.STRING())
+
+    plain = collect(keyed(flink_env(2)).window(window).reduce(_merged, output_type=ORDER_TYPE))
+    amount = FaroFeatureConfig(feature_value=lambda o: o[2], on="output")
+    config = FaroConfig(features={"amount": amount})
+    reduced = _faro(receiver).reduce_trace(
+        _merged, config, "merged-window", value_type=order_type(), event_time=lambda o: o[3]
+    )
+    traced = collect(keyed(flink_env(2)).window(window).aggregate(*reduced, output_type=ORDER_TYPE))
+
+    panes = panes_of(data)
+    assert sorted(traced) == sorted(plain) == sorted(
+        (m, min(o.category for o in pane), round(sum(o.amount for o in pane), 6),
+         max(o.ts for o in pane), min(o.user for o in pane))
+        for (m, _), pane in panes.items()
+    )  # fmt: skip
+    events = wait_received(receiver, len(panes))
+    assert _fires(events) == Counter(
+        (start, start + WINDOW_MS, len(pane), 1, min(o.ts for o in pane), max(o.ts for o in pane))
+        for (_, start), pane in panes.items()
+    )  # fmt: skip
+    assert {(e.operator_id, e.operator_type) for e in events} == {("merged-window", "WINDOW")}
+    [total] = {round(sum(s.sum for e in events for s in e.feature_stats), 6)}
+    assert total == round(sum(o.amount for o in data), 6)
+
+
+def test_reduce_trace_takes_a_reduce_function_or_a_function_of_two_values() -> None:
+    faro = FaroFlink("p", ListSink)
+    with pytest.raises(TypeError, match="ReduceFunction"):
+        faro.reduce_trace("not a function", None, "w")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="operator_id"):
+        faro.reduce_trace(lambda a, b: a)
 
 
 def test_window_all_is_traced_by_window_trace_and_aggregate_trace(flink_env, receiver) -> None:
