@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyflink.datastream.functions import (
+    AllWindowFunction,
     CoFlatMapFunction,
     CoMapFunction,
     CoProcessFunction,
@@ -35,6 +36,7 @@ from pyflink.datastream.functions import (
     ProcessFunction,
     ProcessWindowFunction,
     RuntimeContext,
+    WindowFunction,
 )
 from pyflink.datastream.output_tag import OutputTag
 from pyflink.datastream.time_domain import TimeDomain
@@ -304,6 +306,52 @@ class TracedAllWindowFunction(TracedWindow, ProcessAllWindowFunction):
 
     def clear(self, context: ProcessAllWindowFunction.Context) -> None:
         self._fn.clear(context)
+
+
+class _WindowOnly:
+    """The context of a fire for a function that ``apply()`` hands the window alone."""
+
+    __slots__ = ("_window",)
+
+    def __init__(self, window: Any):
+        self._window = window
+
+    def window(self) -> Any:
+        return self._window
+
+
+class TracedAppliedWindow(
+    TracedWindow, ProcessWindowFunction, ProcessAllWindowFunction, WindowFunction, AllWindowFunction
+):
+    """A WindowFunction (or AllWindowFunction, after ``window_all``), the kind
+    ``.apply()`` takes. PyFlink hands those the window but no context, so no
+    watermark; the traced one is also a process window function, so
+    ``.process(traced)`` in place of ``.apply(fn)`` computes the same and reports
+    the watermark at each fire too."""
+
+    def __init__(self, fn: WindowFunction | AllWindowFunction, capture: Capture):
+        self._setup(fn, capture)
+
+    def apply(self, *args: Any) -> Iterator[Any]:
+        key, window, inputs = args if len(args) == 3 else (None, *args)
+        return self._fired(
+            _WindowOnly(window), lambda rec: self._applied(key, window, _counted(rec, inputs))
+        )
+
+    def process(self, *args: Any) -> Iterator[Any]:
+        key, context, elements = args if len(args) == 3 else (None, *args)
+        return self._fired(
+            context,
+            lambda rec: self._applied(key, context.window(), _counted(rec, elements)),
+        )
+
+    def _applied(self, key: Any, window: Any, elements: list[Any]) -> Iterable[Any] | None:
+        if isinstance(self._fn, WindowFunction):
+            return self._fn.apply(key, window, elements)
+        return self._fn.apply(window, elements)
+
+    def clear(self, context: Any) -> None:
+        """A WindowFunction keeps no per-window state of its own to clear."""
 
 
 class _ProcessTraced(_Traced):

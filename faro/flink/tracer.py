@@ -10,6 +10,7 @@ from typing import Any
 from pyflink.common.typeinfo import TypeInformation
 from pyflink.datastream.functions import (
     AggregateFunction,
+    AllWindowFunction,
     CoFlatMapFunction,
     CoMapFunction,
     CoProcessFunction,
@@ -22,6 +23,7 @@ from pyflink.datastream.functions import (
     ProcessFunction,
     ProcessWindowFunction,
     ReduceFunction,
+    WindowFunction,
 )
 
 from faro.core.config import Extractor, FaroConfig, FaroFeatureConfig
@@ -38,6 +40,7 @@ from faro.flink.aggregate import (
 from faro.flink.functions import (
     Capture,
     TracedAllWindowFunction,
+    TracedAppliedWindow,
     TracedCoFlatMapFunction,
     TracedCoMapFunction,
     TracedCoProcessFunction,
@@ -80,7 +83,7 @@ class FaroFlink:
 
     def window_trace(
         self,
-        fn: ProcessWindowFunction | ProcessAllWindowFunction,
+        fn: WindowFunctions,
         config: FaroConfig | None = None,
         operator_id: str | None = None,
         *,
@@ -99,17 +102,23 @@ class FaroFlink:
         to a side output and count them there with :meth:`late_trace`.
 
         A ProcessAllWindowFunction (``stream.window_all(...).process(...)``) is
-        traced the same way, except that PyFlink hands it no watermark.
+        traced the same way, except that PyFlink hands it no watermark. So is a
+        WindowFunction (or AllWindowFunction), for ``.apply(traced)``, which hands
+        it no watermark either: ``.process(traced)`` computes the same and gives
+        the trace the watermark.
         """
-        traced: type[TracedWindowFunction | TracedAllWindowFunction]
+        traced: type[TracedWindowFunction | TracedAllWindowFunction | TracedAppliedWindow]
         if isinstance(fn, ProcessWindowFunction):
             traced = TracedWindowFunction
         elif isinstance(fn, ProcessAllWindowFunction):
             traced = TracedAllWindowFunction
+        elif isinstance(fn, (WindowFunction, AllWindowFunction)):
+            traced = TracedAppliedWindow
         else:
             raise TypeError(
-                "window_trace takes a ProcessWindowFunction or a ProcessAllWindowFunction, "
-                f"not {type(fn).__name__} (for an AggregateFunction, use aggregate_trace)"
+                "window_trace takes a ProcessWindowFunction or a WindowFunction (after "
+                "window_all, their all-window kinds), not "
+                f"{type(fn).__name__} (for an AggregateFunction, use aggregate_trace)"
             )
         return traced(
             fn, self._capture(fn, config, operator_id, OperatorType.WINDOW, event_time, False)
@@ -122,7 +131,8 @@ class FaroFlink:
     ) -> MapFunction:
         """Counts a window's late records as that window operator's own.
 
-        ``window`` is what :meth:`window_trace` or :meth:`aggregate_trace` returned.
+        ``window`` is what :meth:`window_trace`, :meth:`aggregate_trace` or
+        :meth:`reduce_trace` returned.
         Map the window's late-data side output through the result::
 
             late = OutputTag("late-orders", order_type())  # a type object of its own
@@ -145,7 +155,8 @@ class FaroFlink:
             window = window.window_function
         if not isinstance(window, TracedWindow):
             raise TypeError(
-                "late_trace takes what window_trace or aggregate_trace returned (agg = "
+                "late_trace takes what window_trace, aggregate_trace or reduce_trace returned "
+                "(agg = "
                 f"faro.window_trace(...); faro.late_trace(agg)), not {type(window).__name__}"
             )
         names = window._capture.config.feature_names

@@ -18,6 +18,7 @@ from pyflink.common.watermark_strategy import TimestampAssigner
 from pyflink.datastream import DataStream, OutputTag, StreamExecutionEnvironment
 from pyflink.datastream.functions import (
     AggregateFunction,
+    AllWindowFunction,
     CoFlatMapFunction,
     CoMapFunction,
     CoProcessFunction,
@@ -198,6 +199,23 @@ class MerchantTotalsApplied(WindowFunction):
     def apply(self, key, window, inputs):
         for revenue, count in inputs:
             yield Row(merchant=key, window_start=window.start, order_count=count, revenue=revenue)
+
+
+class MerchantWindowTotals(WindowFunction):
+    """Each merchant's orders and revenue in the window, from the pane's orders."""
+
+    def apply(self, key, window, inputs):
+        amounts = [o[2] for o in inputs]
+        yield Row(merchant=key, window_start=window.start, order_count=len(amounts),
+                  revenue=sum(amounts))  # fmt: skip
+
+
+class WindowTotals(AllWindowFunction):
+    """Every order of the window (``window_all``), as an AllWindowFunction."""
+
+    def apply(self, window, inputs):
+        amounts = [o[2] for o in inputs]
+        yield Row(window_start=window.start, order_count=len(amounts), revenue=sum(amounts))
 
 
 def window_totals_type() -> TypeInformation:

@@ -36,6 +36,7 @@ from tests.flink.jobs import (
     KeyedOrdersAndRefunds,
     MerchantTotals,
     MerchantTotalsApplied,
+    MerchantWindowTotals,
     Order,
     OrderAggFn,
     OrdersAndRefunds,
@@ -44,6 +45,7 @@ from tests.flink.jobs import (
     RevenueAgg,
     SplitLarge,
     Unkeyed,
+    WindowTotals,
     collect,
     order_stream,
     order_type,
@@ -182,6 +184,58 @@ def test_aggregate_trace_counts_every_folded_pane_and_changes_nothing(
     assert {e.subtask_index for e in events} == set(range(parallelism))
     # the feature read from each fire's result sums to every order
     assert sum(s.sum for e in events for s in e.feature_stats) == len(data)
+
+
+def test_window_trace_takes_a_window_function_for_apply_or_process(flink_env, receiver) -> None:
+    """The traced WindowFunction works with ``.apply()`` and, in its place,
+    ``.process()``, which computes the same."""
+    data = orders(600)
+    window = TumblingEventTimeWindows.of(Time.milliseconds(WINDOW_MS))
+    faro = _faro(receiver)
+
+    def keyed(env):
+        return order_stream(env, data).key_by(lambda o: o[0], key_type=Types.STRING())
+
+    def traced(operator_id: str):
+        return faro.window_trace(MerchantWindowTotals(), None, operator_id,
+                                 event_time=lambda o: o[3])  # fmt: skip
+
+    plain = collect(keyed(flink_env(2)).window(window).apply(MerchantWindowTotals(),
+                                                             totals_type()))  # fmt: skip
+    applied = collect(keyed(flink_env(2)).window(window).apply(traced("applied"), totals_type()))
+    processed = collect(
+        keyed(flink_env(2)).window(window).process(traced("processed"), totals_type())
+    )
+    whole = faro.window_trace(WindowTotals(), None, "all-applied", event_time=lambda o: o[3])
+    everything = collect(
+        order_stream(flink_env(2), data).window_all(window).apply(whole, window_totals_type())
+    )
+
+    panes = panes_of(data)
+    assert sorted(applied) == sorted(processed) == sorted(plain) == sorted(
+        (m, start, len(pane), round(sum(o.amount for o in pane), 6))
+        for (m, start), pane in panes.items()
+    )  # fmt: skip
+    by_window: dict[int, list[Order]] = defaultdict(list)
+    for o in data:
+        by_window[o.ts - o.ts % WINDOW_MS].append(o)
+    assert sorted(everything) == sorted(
+        (start, len(pane), round(sum(o.amount for o in pane), 6))
+        for start, pane in by_window.items()
+    )
+    events = wait_received(receiver, 2 * len(panes) + len(by_window))
+    keyed_fires = Counter(
+        (start, start + WINDOW_MS, len(pane), 1, min(o.ts for o in pane), max(o.ts for o in pane))
+        for (_, start), pane in panes.items()
+    )
+    for operator in ("applied", "processed"):
+        assert _fires([e for e in events if e.operator_id == operator]) == keyed_fires, operator
+    assert _fires([e for e in events if e.operator_id == "all-applied"]) == Counter(
+        (start, start + WINDOW_MS, len(pane), 1, min(o.ts for o in pane), max(o.ts for o in pane))
+        for start, pane in by_window.items()
+    )
+    # .apply() hands the trace no watermark (.process() does: tests/flink/test_functions.py)
+    assert all(e.watermark is None for e in events if e.operator_id != "processed")
 
 
 def _merged(a: tuple, b: tuple) -> tuple:

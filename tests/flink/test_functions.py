@@ -10,6 +10,7 @@ import random
 import pytest
 from pyflink.datastream import OutputTag
 from pyflink.datastream.time_domain import TimeDomain
+from pyflink.datastream.window import TimeWindow
 from pyflink.fn_execution.datastream.process.process_function import (
     InternalKeyedProcessFunctionContext,
     InternalProcessFunctionContext,
@@ -28,6 +29,7 @@ from tests.flink.jobs import (
     SMALL,
     BigOrders,
     KeyedOrdersAndRefunds,
+    MerchantWindowTotals,
     OrderAggFn,
     OrdersAndRefunds,
     OrdersOrRefunds,
@@ -259,23 +261,68 @@ def test_late_records_count_as_the_windows_inputs_and_late_never_outputs() -> No
     assert out == [r[4] for r in records] and seen == records  # through the user's map
     [event] = sink.events  # no ENTITY events: a late record holds no window result
     assert (event.operator_id, event.operator_type, event.subtask_index) == (
-        "order-agg-window", OperatorType.WINDOW, 1
+        "order-agg-window",
+        OperatorType.WINDOW,
+        1,
     )
     assert (event.input_count, event.output_count, event.late_count) == (250, 0, 250)
     # the window's feature names, so its features' health counts them, and no statistics
     assert (event.features, event.feature_stats) == (["revenue", "order_count"], [])
     assert (event.event_time_min, event.event_time_max) == (
-        min(r[3] for r in records), max(r[3] for r in records)
+        min(r[3] for r in records),
+        max(r[3] for r in records),
     )
     assert (event.window_start, event.window_end, event.watermark) == (None, None, None)
 
 
 def test_late_trace_takes_what_window_trace_or_aggregate_trace_returned() -> None:
     faro = FaroFlink("p", ListSink)
-    with pytest.raises(TypeError, match=r"late_trace takes what window_trace or aggregate_trace"):
+    expected = r"late_trace takes what window_trace, aggregate_trace or reduce_trace"
+    with pytest.raises(TypeError, match=expected):
         faro.late_trace(OrderAggFn())
     agg = faro.aggregate_trace(RevenueAgg(), FaroConfig(features=["revenue"]), "revenue-window")
     late = faro.late_trace(agg)
     assert (late._capture.operator_id, late._capture.config.feature_names) == (
-        "revenue-window", ["revenue"]
+        "revenue-window",
+        ["revenue"],
     )
+
+
+class _FireContext:
+    """What PyFlink hands a process window function at a fire."""
+
+    def __init__(self, window: TimeWindow, watermark: int):
+        self._window, self._watermark = window, watermark
+
+    def window(self) -> TimeWindow:
+        return self._window
+
+    def current_watermark(self) -> int:
+        return self._watermark
+
+
+def test_a_window_function_reports_the_watermark_only_through_process() -> None:
+    sink = ListSink()
+    faro = FaroFlink("p", lambda: sink)
+    window = TimeWindow(1_700_000_000_000, 1_700_000_010_000)
+    pane = [("m1", "A", 2.5, window.start + 5, "u1"), ("m1", "B", 4.0, window.start + 9, "u2")]
+    fires = []
+    for call in ("apply", "process"):
+        traced = faro.window_trace(MerchantWindowTotals(), None, call, event_time=lambda o: o[3])
+        traced.open(_RuntimeContext())
+        if call == "apply":
+            fires.append(list(traced.apply("m1", window, pane)))
+        else:
+            context = _FireContext(window, window.end + 250)
+            fires.append(list(traced.process("m1", context, pane)))
+        traced.close()
+    [applied, processed] = fires
+    assert (
+        [tuple(r) for r in applied]
+        == [tuple(r) for r in processed]
+        == [("m1", window.start, 2, 6.5)]
+    )
+    assert [(e.operator_id, e.input_count, e.output_count, e.watermark) for e in sink.events] == [
+        ("apply", 2, 1, None),
+        ("process", 2, 1, window.end + 250),
+    ]
