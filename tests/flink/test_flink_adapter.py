@@ -58,7 +58,7 @@ from tests.flink.jobs import (
     window_totals_type,
     windowed,
 )
-from tests.support import ListSink, wait_for
+from tests.support import wait_for
 
 pytestmark = pytest.mark.flink
 
@@ -272,14 +272,6 @@ def test_reduce_trace_counts_every_reduced_pane_and_changes_nothing(flink_env, r
     assert {(e.operator_id, e.operator_type) for e in events} == {("merged-window", "WINDOW")}
     [total] = {round(sum(s.sum for e in events for s in e.feature_stats), 6)}
     assert total == round(sum(o.amount for o in data), 6)
-
-
-def test_reduce_trace_takes_a_reduce_function_or_a_function_of_two_values() -> None:
-    faro = FaroFlink("p", ListSink)
-    with pytest.raises(TypeError, match="ReduceFunction"):
-        faro.reduce_trace("not a function", None, "w")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="operator_id"):
-        faro.reduce_trace(lambda a, b: a)
 
 
 def test_window_all_is_traced_by_window_trace_and_aggregate_trace(flink_env, receiver) -> None:

@@ -91,9 +91,16 @@ def test_each_trace_takes_its_kind_of_function_and_says_which_to_use_instead() -
     with pytest.raises(TypeError, match=r"takes a CoFlatMapFunction, not OrdersOrRefunds"):
         _faro().co_flat_map_trace(OrdersOrRefunds())
     with pytest.raises(TypeError, match=r"window_trace takes a ProcessWindowFunction or a "
-                                        r"ProcessAllWindowFunction, not RevenueAgg \(for an "
+                                        r"WindowFunction .*, not RevenueAgg \(for an "
                                         r"AggregateFunction, use aggregate_trace"):  # fmt: skip
         _faro().window_trace(RevenueAgg())
+    with pytest.raises(TypeError, match=r"for a reduce function, reduce_trace"):
+        _faro().aggregate_trace(lambda a, b: a)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"reduce_trace takes a ReduceFunction or a function of "
+                                        r"two values, not str"):  # fmt: skip
+        _faro().reduce_trace("revenue", None, "w")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"a lambda has no name to use as operator_id"):
+        _faro().reduce_trace(lambda a, b: a)
 
 
 def test_a_function_of_two_streams_is_a_join_unless_told_otherwise() -> None:
