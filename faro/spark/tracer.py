@@ -133,15 +133,18 @@ class FaroSpark:
         as one AGGREGATE event of a SOURCE operator named after the query: the rows
         it read, the rows its stateful operators dropped behind the watermark, its
         watermark and event-time range, from the query's progress alone."""
-        if self.listener is None:
-            raise ValueError(
-                "trace_queries reads each query's progress: add a FaroStreamingListener "
-                "to spark.streams and pass it to with_streaming_context(listener=...) first"
-            )
+        self._needs_listener("trace_queries reads each query's progress")
         with self._lock:
             self._queries = QueryReports(self.pipeline_id, _DriverSink(self), frozenset(names))
             self._streamed = self._streamed or SparkSession.getActiveSession()
         return self
+
+    def _needs_listener(self, why: str) -> None:
+        if self.listener is None:
+            raise ValueError(
+                f"{why}: add a FaroStreamingListener to spark.streams and pass it to "
+                "with_streaming_context(listener=...) first"
+            )
 
     def flush(self, timeout: float = 5.0) -> None:
         """Reports every batch whose write has finished, then flushes the driver sink."""
@@ -279,12 +282,8 @@ class SparkTrace:
             return self.fn(batch_df)
         out = self.fn(traced_in)
         try:
-            out_schema = out.schema
-            features = self._output_features(out_schema)
-            windowed = self._has_window(out_schema)
             observed_out = Observation()
-            exprs = self._output_metrics(windowed, features)
-            traced_out = out.observe(observed_out, *exprs)
+            traced_out, out_schema, features, windowed = self._observed_output(out, observed_out)
             persisted = None
             if self._entity_specs["output"]:
                 persisted = traced_out.persist()
@@ -306,12 +305,9 @@ class SparkTrace:
         where :meth:`report_stream` reads them; late rows are those the query's
         stateful operators dropped behind the watermark, as the progress counts them.
         """
-        if self.faro.listener is None:
-            raise ValueError(
-                f"{self.operator_id}: a streaming DataFrame's metrics arrive with its "
-                "query's progress: add a FaroStreamingListener to spark.streams and pass "
-                "it to with_streaming_context(listener=...)"
-            )
+        self.faro._needs_listener(
+            f"{self.operator_id}: a streaming DataFrame's metrics arrive with its query's progress"
+        )
         entities = sorted(n for specs in self._entity_specs.values() for n in specs)
         if entities:
             raise ValueError(
@@ -327,14 +323,8 @@ class SparkTrace:
             return self.fn(df)
         out = self.fn(traced_in)
         try:
-            schema = out.schema
-            observed = _Observed(
-                f"{name}:in", f"{name}:out", self._output_features(schema),
-                self._has_window(schema),
-            )  # fmt: skip
-            traced_out = out.observe(
-                observed.name_out, *self._output_metrics(observed.windowed, observed.features)
-            )
+            traced_out, _, features, windowed = self._observed_output(out, f"{name}:out")
+            observed = _Observed(f"{name}:in", f"{name}:out", features, windowed)
         except Exception as exc:
             self.faro.failures.record(f"{self.operator_id}: observing the output failed", exc)
             return out
@@ -434,6 +424,18 @@ class SparkTrace:
             if watermark is not None:  # changes every batch: parsed, not kept
                 late.append(F.expr(_late_sql(et, watermark)))
         return self._parsed(sql) + late
+
+    def _observed_output(
+        self, out: DataFrame, observation: Observation | str
+    ) -> tuple[DataFrame, StructType, list[tuple[str, bool]], bool]:
+        """``out`` with the output's observation (an Observation in ``foreachBatch``, a
+        name in a streaming query), its schema, its features and whether it holds
+        the window column."""
+        schema = out.schema  # one round trip; column lookups reuse it
+        features = self._output_features(schema)
+        windowed = self._has_window(schema)
+        traced = out.observe(observation, *self._output_metrics(windowed, features))
+        return traced, schema, features, windowed
 
     def _output_features(self, schema: StructType) -> list[tuple[str, bool]]:
         """(name, numeric) of the output columns that are features."""
