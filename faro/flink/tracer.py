@@ -156,8 +156,7 @@ class FaroFlink:
         if not isinstance(window, TracedWindow):
             raise TypeError(
                 "late_trace takes what window_trace, aggregate_trace or reduce_trace returned "
-                "(agg = "
-                f"faro.window_trace(...); faro.late_trace(agg)), not {type(window).__name__}"
+                f"(agg = faro.window_trace(...); faro.late_trace(agg)), not {type(window).__name__}"
             )
         names = window._capture.config.feature_names
         # the window's feature names, so its features' health counts these records; no

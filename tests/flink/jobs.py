@@ -111,6 +111,14 @@ def panes_of(data: list[Order]) -> dict[tuple[str, int], list[Order]]:
     return by_pane
 
 
+def windows_of(data: list[Order]) -> dict[int, list[Order]]:
+    """The orders of each tumbling window, merchants together (``window_all``)."""
+    by_window: dict[int, list[Order]] = defaultdict(list)
+    for o in data:
+        by_window[o.ts - o.ts % WINDOW_MS].append(o)
+    return by_window
+
+
 class FileSink:
     """Keeps its events and writes them to a file of its own in ``out_dir`` when
     closed, ``delay_s`` later (a destination that takes that long to acknowledge

@@ -57,6 +57,7 @@ from tests.flink.jobs import (
     window_job,
     window_totals_type,
     windowed,
+    windows_of,
 )
 from tests.support import wait_for
 
@@ -76,6 +77,16 @@ def _fires(events: list) -> Counter:
          e.event_time_max)
         for e in events
     )  # fmt: skip
+
+
+def _single_result_fires(panes: dict[Any, list[Order]]) -> Counter:
+    """The fires of windows that emit one result per pane, from :func:`panes_of` (keyed
+    by merchant and window start) or :func:`windows_of` (by window start)."""
+    starts = ((key[1] if isinstance(key, tuple) else key, pane) for key, pane in panes.items())
+    return Counter(
+        (start, start + WINDOW_MS, len(pane), 1, min(o.ts for o in pane), max(o.ts for o in pane))
+        for start, pane in starts
+    )
 
 
 @pytest.mark.parametrize("parallelism", [1, 2])
@@ -173,10 +184,7 @@ def test_aggregate_trace_counts_every_folded_pane_and_changes_nothing(
         shape(m, start, pane) for (m, start), pane in panes.items()
     )
     events = wait_received(receiver, len(panes))
-    assert _fires(events) == Counter(
-        (start, start + WINDOW_MS, len(pane), 1, min(o.ts for o in pane), max(o.ts for o in pane))
-        for (_, start), pane in panes.items()
-    )  # fmt: skip
+    assert _fires(events) == _single_result_fires(panes)
     assert all(
         (e.operator_id, e.operator_type, e.late_count) == ("revenue-window", "WINDOW", None)
         for e in events
@@ -216,24 +224,17 @@ def test_window_trace_takes_a_window_function_for_apply_or_process(flink_env, re
         (m, start, len(pane), round(sum(o.amount for o in pane), 6))
         for (m, start), pane in panes.items()
     )  # fmt: skip
-    by_window: dict[int, list[Order]] = defaultdict(list)
-    for o in data:
-        by_window[o.ts - o.ts % WINDOW_MS].append(o)
+    by_window = windows_of(data)
     assert sorted(everything) == sorted(
         (start, len(pane), round(sum(o.amount for o in pane), 6))
         for start, pane in by_window.items()
     )
     events = wait_received(receiver, 2 * len(panes) + len(by_window))
-    keyed_fires = Counter(
-        (start, start + WINDOW_MS, len(pane), 1, min(o.ts for o in pane), max(o.ts for o in pane))
-        for (_, start), pane in panes.items()
-    )
+    keyed_fires = _single_result_fires(panes)
     for operator in ("applied", "processed"):
         assert _fires([e for e in events if e.operator_id == operator]) == keyed_fires, operator
-    assert _fires([e for e in events if e.operator_id == "all-applied"]) == Counter(
-        (start, start + WINDOW_MS, len(pane), 1, min(o.ts for o in pane), max(o.ts for o in pane))
-        for start, pane in by_window.items()
-    )
+    whole_fires = _fires([e for e in events if e.operator_id == "all-applied"])
+    assert whole_fires == _single_result_fires(by_window)
     # .apply() hands the trace no watermark (.process() does: tests/flink/test_functions.py)
     assert all(e.watermark is None for e in events if e.operator_id != "processed")
 
@@ -265,10 +266,7 @@ def test_reduce_trace_counts_every_reduced_pane_and_changes_nothing(flink_env, r
         for (m, _), pane in panes.items()
     )  # fmt: skip
     events = wait_received(receiver, len(panes))
-    assert _fires(events) == Counter(
-        (start, start + WINDOW_MS, len(pane), 1, min(o.ts for o in pane), max(o.ts for o in pane))
-        for (_, start), pane in panes.items()
-    )  # fmt: skip
+    assert _fires(events) == _single_result_fires(panes)
     assert {(e.operator_id, e.operator_type) for e in events} == {("merged-window", "WINDOW")}
     [total] = {round(sum(s.sum for e in events for s in e.feature_stats), 6)}
     assert total == round(sum(o.amount for o in data), 6)
@@ -293,17 +291,12 @@ def test_window_all_is_traced_by_window_trace_and_aggregate_trace(flink_env, rec
         )
     )
 
-    panes: dict[int, list[Order]] = defaultdict(list)
-    for o in data:
-        panes[o.ts - o.ts % WINDOW_MS].append(o)
+    panes = windows_of(data)
     revenue = {start: round(sum(o.amount for o in pane), 6) for start, pane in panes.items()}
     assert sorted(listed) == sorted((s, len(p), revenue[s]) for s, p in panes.items())
     assert sorted(folded) == sorted((revenue[s], len(p)) for s, p in panes.items())
     events = wait_received(receiver, 2 * len(panes))
-    expected = Counter(
-        (start, start + WINDOW_MS, len(pane), 1, min(o.ts for o in pane), max(o.ts for o in pane))
-        for start, pane in panes.items()
-    )
+    expected = _single_result_fires(panes)
     for operator in ("all-window", "all-aggregate"):
         assert _fires([e for e in events if e.operator_id == operator]) == expected, operator
     listed_stats = [s for e in events if e.operator_id == "all-window" for s in e.feature_stats]
