@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyspark
 import pytest
 from fastapi.testclient import TestClient
 
@@ -69,15 +70,24 @@ def test_the_stateful_order_job_reports_what_each_micro_batch_wrote(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     read = {e["batch_id"]: e["input_count"] for e in events if e["operator_id"] == "orders"}
+    assert sorted(read) == list(range(len(read))) and len(read) >= 5  # none lost or twice
     events = [e for e in events if e["operator_id"] == "order-agg-window"]
-    assert read == {e["batch_id"]: e["input_count"] for e in events}
-    batches = [e["batch_id"] for e in events]
-    assert batches == list(range(len(batches))) and len(batches) >= 5  # none lost or twice
+    # Spark 3.5 reports no observed metrics for a batch without new data (docs/spark.md),
+    # so the trace has no event for it, where the query's own operator has; Spark 4 does
+    unreported = set(read) - {e["batch_id"] for e in events}
+    if int(pyspark.__version__.split(".")[0]) >= 4:
+        assert not unreported
+    assert all(read[b] == 0 for b in unreported)
+    assert {b: n for b, n in read.items() if b not in unreported} == {
+        e["batch_id"]: e["input_count"] for e in events
+    }
     # what the job's own sink counted in each batch (Spark's count, not faro's)
     written = {
         int(b): int(n) for b, n in re.findall(r"batch (\d+): (\d+) merchant windows", done.stderr)
     }
-    assert written == {e["batch_id"]: e["output_count"] for e in events}
+    assert {b: n for b, n in written.items() if b not in unreported} == {
+        e["batch_id"]: e["output_count"] for e in events
+    }
     assert any(written.values())
     seen = 0
     for e in events:
