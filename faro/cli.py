@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from faro import __version__
 from faro.core.events import EventType
 from faro.core.settings import settings
 from faro.core.windows import format_time, parse_time
@@ -49,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         "a model's served values (skew) and compare two versions of a pipeline (compare).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     m = _command(

@@ -48,3 +48,13 @@ def test_faro_status_prints_the_store_as_text_or_json(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out) == status.to_dict()
     assert main(["status", "--data-dir", str(tmp_path / "typo")]) == 2
     assert "no store at" in capsys.readouterr().err
+
+
+def test_faro_version_prints_the_installed_release(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    # the package's metadata takes its version from faro.__version__ (pyproject.toml)
+    assert capsys.readouterr().out == f"faro {version('faro')}\n"
