@@ -24,11 +24,13 @@ from typing import Any
 
 from pyflink.datastream.functions import (
     AllWindowFunction,
+    BroadcastProcessFunction,
     CoFlatMapFunction,
     CoMapFunction,
     CoProcessFunction,
     FilterFunction,
     FlatMapFunction,
+    KeyedBroadcastProcessFunction,
     KeyedCoProcessFunction,
     KeyedProcessFunction,
     MapFunction,
@@ -126,10 +128,15 @@ class _PublicReads:
     """A context's timestamp and watermark read through PyFlink's public API, under
     the attribute names PyFlink's own classes keep them in (see :func:`_reads`)."""
 
-    __slots__ = ("_ctx",)
+    __slots__ = ("_ctx", "_watermark_of")
 
     def __init__(self, ctx: Any):
         self._ctx = ctx
+        # a broadcast function's contexts give the watermark themselves; their public
+        # API has no timer service (a keyed one's read-only context has both)
+        self._watermark_of = getattr(ctx, "current_watermark", None) or (
+            lambda: ctx.timer_service().current_watermark()
+        )
 
     @property
     def _timestamp(self) -> int | None:
@@ -137,7 +144,7 @@ class _PublicReads:
 
     @property
     def _current_watermark(self) -> int | None:
-        return self._ctx.timer_service().current_watermark()
+        return self._watermark_of()
 
 
 def _reads(ctx: Any) -> tuple[Any, Any]:
@@ -440,6 +447,38 @@ class TracedKeyedCoProcessFunction(_ProcessTraced, KeyedCoProcessFunction):
     def process_element2(self, value: Any, ctx: KeyedCoProcessFunction.Context) -> Iterator[Any]:
         return self._element(value, ctx, self._user2)
 
+    on_timer = _ProcessTraced._on_timer
+
+
+class _BroadcastTraced(_ProcessTraced):
+    """A function of a stream connected with a broadcast stream. The main stream's
+    records are the inputs. Broadcast elements are not: Flink hands each of them to
+    every parallel instance, so counted they would add up once per instance and
+    break the hand-off from the operator upstream. What the function emits for them
+    counts as output, stamped with their timestamp."""
+
+    def process_broadcast_element(self, value: Any, ctx: Any) -> Iterator[Any]:
+        rec = self._rec
+        assert rec is not None, "open() was not called"
+        yield from self._pass_outputs(rec, self._user2(value, ctx), ctx.timestamp())
+        if _monotonic() >= self._next_flush:
+            self._flush(rec)
+
+
+class TracedBroadcastProcessFunction(_BroadcastTraced, BroadcastProcessFunction):
+    def __init__(self, fn: BroadcastProcessFunction, capture: Capture):
+        self._setup_process(fn, capture, "process_element", "process_broadcast_element")
+
+    process_element = _ProcessTraced._element
+
+
+class TracedKeyedBroadcastProcessFunction(_BroadcastTraced, KeyedBroadcastProcessFunction):
+    """As :class:`TracedBroadcastProcessFunction`, on a keyed main stream, with timers."""
+
+    def __init__(self, fn: KeyedBroadcastProcessFunction, capture: Capture):
+        self._setup_process(fn, capture, "process_element", "process_broadcast_element")
+
+    process_element = _ProcessTraced._element
     on_timer = _ProcessTraced._on_timer
 
 

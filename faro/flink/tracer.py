@@ -11,11 +11,13 @@ from pyflink.common.typeinfo import TypeInformation
 from pyflink.datastream.functions import (
     AggregateFunction,
     AllWindowFunction,
+    BroadcastProcessFunction,
     CoFlatMapFunction,
     CoMapFunction,
     CoProcessFunction,
     FilterFunction,
     FlatMapFunction,
+    KeyedBroadcastProcessFunction,
     KeyedCoProcessFunction,
     KeyedProcessFunction,
     MapFunction,
@@ -41,11 +43,13 @@ from faro.flink.functions import (
     Capture,
     TracedAllWindowFunction,
     TracedAppliedWindow,
+    TracedBroadcastProcessFunction,
     TracedCoFlatMapFunction,
     TracedCoMapFunction,
     TracedCoProcessFunction,
     TracedFilterFunction,
     TracedFlatMapFunction,
+    TracedKeyedBroadcastProcessFunction,
     TracedKeyedCoProcessFunction,
     TracedKeyedProcessFunction,
     TracedLateRecords,
@@ -322,6 +326,36 @@ class FaroFlink:
                 f"not {type(fn).__name__}"
             )
         return traced(fn, self._two_inputs(fn, config, operator_id, operator_type, event_time))
+
+    def broadcast_process_trace(
+        self,
+        fn: KeyedBroadcastProcessFunction | BroadcastProcessFunction,
+        config: FaroConfig | None = None,
+        operator_id: str | None = None,
+        *,
+        operator_type: OperatorType | str = OperatorType.PROCESS,
+        event_time: Extractor | None = None,
+    ) -> KeyedBroadcastProcessFunction | BroadcastProcessFunction:
+        """A function of a stream connected with a broadcast stream
+        (``stream.connect(rules.broadcast(descriptor)).process(...)``, keyed or not),
+        such as one that filters or enriches records by rules or reference data
+        broadcast to every parallel instance. The main stream's records are its
+        inputs, with their timestamps, and late below the watermark; broadcast
+        elements are not counted (each reaches every instance). What it emits counts
+        as output, for broadcast elements and from timers too; side outputs pass
+        uncounted. Features read from the input read the main stream's records."""
+        if isinstance(fn, KeyedBroadcastProcessFunction):
+            traced: type[TracedKeyedBroadcastProcessFunction | TracedBroadcastProcessFunction]
+            traced = TracedKeyedBroadcastProcessFunction
+        elif isinstance(fn, BroadcastProcessFunction):
+            traced = TracedBroadcastProcessFunction
+        else:
+            raise TypeError(
+                "broadcast_process_trace takes a KeyedBroadcastProcessFunction or a "
+                f"BroadcastProcessFunction, not {type(fn).__name__}"
+            )
+        kind = parse_enum(OperatorType, operator_type, "operator_type")
+        return traced(fn, self._capture(fn, config, operator_id, kind, event_time, True))
 
     def co_map_trace(
         self,

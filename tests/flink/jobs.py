@@ -19,9 +19,11 @@ from pyflink.datastream import DataStream, OutputTag, StreamExecutionEnvironment
 from pyflink.datastream.functions import (
     AggregateFunction,
     AllWindowFunction,
+    BroadcastProcessFunction,
     CoFlatMapFunction,
     CoMapFunction,
     CoProcessFunction,
+    KeyedBroadcastProcessFunction,
     KeyedCoProcessFunction,
     KeyedProcessFunction,
     ProcessAllWindowFunction,
@@ -29,6 +31,7 @@ from pyflink.datastream.functions import (
     ProcessWindowFunction,
     WindowFunction,
 )
+from pyflink.datastream.state import MapStateDescriptor
 from pyflink.datastream.window import TumblingEventTimeWindows
 
 from faro import CaptureEvent
@@ -285,6 +288,48 @@ class OrdersAndRefunds(_OrdersAndRefunds, CoProcessFunction):
 
 class KeyedOrdersAndRefunds(_OrdersAndRefunds, KeyedCoProcessFunction):
     pass
+
+
+def minimums() -> MapStateDescriptor:
+    """The broadcast state of the rule functions: each merchant's latest minimum."""
+    return MapStateDescriptor("minimums", Types.STRING(), Types.DOUBLE())
+
+
+class _ByRules:
+    """Orders (the main stream) over 50 pass, under 10 go to a side output, whatever
+    the broadcast state holds when they arrive (so the output does not depend on how
+    the two streams interleave); each rule (an order on the broadcast stream, its
+    amount the merchant's minimum) is stored and emitted by every parallel instance
+    as an order of category "rule"."""
+
+    def process_element(self, value, ctx):
+        ctx.get_broadcast_state(minimums()).get(value[0])  # read, as a rule function would
+        if value[2] > 50:
+            yield value
+        elif value[2] < 10:
+            yield SMALL, value
+
+    def process_broadcast_element(self, value, ctx):
+        ctx.get_broadcast_state(minimums()).put(value[0], value[2])
+        yield (value[0], "rule", value[2], value[3], "rules")
+
+
+class OrdersByRules(_ByRules, BroadcastProcessFunction):
+    pass
+
+
+class KeyedOrdersByRules(_ByRules, KeyedBroadcastProcessFunction):
+    """Also sets an event-time timer at each order under 10, which emits an order of
+    category "timer" for its merchant (one per merchant and time: Flink keeps one
+    timer per key and timestamp)."""
+
+    def process_element(self, value, ctx):
+        if value[2] < 10:
+            ctx.timer_service().register_event_time_timer(value[3])
+        yield from super().process_element(value, ctx)
+
+    def on_timer(self, timestamp, ctx):
+        yield (ctx.get_current_key(), "timer", 0.0, timestamp, "timers")
 
 
 class OrdersOrRefunds(CoMapFunction):

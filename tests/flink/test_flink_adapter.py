@@ -34,12 +34,14 @@ from tests.flink.jobs import (
     AllOrders,
     BigOrders,
     KeyedOrdersAndRefunds,
+    KeyedOrdersByRules,
     MerchantTotals,
     MerchantTotalsApplied,
     MerchantWindowTotals,
     Order,
     OrderAggFn,
     OrdersAndRefunds,
+    OrdersByRules,
     OrdersOrRefunds,
     PassThrough,
     RevenueAgg,
@@ -47,6 +49,7 @@ from tests.flink.jobs import (
     Unkeyed,
     WindowTotals,
     collect,
+    minimums,
     order_stream,
     order_type,
     orders,
@@ -439,6 +442,59 @@ def test_co_process_trace_counts_both_inputs(flink_env, receiver, keyed) -> None
     entities = [e for e in received_events(receiver) if e.event_type == EventType.ENTITY]
     assert sorted((e.entity_id, e.feature_value, e.event_time) for e in entities) == sorted(
         (o[4], o[2], o[3]) for o in expected
+    )
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+def test_broadcast_process_trace_counts_the_main_stream(flink_env, receiver, keyed) -> None:
+    """Orders connected with rules broadcast to both parallel instances: only the
+    orders count as inputs (and give the input feature's ENTITY events), while what
+    the function emits for each rule (once per instance) and from timers counts as
+    output."""
+    data, rules = orders(400, seed=3), orders(30, seed=6)
+    faro = _faro(receiver, flush_interval=3600)
+    amount = FaroFeatureConfig(entity_key=lambda o: o[4], feature_value=lambda o: o[2])
+    env = flink_env(2)
+    main = order_stream(env, data)
+    broadcast = order_stream(env, rules).broadcast(minimums())
+    if keyed:
+        main, fn = main.key_by(lambda o: o[0], key_type=Types.STRING()), KeyedOrdersByRules()
+    else:
+        fn = OrdersByRules()
+    ruled = main.connect(broadcast).process(
+        faro.broadcast_process_trace(fn, FaroConfig(features={"amount": amount}), "rules"),
+        ORDER_TYPE,
+    )
+    ruled.get_side_output(SMALL)  # registered, so PyFlink routes (tag, value) pairs there
+    output = collect(ruled)
+
+    expected = [o.as_tuple() for o in data if o.amount > 50]
+    expected += 2 * [(o.merchant, "rule", o.amount, o.ts, "rules") for o in rules]
+    if keyed:
+        timers = {(o.merchant, o.ts) for o in data if o.amount < 10}
+        expected += [(m, "timer", 0.0, ts, "timers") for m, ts in timers]
+    assert sorted(output) == sorted(expected)
+
+    assert wait_for(
+        lambda: _totals(receiver).get("rules") == (len(data), len(expected)), CLOSE_GRACE_S
+    ), _totals(receiver)
+    events = received_events(receiver)
+    aggregates = [e for e in events if e.event_type == EventType.AGGREGATE]
+    assert {e.operator_type for e in aggregates} == {OperatorType.PROCESS}
+    assert min(e.event_time_min for e in aggregates) == min(o.ts for o in data)
+    assert max(e.event_time_max for e in aggregates) == max(o.ts for o in data)
+    assert all(e.late_count is not None for e in aggregates)
+    stats = [s for e in aggregates for s in e.feature_stats]
+    assert sum(s.count for s in stats) == len(data)
+    assert sum(s.sum for s in stats) == pytest.approx(sum(o.amount for o in data))
+    assert wait_for(
+        lambda: len([e for e in received_events(receiver)
+                     if e.event_type == EventType.ENTITY]) == len(data),
+        CLOSE_GRACE_S,
+    )  # fmt: skip
+    entities = [e for e in received_events(receiver) if e.event_type == EventType.ENTITY]
+    assert sorted((e.entity_id, e.feature_value, e.event_time) for e in entities) == sorted(
+        (o.user, o.amount, o.ts) for o in data
     )
 
 

@@ -12,6 +12,8 @@ from pyflink.datastream import OutputTag
 from pyflink.datastream.time_domain import TimeDomain
 from pyflink.datastream.window import TimeWindow
 from pyflink.fn_execution.datastream.process.process_function import (
+    InternalBroadcastProcessFunctionContext,
+    InternalBroadcastProcessFunctionReadOnlyContext,
     InternalKeyedProcessFunctionContext,
     InternalProcessFunctionContext,
 )
@@ -32,6 +34,7 @@ from tests.flink.jobs import (
     MerchantWindowTotals,
     OrderAggFn,
     OrdersAndRefunds,
+    OrdersByRules,
     OrdersOrRefunds,
     PassThrough,
     RevenueAgg,
@@ -196,6 +199,70 @@ def test_a_co_process_counts_both_inputs_late_below_the_watermark() -> None:
     assert (event.input_count, event.output_count, event.late_count) == (2000, outputs, late)
     assert (event.event_time_min, event.event_time_max) == (min(times), max(times))
     assert (event.operator_type, event.watermark) == (OperatorType.JOIN, watermark)
+
+
+class _BroadcastStates:
+    """The operator state store's part a broadcast function uses: one broadcast state,
+    a dict, whatever the descriptor."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, float] = {}
+
+    def get_broadcast_state(self, descriptor: object) -> "_BroadcastStates":
+        return self
+
+    def to_read_only_broadcast_state(self) -> "_BroadcastStates":
+        return self
+
+    def get(self, key: str) -> float | None:
+        return self.state.get(key)
+
+    def put(self, key: str, value: float) -> None:
+        self.state[key] = value
+
+
+def test_a_broadcast_process_counts_the_main_stream_late_below_the_watermark() -> None:
+    """Through PyFlink's own two contexts of a broadcast function (the main stream's is
+    read-only), as its runner moves timestamp and watermark: broadcast elements are
+    not inputs, what the function emits for them is output."""
+    rng = random.Random(17)
+    sink = ListSink()
+    traced = FaroFlink("p", lambda: sink).broadcast_process_trace(OrdersByRules(), None, "rules")
+    traced.open(_RuntimeContext())
+    states = _BroadcastStates()
+    ctx = InternalBroadcastProcessFunctionContext(NonKeyedTimerServiceImpl(), states)
+    read_only = InternalBroadcastProcessFunctionReadOnlyContext(NonKeyedTimerServiceImpl(), states)
+    watermark, late, times, inputs, outputs = None, 0, [], 0, 0
+    for i in range(2000):
+        ts = 1_000_000 + i * 10 + rng.randrange(-600, 200)
+        if i % 50 == 0:
+            watermark = 1_000_000 + i * 10
+        for c in (ctx, read_only):  # as PyFlink's runner does before each element
+            c.set_timestamp(ts)
+            if watermark is not None:
+                c.timer_service().advance_watermark(watermark)
+        record = ("m", "A", rng.choice([5.0, 20.0, 80.0]), ts, "o")
+        if i % 4:
+            out = list(traced.process_element(record, read_only))
+            expected = ([record] if record[2] > 50 else [(SMALL, record)] if record[2] < 10
+                        else [])  # fmt: skip
+            late += watermark is not None and ts < watermark
+            times.append(ts)
+            inputs += 1
+            outputs += record[2] > 50  # a side output is not an output
+        else:
+            out = list(traced.process_broadcast_element(record, ctx))
+            expected = [("m", "rule", record[2], ts, "rules")]
+            outputs += 1
+            minimum = record[2]
+        assert out == expected
+    traced.close()
+    [event] = sink.of_type(EventType.AGGREGATE)
+    assert 0 < late < inputs
+    assert (event.input_count, event.output_count, event.late_count) == (inputs, outputs, late)
+    assert (event.event_time_min, event.event_time_max) == (min(times), max(times))
+    assert (event.operator_type, event.watermark) == (OperatorType.PROCESS, watermark)
+    assert states.state == {"m": minimum}  # the function's own state, untouched
 
 
 def test_what_a_keyed_co_process_timer_emits_counts_as_output() -> None:
