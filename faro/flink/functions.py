@@ -132,11 +132,7 @@ class _PublicReads:
 
     def __init__(self, ctx: Any):
         self._ctx = ctx
-        # a broadcast function's contexts give the watermark themselves; their public
-        # API has no timer service (a keyed one's read-only context has both)
-        self._watermark_of = getattr(ctx, "current_watermark", None) or (
-            lambda: ctx.timer_service().current_watermark()
-        )
+        self._watermark_of = _watermark_reader(ctx)
 
     @property
     def _timestamp(self) -> int | None:
@@ -145,6 +141,19 @@ class _PublicReads:
     @property
     def _current_watermark(self) -> int | None:
         return self._watermark_of()
+
+
+def _watermark_reader(ctx: Any) -> Callable[[], int | None]:
+    """``ctx.current_watermark`` if it answers (a broadcast function's contexts, whose
+    public API has no timer service), else the timer service's. It is tried once
+    because PyFlink's thread mode gives a keyed broadcast function's contexts one
+    that calls a Java method which is not there; their timer service answers."""
+    read = getattr(ctx, "current_watermark", None)
+    if read is not None:
+        with contextlib.suppress(Exception):
+            read()
+            return read
+    return lambda: ctx.timer_service().current_watermark()
 
 
 def _reads(ctx: Any) -> tuple[Any, Any]:

@@ -332,6 +332,19 @@ class KeyedOrdersByRules(_ByRules, KeyedBroadcastProcessFunction):
         yield (ctx.get_current_key(), "timer", 0.0, timestamp, "timers")
 
 
+class PassByRules(KeyedBroadcastProcessFunction):
+    """Emits each order as it came, after reading its merchant's rule; stores each
+    rule and emits nothing for it."""
+
+    def process_element(self, value, ctx):
+        ctx.get_broadcast_state(minimums()).get(value[0])
+        yield value
+
+    def process_broadcast_element(self, value, ctx):
+        ctx.get_broadcast_state(minimums()).put(value[0], value[2])
+        return []
+
+
 class OrdersOrRefunds(CoMapFunction):
     """(merchant, signed amount): orders as they are, refunds negative; orders under
     10 give None, which PyFlink drops."""

@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_traced_operators_count_ground_truth_in_thread_mode(tmp_path) -> None:
     """PyFlink 2.x's thread mode cannot answer get_index_of_this_subtask(), which
-    failed every traced job there; faro reads the index from the Java context."""
+    failed every traced job there; faro reads the index from the Java context. Nor
+    can a keyed broadcast function's context give current_watermark() there; faro
+    asks its timer service."""
     done = subprocess.run(
         [sys.executable, "-m", "tests.flink.thread_job", str(tmp_path)],
         cwd=ROOT, env=child_environment(PYTHONPATH=thread_mode_pythonpath(str(ROOT))),
@@ -36,6 +38,7 @@ def test_traced_operators_count_ground_truth_in_thread_mode(tmp_path) -> None:
                 {e.subtask_index for e in mine})  # fmt: skip
 
     assert totals("valid-orders") == (ORDERS, len(valid), {0, 1})
+    assert totals("rules") == (len(valid), len(valid), {0, 1})  # rules are not inputs
     assert totals("pass") == (len(valid), len(valid), {0, 1})
     assert totals("revenue-window") == (len(valid), len(panes), {0, 1})
     entities = [e for e in events if e.event_type == "ENTITY"]

@@ -1,7 +1,7 @@
 """The adapter tests' chain of traced operators, run in PyFlink's thread mode, where
-the functions run in an interpreter inside the JVM: a filter, a keyed process
-function with ENTITY capture at rate 1.0, and a window that aggregates
-incrementally, at parallelism 2. Each sink writes the events it got to a file of
+the functions run in an interpreter inside the JVM: a filter, a keyed function
+with a broadcast stream of rules, a keyed process function with ENTITY capture
+at rate 1.0, and a window that aggregates incrementally, at parallelism 2. Each sink writes the events it got to a file of
 its own in OUT_DIR when it closes (every subtask's sink lives in this one
 process); the window's results go to OUT_DIR/outputs.json.
 
@@ -27,9 +27,11 @@ from tests.flink.jobs import (
     WINDOW_MS,
     FileSink,
     MerchantTotals,
+    PassByRules,
     PassThrough,
     RevenueAgg,
     collect,
+    minimums,
     order_stream,
     orders,
     revenue_type,
@@ -37,6 +39,7 @@ from tests.flink.jobs import (
 )
 
 ORDERS = 600
+RULES = 20
 MIN_AMOUNT = 10
 
 
@@ -51,7 +54,13 @@ def main(out_dir: str) -> None:
     valid = order_stream(env, orders(ORDERS)).filter(
         faro.filter_trace(lambda o: o[2] >= MIN_AMOUNT, operator_id="valid-orders")
     )
-    passed = valid.key_by(lambda o: o[0], key_type=Types.STRING()).process(
+    rules = order_stream(env, orders(RULES, seed=6)).broadcast(minimums())
+    ruled = (
+        valid.key_by(lambda o: o[0], key_type=Types.STRING())
+        .connect(rules)
+        .process(faro.broadcast_process_trace(PassByRules(), None, "rules"), ORDER_TYPE)
+    )
+    passed = ruled.key_by(lambda o: o[0], key_type=Types.STRING()).process(
         faro.process_trace(PassThrough(), FaroConfig(features={"amount": amount}), "pass"),
         ORDER_TYPE,
     )
