@@ -1,9 +1,10 @@
 """The adapter tests' chain of traced operators, run in PyFlink's thread mode, where
 the functions run in an interpreter inside the JVM: a filter, a keyed function
 with a broadcast stream of rules, a keyed process function with ENTITY capture
-at rate 1.0, and a window that aggregates incrementally, at parallelism 2. Each sink writes the events it got to a file of
-its own in OUT_DIR when it closes (every subtask's sink lives in this one
-process); the window's results go to OUT_DIR/outputs.json.
+at rate 1.0, and a window that aggregates incrementally, at parallelism 2.
+Each sink writes the events it got to a file of its own in OUT_DIR when it
+closes (every subtask's sink lives in this one process); the window's results
+go to OUT_DIR/outputs.json.
 
     python -m tests.flink.thread_job OUT_DIR
 """
