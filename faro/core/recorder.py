@@ -459,10 +459,15 @@ class OperatorRecorder:
             except Exception as exc:
                 self.failures.record(f"reading feature {p.name!r} from a record raised", exc)
 
+    @property
+    def pending(self) -> bool:
+        """True when records were counted since the last flush."""
+        return bool(self._in or self._out or self._late)
+
     def close(self, timeout: float = 5.0) -> None:
         """Flush what is pending (nothing, if the last flush covered it all), then
         flush and close the sink, waiting at most ``timeout`` seconds."""
-        if self._in or self._out or self._late:
+        if self.pending:
             self.flush()
         try:
             self.sink.flush(timeout)

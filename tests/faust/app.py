@@ -1,0 +1,86 @@
+"""A Faust feature pipeline for the sensor's tests, run as a worker by them:
+
+    BROKER=... ORDERS=... CAPTURE=... SINK=kafka|failing APP_ID=... DATADIR=... \
+        python -m tests.faust.app worker
+
+Its agent keeps orders of at least MIN_AMOUNT (``stream.filter``), adds each to
+its user's running total in the table ``purchase_total`` and sends the new total
+to the topic ``<ORDERS>-totals``: what the tests compare with their own sums.
+FaroSensor reports the agent and the table to the topic CAPTURE (SINK=kafka), or
+to a sink whose every call raises (SINK=failing).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import faust
+
+from faro import FaroConfig, FaroFeatureConfig, KafkaCaptureEventSink
+from faro.faust import FaroSensor
+from tests.faust import MIN_AMOUNT, PARTITIONS
+
+BROKER = os.environ["BROKER"]
+app = faust.App(
+    os.environ["APP_ID"],
+    broker=f"kafka://{BROKER}",
+    store="memory://",
+    datadir=os.environ["DATADIR"],
+    web_enabled=False,
+    topic_partitions=PARTITIONS,
+    topic_replication_factor=1,
+    # a group of one: the test broker waits half the session for more members
+    broker_session_timeout=6,
+    broker_heartbeat_interval=1,
+)
+orders = app.topic(os.environ["ORDERS"], value_serializer="json", partitions=PARTITIONS)
+totals_out = app.topic(f"{os.environ['ORDERS']}-totals", value_serializer="json")
+purchase_total = app.Table("purchase_total", default=float)
+
+
+class FailingSink:
+    def emit(self, event: Any) -> None:
+        raise RuntimeError("the capture destination is down")
+
+    def flush(self, timeout: float | None = None) -> bool:
+        raise RuntimeError("the capture destination is down")
+
+    def close(self) -> None:
+        raise RuntimeError("the capture destination is down")
+
+
+sink = (
+    FailingSink
+    if os.environ["SINK"] == "failing"
+    else KafkaCaptureEventSink.factory(BROKER, topic=os.environ["CAPTURE"])
+)
+app.sensors.add(
+    FaroSensor(
+        "faust-pipeline",
+        sink,
+        {
+            "score": FaroConfig(features={"amount": FaroFeatureConfig(feature_value="amount")}),
+            "purchase_total": FaroConfig(
+                features={
+                    "purchase_total": FaroFeatureConfig(entity_key="key", feature_value="value")
+                }
+            ),
+        },
+        flush_interval=0.5,
+    )
+)
+
+
+@app.agent(orders, name="score")
+async def score(stream: Any) -> None:
+    async for order in stream.filter(lambda o: o["amount"] >= MIN_AMOUNT):
+        purchase_total[order["user"]] += order["amount"]
+        await totals_out.send(
+            key=order["user"],
+            value={"user": order["user"], "total": purchase_total[order["user"]]},
+        )
+
+
+if __name__ == "__main__":
+    app.main()

@@ -1,0 +1,174 @@
+"""FaroSensor on a real Faust worker, fed and read through the test broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from faro import CaptureEvent, EventType, OperatorType
+from faro.core.avro_codec import decode_single_object
+from faro.faust import FaroSensor
+from tests.faust import MIN_AMOUNT, PARTITIONS
+from tests.support import new_topic
+
+pytestmark = [pytest.mark.faust, pytest.mark.kafka]
+ROOT = Path(__file__).resolve().parents[2]
+T0 = 1_780_000_000_000
+
+
+def _orders(n: int) -> list[dict]:
+    """Orders of 12 users, each user's on one partition in order, with known timestamps."""
+    rng = random.Random(5)
+    return [
+        {"user": f"user-{rng.randrange(12)}", "amount": round(rng.uniform(1, 60), 2),
+         "ts": T0 + i * 1000 + rng.randrange(500)}
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def _partition(user: str) -> int:
+    return int(user.split("-")[1]) % PARTITIONS
+
+
+def _read(bootstrap: str, topic: str, partitions: int, done) -> list:
+    """Every message of ``topic`` until ``done(messages)`` holds (60 s at most; ``done``
+    also says when the worker has died)."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False}
+    )
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    out: list = []
+    deadline = time.monotonic() + 60
+    try:
+        while not done(out) and time.monotonic() < deadline:
+            out += [m for m in consumer.consume(500, 0.5) if m.error() is None]
+    finally:
+        consumer.close()
+    return out
+
+
+def _events(messages: list) -> list[CaptureEvent]:
+    return [decode_single_object(m.value()) for m in messages]
+
+
+def _totals(events: list[CaptureEvent], operator: str) -> tuple[int, int]:
+    mine = [e for e in events if e.event_type == EventType.AGGREGATE and e.operator_id == operator]
+    return sum(e.input_count for e in mine), sum(e.output_count for e in mine)
+
+
+def _worker(broker, orders_topic: str, capture: str, sink: str, log: Path) -> subprocess.Popen:
+    env = dict(
+        os.environ, BROKER=broker.bootstrap_servers, ORDERS=orders_topic, CAPTURE=capture,
+        SINK=sink, APP_ID=f"faro-faust-{uuid.uuid4().hex[:8]}", DATADIR=str(log.parent / "faust"),
+    )  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.faust.app", "worker", "-l", "warn"],
+        cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def _produce(bootstrap: str, topic: str, orders: list[dict]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for o in orders:
+        producer.produce(topic, json.dumps(o).encode(), key=o["user"].encode(),
+                         partition=_partition(o["user"]), timestamp=o["ts"])  # fmt: skip
+    assert producer.flush(10) == 0
+
+
+def _stop(worker: subprocess.Popen, log: Path) -> None:
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        raise AssertionError(f"the Faust worker did not stop: {log.read_text()[-3000:]}") from None
+
+
+def test_the_agent_and_its_table_are_reported_as_ground_truth(broker, tmp_path) -> None:
+    orders = _orders(300)
+    kept = [o for o in orders if o["amount"] >= MIN_AMOUNT]
+    orders_topic = new_topic(broker.bootstrap_servers, PARTITIONS)
+    capture = new_topic(broker.bootstrap_servers, 1)
+    _produce(broker.bootstrap_servers, orders_topic, orders)
+    log = tmp_path / "worker.log"
+    worker = _worker(broker, orders_topic, capture, "kafka", log)
+    try:
+        messages = _read(broker.bootstrap_servers, capture, 1, lambda ms: worker.poll() is not None
+                         or _totals(_events(ms), "score")[0] >= len(orders))  # fmt: skip
+    finally:
+        _stop(worker, log)
+    events = _events(messages)
+    assert _totals(events, "score") == (len(orders), len(kept)), log.read_text()[-3000:]
+
+    # the table: each kept order is one write, by the partition of its user
+    running: dict[str, float] = defaultdict(float)
+    writes = []
+    for o in kept:
+        running[o["user"]] += o["amount"]
+        writes.append((o["user"], round(running[o["user"]], 6), o["ts"]))
+    assert _totals(events, "purchase_total") == (len(kept), len(kept))
+    entities = [e for e in events if e.event_type == EventType.ENTITY]
+    assert sorted((e.entity_id, round(e.feature_value, 6), e.event_time) for e in entities) == \
+        sorted(writes)  # fmt: skip
+    tables = [e for e in events if e.operator_id == "purchase_total"
+              and e.event_type == EventType.AGGREGATE]  # fmt: skip
+    by_partition: dict[int, int] = defaultdict(int)
+    for o in kept:
+        by_partition[_partition(o["user"])] += 1
+    subtasks: dict[int, int] = defaultdict(int)
+    for e in tables:
+        subtasks[e.subtask_index] += e.input_count
+    assert subtasks == by_partition
+    assert {e.operator_type for e in tables} == {OperatorType.AGG}
+
+    agent = [e for e in events if e.operator_id == "score" and e.event_type == EventType.AGGREGATE]
+    assert {(e.operator_type, e.subtask_index) for e in agent} == {(OperatorType.PROCESS, 0)}
+    assert min(e.event_time_min for e in agent) == min(o["ts"] for o in orders)
+    assert max(e.event_time_max for e in agent) == max(o["ts"] for o in orders)
+    assert all(e.late_count is None and e.watermark is None for e in agent)
+    stats = [s for e in agent for s in e.feature_stats]
+    assert sum(s.count for s in stats) == len(orders)
+    assert sum(s.sum for s in stats) == pytest.approx(sum(o["amount"] for o in orders))
+
+
+def test_a_failing_sink_leaves_the_pipeline_computing_the_same(broker, tmp_path) -> None:
+    orders = _orders(200)
+    orders_topic = new_topic(broker.bootstrap_servers, PARTITIONS)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+    results = f"{orders_topic}-totals"  # where the agent sends each new total
+    admin.create_topics([NewTopic(results, num_partitions=PARTITIONS)])[results].result(10)
+    _produce(broker.bootstrap_servers, orders_topic, orders)
+    log = tmp_path / "worker.log"
+    worker = _worker(broker, orders_topic, "unused", "failing", log)
+    kept = [o for o in orders if o["amount"] >= MIN_AMOUNT]
+    try:
+        out = _read(broker.bootstrap_servers, results, PARTITIONS,
+                    lambda ms: worker.poll() is not None or len(ms) >= len(kept))  # fmt: skip
+    finally:
+        _stop(worker, log)
+    running: dict[str, float] = defaultdict(float)
+    expected = []
+    for o in kept:
+        running[o["user"]] += o["amount"]
+        expected.append((o["user"], round(running[o["user"]], 6)))
+    got = [json.loads(m.value()) for m in out]
+    assert sorted((t["user"], round(t["total"], 6)) for t in got) == sorted(expected), \
+        log.read_text()[-3000:]  # fmt: skip
+    assert "the capture destination is down" in log.read_text()  # logged, not raised
+
+
+def test_a_config_that_is_not_a_faro_config_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"configs\['score'\] must be a FaroConfig"):
+        FaroSensor("p", lambda: None, {"score": {"features": ["amount"]}})  # type: ignore[dict-item]
