@@ -60,7 +60,12 @@ app.sensors.add(
         "faust-pipeline",
         sink,
         {
-            "score": FaroConfig(features={"amount": FaroFeatureConfig(feature_value="amount")}),
+            "score": FaroConfig(
+                features={
+                    "amount": FaroFeatureConfig(feature_value="amount"),
+                    "kept_amount": FaroFeatureConfig(feature_value="amount", on="output"),
+                }
+            ),
             "purchase_total": FaroConfig(
                 features={
                     "purchase_total": FaroFeatureConfig(entity_key="key", feature_value="value")

@@ -138,9 +138,10 @@ def test_the_agent_and_its_table_are_reported_as_ground_truth(broker, tmp_path) 
     assert min(e.event_time_min for e in agent) == min(o["ts"] for o in orders)
     assert max(e.event_time_max for e in agent) == max(o["ts"] for o in orders)
     assert all(e.late_count is None and e.watermark is None for e in agent)
-    stats = [s for e in agent for s in e.feature_stats]
-    assert sum(s.count for s in stats) == len(orders)
-    assert sum(s.sum for s in stats) == pytest.approx(sum(o["amount"] for o in orders))
+    for feature, seen in (("amount", orders), ("kept_amount", kept)):  # input, output
+        stats = [s for e in agent for s in e.feature_stats if s.name == feature]
+        assert sum(s.count for s in stats) == len(seen)
+        assert sum(s.sum for s in stats) == pytest.approx(sum(o["amount"] for o in seen))
 
 
 def test_a_failing_sink_leaves_the_pipeline_computing_the_same(broker, tmp_path) -> None:
