@@ -155,10 +155,11 @@ class FaroSensor(Sensor):
 
 
 def _agent_name(stream: Any) -> str:
-    """The agent's name (Faust's, without ``__main__.``); a stream outside an agent
-    is named after its channel."""
-    name = stream.prefix or stream.shortlabel
-    return str(name[len(_MAIN):] if name.startswith(_MAIN) else name)
+    """The agent's name (Faust's, without ``__main__.``). A stream outside an agent,
+    or the one an agent's ``group_by`` reads back from its repartition topic, is
+    named after its topic."""
+    name = str(stream.prefix or stream.channel)
+    return name[len(_MAIN):] if name.startswith(_MAIN) else name
 
 
 def _event_time(event: Any) -> int | None:

@@ -6,6 +6,7 @@
 Its agent keeps orders of at least MIN_AMOUNT (``stream.filter``), adds each to
 its user's running total in the table ``purchase_total`` and sends the new total
 to the topic ``<ORDERS>-totals``: what the tests compare with their own sums.
+With GROUP_BY set, it first repartitions the orders by user (``group_by``).
 FaroSensor reports the agent and the table to the topic CAPTURE (SINK=kafka), or
 to a sink whose every call raises (SINK=failing).
 """
@@ -79,7 +80,10 @@ app.sensors.add(
 
 @app.agent(orders, name="score")
 async def score(stream: Any) -> None:
-    async for order in stream.filter(lambda o: o["amount"] >= MIN_AMOUNT):
+    kept = stream.filter(lambda o: o["amount"] >= MIN_AMOUNT)
+    if os.environ.get("GROUP_BY"):  # repartitioned by user, through a topic of Faust's
+        kept = kept.group_by(lambda o: o["user"], name="user")
+    async for order in kept:
         purchase_total[order["user"]] += order["amount"]
         await totals_out.send(
             key=order["user"],

@@ -68,10 +68,13 @@ def _totals(events: list[CaptureEvent], operator: str) -> tuple[int, int]:
     return sum(e.input_count for e in mine), sum(e.output_count for e in mine)
 
 
-def _worker(broker, orders_topic: str, capture: str, sink: str, log: Path) -> subprocess.Popen:
+def _worker(
+    broker, orders_topic: str, capture: str, sink: str, log: Path, group_by: bool = False
+) -> subprocess.Popen:
     env = dict(
         os.environ, BROKER=broker.bootstrap_servers, ORDERS=orders_topic, CAPTURE=capture,
         SINK=sink, APP_ID=f"faro-faust-{uuid.uuid4().hex[:8]}", DATADIR=str(log.parent / "faust"),
+        GROUP_BY="1" if group_by else "",
     )  # fmt: skip
     return subprocess.Popen(
         [sys.executable, "-m", "tests.faust.app", "worker", "-l", "warn"],
@@ -85,6 +88,27 @@ def _produce(bootstrap: str, topic: str, orders: list[dict]) -> None:
         producer.produce(topic, json.dumps(o).encode(), key=o["user"].encode(),
                          partition=_partition(o["user"]), timestamp=o["ts"])  # fmt: skip
     assert producer.flush(10) == 0
+
+
+def _run(
+    broker, worker: subprocess.Popen, capture: str, log: Path,
+    expected: dict[str, tuple[int, int]], entities: int,
+) -> list[CaptureEvent]:
+    """Lets the worker run until the sensor has reported ``expected`` (inputs and
+    outputs per operator), stops it (its last flush), and returns every event."""
+
+    def reported(ms: list) -> bool:
+        events = _events(ms)
+        return all(_totals(events, op) == counts for op, counts in expected.items()) and \
+            sum(e.event_type == EventType.ENTITY for e in events) == entities  # fmt: skip
+
+    try:
+        _read(broker.bootstrap_servers, capture, 1, lambda ms: worker.poll() is not None
+              or reported(ms))  # fmt: skip
+    finally:
+        _stop(worker, log)
+    # what the sensor sent as it stopped, too
+    return _events(_read(broker.bootstrap_servers, capture, 1, reported))
 
 
 def _stop(worker: subprocess.Popen, log: Path) -> None:
@@ -104,13 +128,9 @@ def test_the_agent_and_its_table_are_reported_as_ground_truth(broker, tmp_path) 
     _produce(broker.bootstrap_servers, orders_topic, orders)
     log = tmp_path / "worker.log"
     worker = _worker(broker, orders_topic, capture, "kafka", log)
-    try:
-        messages = _read(broker.bootstrap_servers, capture, 1, lambda ms: worker.poll() is not None
-                         or _totals(_events(ms), "score")[0] >= len(orders))  # fmt: skip
-    finally:
-        _stop(worker, log)
-    events = _events(messages)
-    assert _totals(events, "score") == (len(orders), len(kept)), log.read_text()[-3000:]
+    expected = {"score": (len(orders), len(kept)), "purchase_total": (len(kept), len(kept))}
+    events = _run(broker, worker, capture, log, expected, len(kept))
+    assert _totals(events, "score") == expected["score"], log.read_text()[-3000:]
 
     # the table: each kept order is one write, by the partition of its user
     running: dict[str, float] = defaultdict(float)
@@ -142,6 +162,29 @@ def test_the_agent_and_its_table_are_reported_as_ground_truth(broker, tmp_path) 
         stats = [s for e in agent for s in e.feature_stats if s.name == feature]
         assert sum(s.count for s in stats) == len(seen)
         assert sum(s.sum for s in stats) == pytest.approx(sum(o["amount"] for o in seen))
+
+
+def test_a_repartitioned_stream_is_an_operator_named_after_its_topic(broker, tmp_path) -> None:
+    """group_by sends the agent's events through a topic of Faust's and reads them
+    back in a second stream: each stream is counted once, under its own name."""
+    orders = _orders(200)
+    kept = [o for o in orders if o["amount"] >= MIN_AMOUNT]
+    orders_topic = new_topic(broker.bootstrap_servers, PARTITIONS)
+    capture = new_topic(broker.bootstrap_servers, 1)
+    _produce(broker.bootstrap_servers, orders_topic, orders)
+    log = tmp_path / "worker.log"
+    worker = _worker(broker, orders_topic, capture, "kafka", log, group_by=True)
+    repartitioned = f"score-{orders_topic}-user-repartition"
+    expected = {
+        # group_by moves the stream's processors (the filter) to the stream it reads
+        # back, so the agent's own stream hands every order on
+        "score": (len(orders), len(orders)),
+        repartitioned: (len(orders), len(kept)),
+        "purchase_total": (len(kept), len(kept)),
+    }
+    events = _run(broker, worker, capture, log, expected, len(kept))
+    assert {e.operator_id for e in events} == set(expected)
+    assert {op: _totals(events, op) for op in expected} == expected, log.read_text()[-3000:]
 
 
 def test_a_failing_sink_leaves_the_pipeline_computing_the_same(broker, tmp_path) -> None:
