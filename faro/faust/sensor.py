@@ -81,15 +81,22 @@ class FaroSensor(Sensor):
         self.failures = FailureLog(f"faro pipeline {pipeline_id!r}", log)
         self._sink: CaptureEventSink | None = None
         self._recorders: dict[tuple[str, int], OperatorRecorder] = {}
+        self._streams: dict[int, tuple[Any, OperatorRecorder]] = {}  # id(stream): (it, its)
 
     # -- Faust's callbacks -----------------------------------------------------------
 
     def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> Any:
         try:
-            agent = _agent_name(stream)
-            rec = self._recorder(agent, OperatorType.PROCESS, stream.concurrency_index or 0)
-            event_time = rec.record_in(event.value, _event_time(event))
-            return (rec, event_time, stream.events_total)
+            # a stream lives as long as its agent: its recorder is looked up once
+            pinned = self._streams.get(id(stream))
+            if pinned is None or pinned[0] is not stream:
+                rec = self._recorder(
+                    _agent_name(stream), OperatorType.PROCESS, stream.concurrency_index or 0
+                )
+                pinned = self._streams[id(stream)] = (stream, rec)
+            ts = event.message.timestamp
+            event_time = pinned[1].record_in(event.value, None if ts is None else int(ts * 1000))
+            return (pinned[1], event_time, stream.events_total)
         except Exception as exc:
             self.failures.record("counting an event in failed", exc)
             return None
@@ -109,11 +116,17 @@ class FaroSensor(Sensor):
     def on_table_set(self, table: Any, key: Any, value: Any) -> None:
         try:
             event = current_event()
-            partition = event.message.partition if event is not None else 0
-            rec = self._recorder(table.name, OperatorType.AGG, partition)
+            if event is None:
+                partition, event_time = 0, None
+            else:
+                message = event.message
+                ts = message.timestamp
+                partition, event_time = message.partition, None if ts is None else int(ts * 1000)
+            rec = self._recorders.get((table.name, partition)) or self._recorder(
+                table.name, OperatorType.AGG, partition
+            )
             write = TableWrite(key, value)
-            event_time = rec.record_in(write, _event_time(event) if event is not None else None)
-            rec.record_out(write, event_time)
+            rec.record_out(write, rec.record_in(write, event_time))
         except Exception as exc:
             self.failures.record(f"counting a write to table {table.name!r} failed", exc)
 
@@ -160,9 +173,3 @@ def _agent_name(stream: Any) -> str:
     named after its topic."""
     name = str(stream.prefix or stream.channel)
     return name[len(_MAIN):] if name.startswith(_MAIN) else name
-
-
-def _event_time(event: Any) -> int | None:
-    """The message's timestamp (Faust's seconds) as epoch ms."""
-    ts = event.message.timestamp
-    return None if ts is None else int(ts * 1000)
