@@ -11,7 +11,7 @@ Faust, where it is exact. Variants are interleaved over ``--repeat`` rounds, eac
 round starting one variant later, and each ratio is taken within its round
 against that round's plain run; the medians are printed.
 
-    python bench/faust_overhead.py [--records 100000] [--repeat 5]
+    python bench/faust_overhead.py [--records 30000] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--records", type=int, default=30_000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
