@@ -120,14 +120,21 @@ def _stop(worker: subprocess.Popen, log: Path) -> None:
         raise AssertionError(f"the Faust worker did not stop: {log.read_text()[-3000:]}") from None
 
 
-def test_the_agent_and_its_table_are_reported_as_ground_truth(broker, tmp_path) -> None:
-    orders = _orders(300)
-    kept = [o for o in orders if o["amount"] >= MIN_AMOUNT]
+def _started(broker, tmp_path: Path, orders: list[dict], group_by: bool = False):
+    """Topics for the orders and the capture events, the orders sent, and the worker
+    started: (orders topic, capture topic, worker log, worker)."""
     orders_topic = new_topic(broker.bootstrap_servers, PARTITIONS)
     capture = new_topic(broker.bootstrap_servers, 1)
     _produce(broker.bootstrap_servers, orders_topic, orders)
     log = tmp_path / "worker.log"
-    worker = _worker(broker, orders_topic, capture, "kafka", log)
+    worker = _worker(broker, orders_topic, capture, "kafka", log, group_by)
+    return orders_topic, capture, log, worker
+
+
+def test_the_agent_and_its_table_are_reported_as_ground_truth(broker, tmp_path) -> None:
+    orders = _orders(300)
+    kept = [o for o in orders if o["amount"] >= MIN_AMOUNT]
+    _, capture, log, worker = _started(broker, tmp_path, orders)
     expected = {"score": (len(orders), len(kept)), "purchase_total": (len(kept), len(kept))}
     events = _run(broker, worker, capture, log, expected, len(kept))
     assert _totals(events, "score") == expected["score"], log.read_text()[-3000:]
@@ -169,11 +176,7 @@ def test_a_repartitioned_stream_is_an_operator_named_after_its_topic(broker, tmp
     back in a second stream: each stream is counted once, under its own name."""
     orders = _orders(200)
     kept = [o for o in orders if o["amount"] >= MIN_AMOUNT]
-    orders_topic = new_topic(broker.bootstrap_servers, PARTITIONS)
-    capture = new_topic(broker.bootstrap_servers, 1)
-    _produce(broker.bootstrap_servers, orders_topic, orders)
-    log = tmp_path / "worker.log"
-    worker = _worker(broker, orders_topic, capture, "kafka", log, group_by=True)
+    orders_topic, capture, log, worker = _started(broker, tmp_path, orders, group_by=True)
     repartitioned = f"score-{orders_topic}-user-repartition"
     expected = {
         # group_by moves the stream's processors (the filter) to the stream it reads

@@ -434,15 +434,7 @@ def test_co_process_trace_counts_both_inputs(flink_env, receiver, keyed) -> None
     stats = [s for e in joins for s in e.feature_stats]
     assert sum(s.count for s in stats) == len(expected)
     assert sum(s.sum for s in stats) == pytest.approx(sum(o[2] for o in expected))
-    assert wait_for(
-        lambda: len([e for e in received_events(receiver)
-                     if e.event_type == EventType.ENTITY]) == len(expected),
-        CLOSE_GRACE_S,
-    )  # fmt: skip
-    entities = [e for e in received_events(receiver) if e.event_type == EventType.ENTITY]
-    assert sorted((e.entity_id, e.feature_value, e.event_time) for e in entities) == sorted(
-        (o[4], o[2], o[3]) for o in expected
-    )
+    _entities_are(receiver, [(o[4], o[2], o[3]) for o in expected])
 
 
 @pytest.mark.parametrize("keyed", [False, True])
@@ -487,15 +479,7 @@ def test_broadcast_process_trace_counts_the_main_stream(flink_env, receiver, key
     stats = [s for e in aggregates for s in e.feature_stats]
     assert sum(s.count for s in stats) == len(data)
     assert sum(s.sum for s in stats) == pytest.approx(sum(o.amount for o in data))
-    assert wait_for(
-        lambda: len([e for e in received_events(receiver)
-                     if e.event_type == EventType.ENTITY]) == len(data),
-        CLOSE_GRACE_S,
-    )  # fmt: skip
-    entities = [e for e in received_events(receiver) if e.event_type == EventType.ENTITY]
-    assert sorted((e.entity_id, e.feature_value, e.event_time) for e in entities) == sorted(
-        (o.user, o.amount, o.ts) for o in data
-    )
+    _entities_are(receiver, [(o.user, o.amount, o.ts) for o in data])
 
 
 def test_co_map_and_co_flat_map_traces_count_both_inputs(flink_env, receiver) -> None:
@@ -527,6 +511,19 @@ def test_co_map_and_co_flat_map_traces_count_both_inputs(flink_env, receiver) ->
     ), _totals(receiver)
     types = {(e.operator_id, e.operator_type, e.late_count) for e in received_events(receiver)}
     assert types == {("signed", OperatorType.MAP, None), ("split", OperatorType.FLAT_MAP, None)}
+
+
+def _entities_are(receiver, expected: list[tuple[str, float, int]]) -> None:
+    """Waits for one ENTITY event per (entity, value, event time) in ``expected``, then
+    checks that they are exactly those."""
+
+    def entities() -> list:
+        return [e for e in received_events(receiver) if e.event_type == EventType.ENTITY]
+
+    assert wait_for(lambda: len(entities()) == len(expected), CLOSE_GRACE_S), len(entities())
+    assert sorted((e.entity_id, e.feature_value, e.event_time) for e in entities()) == sorted(
+        expected
+    )
 
 
 def _totals(receiver) -> dict[str, tuple[int, int]]:
