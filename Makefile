@@ -34,7 +34,7 @@ demo: setup ## start broker + materializer + API, run both Flink jobs, print cur
 demo-stop: setup ## stop what `make demo` left running
 	$(BIN)/python -m faro._dev.demo down
 
-test: setup browser ## run the whole test suite against real Kafka, Flink, Spark and Chromium
+test: setup browser ## run the whole test suite against real Kafka, Flink, Spark, Faust and Chromium
 	$(BIN)/python -m pytest
 
 # The adapters also support older engine releases: their tests run again there, each
