@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from faro.core.events import CaptureEvent, EventType
 from faro.core.sink import CaptureEventSink
@@ -118,6 +119,30 @@ def p99_emit_seconds(sink: CaptureEventSink, events: list[CaptureEvent]) -> floa
         timings.append(time.perf_counter() - start)
     timings.sort()
     return timings[int(len(timings) * 0.99)]
+
+
+def read_topic(
+    bootstrap: str, topic: str, done: Callable[[list[Any]], bool], timeout: float = 30.0
+) -> list[Any]:
+    """Every message of ``topic``, all partitions from the start (no consumer group, so
+    no rebalance to wait for), until ``done(messages)`` holds or ``timeout`` passes."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False}
+    )
+    messages: list[Any] = []
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        deadline = time.monotonic() + timeout
+        while not done(messages) and time.monotonic() < deadline:
+            for message in consumer.consume(1000, 0.5):
+                assert message.error() is None, message.error()
+                messages.append(message)
+    finally:
+        consumer.close()
+    return messages
 
 
 def new_topic(bootstrap: str, partitions: int = 3) -> str:

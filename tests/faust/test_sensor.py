@@ -8,20 +8,19 @@ import random
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from faro import CaptureEvent, EventType, OperatorType
 from faro.core.avro_codec import decode_single_object
 from faro.faust import FaroSensor
 from tests.faust import MIN_AMOUNT, PARTITIONS
-from tests.support import new_topic
+from tests.support import new_topic, read_topic
 
 pytestmark = [pytest.mark.faust, pytest.mark.kafka]
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,21 +41,10 @@ def _partition(user: str) -> int:
     return int(user.split("-")[1]) % PARTITIONS
 
 
-def _read(bootstrap: str, topic: str, partitions: int, done) -> list:
+def _read(bootstrap: str, topic: str, done) -> list:
     """Every message of ``topic`` until ``done(messages)`` holds (60 s at most; ``done``
     also says when the worker has died)."""
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False}
-    )
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    out: list = []
-    deadline = time.monotonic() + 60
-    try:
-        while not done(out) and time.monotonic() < deadline:
-            out += [m for m in consumer.consume(500, 0.5) if m.error() is None]
-    finally:
-        consumer.close()
-    return out
+    return read_topic(bootstrap, topic, done, timeout=60)
 
 
 def _events(messages: list) -> list[CaptureEvent]:
@@ -103,12 +91,12 @@ def _run(
             sum(e.event_type == EventType.ENTITY for e in events) == entities  # fmt: skip
 
     try:
-        _read(broker.bootstrap_servers, capture, 1, lambda ms: worker.poll() is not None
+        _read(broker.bootstrap_servers, capture, lambda ms: worker.poll() is not None
               or reported(ms))  # fmt: skip
     finally:
         _stop(worker, log)
     # what the sensor sent as it stopped, too
-    return _events(_read(broker.bootstrap_servers, capture, 1, reported))
+    return _events(_read(broker.bootstrap_servers, capture, reported))
 
 
 def _stop(worker: subprocess.Popen, log: Path) -> None:
@@ -201,7 +189,7 @@ def test_a_failing_sink_leaves_the_pipeline_computing_the_same(broker, tmp_path)
     worker = _worker(broker, orders_topic, "unused", "failing", log)
     kept = [o for o in orders if o["amount"] >= MIN_AMOUNT]
     try:
-        out = _read(broker.bootstrap_servers, results, PARTITIONS,
+        out = _read(broker.bootstrap_servers, results,
                     lambda ms: worker.poll() is not None or len(ms) >= len(kept))  # fmt: skip
     finally:
         _stop(worker, log)

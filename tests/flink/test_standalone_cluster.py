@@ -2,12 +2,10 @@
 
 import os
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 from pyflink.common import Types
 from pyflink.datastream import StreamExecutionEnvironment
 
@@ -15,6 +13,7 @@ from faro._dev.broker import LocalBroker, free_port
 from faro._dev.flink_cluster import FlinkCluster
 from faro.core.avro_codec import decode_single_object
 from faro.core.events import CaptureEvent
+from tests.support import read_topic
 
 pytestmark = [pytest.mark.flink, pytest.mark.kafka]
 
@@ -43,16 +42,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlinkCluster]:
         c.down()
 
 
-def _read_topic(bootstrap: str, topic: str, until: int, timeout: float = 30) -> list[CaptureEvent]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused"})
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-    events: list[CaptureEvent] = []
-    deadline = time.monotonic() + timeout
-    while sum(e.input_count or 0 for e in events) < until and time.monotonic() < deadline:
-        events += [decode_single_object(m.value()) for m in consumer.consume(1000, 0.5)]
-    consumer.close()
-    return events
+def _read_topic(bootstrap: str, topic: str, until: int) -> list[CaptureEvent]:
+    """The topic's events, once their inputs add up to ``until``."""
+
+    def events(messages: list) -> list[CaptureEvent]:
+        return [decode_single_object(m.value()) for m in messages]
+
+    messages = read_topic(
+        bootstrap, topic, lambda ms: sum(e.input_count or 0 for e in events(ms)) >= until
+    )
+    return events(messages)
 
 
 def test_order_job_on_the_cluster_delivers_its_events_to_kafka(

@@ -4,7 +4,6 @@ import time
 from collections import defaultdict
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from faro import (
     AsyncCaptureEventSink,
@@ -20,29 +19,15 @@ from faro._dev.broker import free_port
 from faro.core.avro_codec import decode_single_object, encode_single_object
 from faro.core.drafts import EntityEventTemplate
 from tests.sinks.events import mixed_events
-from tests.support import ListSink, new_topic, p99_emit_seconds
+from tests.support import ListSink, new_topic, p99_emit_seconds, read_topic
 
 pytestmark = pytest.mark.kafka
 
 
-def _consume_all(
-    bootstrap: str, topic: str, expected: int, partitions: int = 3
-) -> list[tuple[int, bytes, bytes]]:
-    """Reads every partition from the start without a consumer group (no rebalance wait)."""
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False}
-    )
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    out: list[tuple[int, bytes, bytes]] = []
-    deadline = time.monotonic() + 30
-    try:
-        while len(out) < expected and time.monotonic() < deadline:
-            for msg in consumer.consume(1000, 0.5):
-                assert msg.error() is None, msg.error()
-                out.append((msg.partition(), msg.key(), msg.value()))
-    finally:
-        consumer.close()
-    return out
+def _consume_all(bootstrap: str, topic: str, expected: int) -> list[tuple[int, bytes, bytes]]:
+    """(partition, key, value) of every message, once ``expected`` have arrived."""
+    messages = read_topic(bootstrap, topic, lambda ms: len(ms) >= expected)
+    return [(m.partition(), m.key(), m.value()) for m in messages]
 
 
 @pytest.mark.parametrize("wrapped", [False, True], ids=["direct", "async"])
