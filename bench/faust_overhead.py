@@ -38,15 +38,12 @@ def worker() -> None:
     import faust
 
     from faro import AsyncCaptureEventSink, FaroConfig, FaroFeatureConfig, KafkaCaptureEventSink
+    from faro._dev.faust_app import local_app
     from faro.faust import FaroSensor
 
     broker, variant = os.environ["BROKER"], os.environ["VARIANT"]
     records = int(os.environ["RECORDS"])
-    app = faust.App(
-        f"faro-bench-{uuid.uuid4().hex[:8]}", broker=f"kafka://{broker}", store="memory://",
-        datadir=os.environ["DATADIR"], web_enabled=False, topic_partitions=PARTITIONS,
-        topic_replication_factor=1, broker_session_timeout=6, broker_heartbeat_interval=1,
-    )  # fmt: skip
+    app = local_app(f"faro-bench-{uuid.uuid4().hex[:8]}", broker, os.environ["DATADIR"], PARTITIONS)
     orders = app.topic(os.environ["ORDERS"], value_serializer="json", partitions=PARTITIONS)
     totals = app.Table("purchase_total", default=float)
     if variant != "plain":

@@ -22,6 +22,7 @@ from typing import Any
 import faust
 
 from faro import FaroConfig, FaroFeatureConfig
+from faro._dev.faust_app import local_app
 from faro.faust import FaroSensor
 from faro.sinks.select import add_sink_arguments, sink_factory_from_args
 
@@ -35,18 +36,7 @@ def purchase(i: int, users: int) -> dict[str, Any]:
 
 
 def build_app(args: argparse.Namespace) -> faust.App:
-    app = faust.App(
-        args.app_id,
-        broker=f"kafka://{args.broker}",
-        store="memory://",
-        datadir=args.datadir,
-        web_enabled=False,
-        topic_partitions=args.partitions,
-        topic_replication_factor=1,
-        # a worker alone in its group: brokers may wait half the session for others
-        broker_session_timeout=6,
-        broker_heartbeat_interval=1,
-    )
+    app = local_app(args.app_id, args.broker, args.datadir, args.partitions)
     # internal: Faust creates it, with as many partitions as the table's changelog
     purchases = app.topic(
         args.input_topic, key_serializer="raw", value_serializer="json",

@@ -1,1 +1,2 @@
-"""Development helpers: the local test broker used by tests, benchmarks and the demo."""
+"""Development helpers for the tests, benchmarks, jobs and the demo: the local test
+broker, the standalone Flink cluster, a Faust app for one local worker."""

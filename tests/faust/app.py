@@ -16,25 +16,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import faust
-
 from faro import FaroConfig, FaroFeatureConfig, KafkaCaptureEventSink
+from faro._dev.faust_app import local_app
 from faro.faust import FaroSensor
 from tests.faust import MIN_AMOUNT, PARTITIONS
 
 BROKER = os.environ["BROKER"]
-app = faust.App(
-    os.environ["APP_ID"],
-    broker=f"kafka://{BROKER}",
-    store="memory://",
-    datadir=os.environ["DATADIR"],
-    web_enabled=False,
-    topic_partitions=PARTITIONS,
-    topic_replication_factor=1,
-    # a group of one: the test broker waits half the session for more members
-    broker_session_timeout=6,
-    broker_heartbeat_interval=1,
-)
+app = local_app(os.environ["APP_ID"], BROKER, os.environ["DATADIR"], PARTITIONS)
 orders = app.topic(os.environ["ORDERS"], value_serializer="json", partitions=PARTITIONS)
 totals_out = app.topic(f"{os.environ['ORDERS']}-totals", value_serializer="json")
 purchase_total = app.Table("purchase_total", default=float)
