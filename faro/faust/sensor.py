@@ -87,9 +87,10 @@ class FaroSensor(Sensor):
 
     def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> Any:
         try:
-            # a stream lives as long as its agent: its recorder is looked up once
+            # a stream lives as long as its agent: its recorder is looked up once, and
+            # the stream is kept with it, so no other object can take its id
             pinned = self._streams.get(id(stream))
-            if pinned is None or pinned[0] is not stream:
+            if pinned is None:
                 rec = self._recorder(
                     _agent_name(stream), OperatorType.PROCESS, stream.concurrency_index or 0
                 )

@@ -145,15 +145,16 @@ class _PublicReads:
 
 def _watermark_reader(ctx: Any) -> Callable[[], int | None]:
     """``ctx.current_watermark`` if it answers (a broadcast function's contexts, whose
-    public API has no timer service), else the timer service's. It is tried once
-    because PyFlink's thread mode gives a keyed broadcast function's contexts one
-    that calls a Java method which is not there; their timer service answers."""
+    public API has no timer service), else the timer service's, which PyFlink keeps
+    for the operator's life. It is tried once because PyFlink's thread mode gives a
+    keyed broadcast function's contexts one that calls a Java method which is not
+    there; their timer service answers."""
     read = getattr(ctx, "current_watermark", None)
     if read is not None:
         with contextlib.suppress(Exception):
             read()
             return read
-    return lambda: ctx.timer_service().current_watermark()
+    return ctx.timer_service().current_watermark
 
 
 def _reads(ctx: Any) -> tuple[Any, Any]:
